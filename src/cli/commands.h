@@ -1,0 +1,13 @@
+// Registration of the subcommands; each lives in its own file (inspect.cpp, quantize.cpp, ...).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace strata::cli {
+
+void register_commands(CLI::App& app);
+
+void register_inspect(CLI::App& app);
+void register_quantize(CLI::App& app);
+
+}  // namespace strata::cli

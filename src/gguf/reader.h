@@ -1,0 +1,67 @@
+// GGUF reader (versions 2 and 3, little-endian). The file is mmapped, parsed and every
+// field validated before use; tensor data is never read until a caller touches it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "gguf/value.h"
+
+namespace strata::gguf {
+
+inline constexpr uint64_t kDefaultAlignment = 32;
+
+struct TensorInfo {
+  std::string name;
+  DType type = DType::F32;
+  std::vector<int64_t> shape;  // ne: shape[0] is the innermost (contiguous) dimension
+  uint64_t offset = 0;         // from the start of the data section
+  uint64_t nbytes = 0;
+  const uint8_t* data = nullptr;  // into the mapping (or the parsed buffer)
+
+  int64_t n_elements() const;
+};
+
+class File {
+public:
+  // Maps and parses `path`; throws strata::Error naming the file, the field and the offset.
+  static File open(const std::string& path);
+  // Parses bytes already in memory (fuzzing, tests); `bytes` must outlive the File.
+  static File parse(std::span<const uint8_t> bytes, std::string name);
+
+  File(File&&) noexcept;
+  File& operator=(File&&) noexcept;
+  ~File();
+
+  const std::string& name() const { return name_; }
+  uint32_t version() const { return version_; }
+  uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // absolute offset of the data section
+  uint64_t file_size() const { return bytes_.size(); }
+
+  const std::vector<KeyValue>& metadata() const { return metadata_; }
+  const Value* find(std::string_view key) const;  // nullptr if absent
+  const Value& get(std::string_view key) const;   // throws naming the file and key if absent
+
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;
+
+private:
+  File() = default;
+  struct Mapping;
+  std::unique_ptr<Mapping> mapping_;
+  std::span<const uint8_t> bytes_;
+  std::string name_;
+  uint32_t version_ = 0;
+  uint64_t alignment_ = kDefaultAlignment;
+  uint64_t data_offset_ = 0;
+  std::vector<KeyValue> metadata_;
+  std::vector<TensorInfo> tensors_;
+};
+
+}  // namespace strata::gguf
