@@ -1,2 +1,0 @@
-// TEMPORARY placeholder so the layer links while the reader and writer are written.
-#include "gguf/reader.h"
