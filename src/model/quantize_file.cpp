@@ -24,7 +24,7 @@ void convert_rows(const uint8_t* in, DType from, uint8_t* out, DType to, int64_t
   const size_t out_row = row_bytes(to, ne0);
   std::atomic<int64_t> next{0};
   auto work = [&] {
-    std::vector<float> row(size_t(ne0));  // [ne0]
+    std::vector<float> row(static_cast<size_t>(ne0));  // [ne0]
     for (int64_t r0; (r0 = next.fetch_add(kRowsPerTask)) < n_rows;) {
       for (int64_t r = r0; r < std::min(n_rows, r0 + kRowsPerTask); ++r) {
         src.dequantize(in + size_t(r) * in_row, row.data(), ne0);

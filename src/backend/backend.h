@@ -1,0 +1,73 @@
+// The op interface every backend implements (design principle 1): the model is written
+// once against it, and nothing here knows what a transformer is.
+//
+// Shapes are ne0-first as in GGUF: a matrix [k, n] has n rows of k contiguous elements.
+// Activations are f32 tensors made by the backend (alloc); weights may be of any type the
+// backend supports. Outputs are preallocated by the caller and must not alias inputs
+// unless an op says so.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace strata {
+
+// Rotary position embedding of one model.
+struct RopeConfig {
+  int n_rot = 0;               // dimensions rotated in each head (even, <= head_dim)
+  float freq_base = 10000.0f;  // theta_i = pos * freq_scale * freq_base^(-2i/n_rot) / factor_i
+  float freq_scale = 1.0f;     // 1 / linear scaling factor
+  bool neox = false;           // rotate pairs (i, i + n_rot/2) (NEOX, qwen2) instead of (2i, 2i+1) (llama)
+  std::vector<float> freq_factors;  // [n_rot/2] per-pair divisors (Llama 3 rope scaling); empty = none
+};
+
+class Backend {
+public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // ---- memory ------------------------------------------------------------------------
+  // A new zero-filled tensor on the backend's device.
+  virtual Tensor alloc(DType type, ShapeRef ne, std::string name) = 0;
+  // A weight from the (mmapped) host tensor; CPU backends return the view itself.
+  virtual Tensor upload(const Tensor& host) = 0;
+  // The values of a backend tensor as a host f32 tensor (for taps, logits, verification).
+  virtual Tensor to_host_f32(const Tensor& t) = 0;
+  // Waits for queued work (no-op on CPU).
+  virtual void synchronize() {}
+
+  // ---- ops ---------------------------------------------------------------------------
+  // out[:, i] = table[:, ids[i]]                table [n_embd, n_vocab] any type; out [n_embd, n_ids] f32
+  virtual void get_rows(const Tensor& table, std::span<const int32_t> ids, Tensor& out) = 0;
+  // out[:, r] = x[:, r] / sqrt(mean(x[:, r]^2) + eps) * weight     x, out [n, rows]; weight [n]
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // out[i, j] = sum_l w[l, i] * x[l, j]          w [k, n] any type; x [k, m] f32; out [n, m] f32
+  virtual void matmul(const Tensor& w, const Tensor& x, Tensor& out) = 0;
+  // out = a + b; b has the shape of a, or one row [n] broadcast over a's rows. out may alias a.
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // out = x * s. out may alias x.
+  virtual void scale(const Tensor& x, float s, Tensor& out) = 0;
+  // out = silu(gate) * up                        gate, up, out [n, rows]
+  virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // Row-wise softmax in place.                   x [n, rows]
+  virtual void softmax(Tensor& x) = 0;
+  // Rotates x in place; token t is at position positions[t].   x [head_dim, n_heads, n_tokens]
+  virtual void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) = 0;
+  // cache[:, :, pos + t] = src[:, :, t]          src [head_dim, n_kv_heads, n_tokens] f32;
+  //                                              cache [head_dim, n_kv_heads, n_ctx] f32 or f16
+  virtual void store_kv(const Tensor& src, Tensor& cache, int64_t pos) = 0;
+  // Causal attention of n_tokens new queries at positions n_past.. over cache entries
+  // 0..n_past+n_tokens-1 (already stored), with grouped KV heads (n_heads % n_kv_heads == 0):
+  //   out[:, h, t] = sum_s softmax_s(scale * q[:, h, t] . k[:, h / g, s]) v[:, h / g, s]
+  // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
+  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+                         Tensor& out) = 0;
+};
+
+}  // namespace strata

@@ -1,0 +1,25 @@
+#include "model/kv_cache.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace strata {
+
+KvCache::KvCache(Backend& backend, const ModelConfig& c, int64_t n_ctx, DType type) : n_ctx_(n_ctx), type_(type) {
+  if (type != DType::F32 && type != DType::F16) fail("KV cache type must be f32 or f16, got {}", dtype_name(type));
+  if (n_ctx <= 0) fail("context size must be positive, got {}", n_ctx);
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    k_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_ctx}, fmt::format("cache_k.{}", il)));
+    v_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_ctx}, fmt::format("cache_v.{}", il)));
+  }
+}
+
+size_t KvCache::n_bytes() const {
+  size_t total = 0;
+  for (const auto& t : k_) total += t.n_bytes();
+  for (const auto& t : v_) total += t.n_bytes();
+  return total;
+}
+
+}  // namespace strata

@@ -1,0 +1,29 @@
+// Keys and values of every past position, per layer, on the backend's device.
+#pragma once
+
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/config.h"
+
+namespace strata {
+
+class KvCache {
+public:
+  // type: F32 or F16.
+  KvCache(Backend& backend, const ModelConfig& config, int64_t n_ctx, DType type);
+
+  int64_t n_ctx() const { return n_ctx_; }
+  DType type() const { return type_; }
+  size_t n_bytes() const;
+  Tensor& k(int64_t layer) { return k_.at(size_t(layer)); }  // [head_dim, n_head_kv, n_ctx]
+  Tensor& v(int64_t layer) { return v_.at(size_t(layer)); }  // [head_dim, n_head_kv, n_ctx]
+
+private:
+  int64_t n_ctx_;
+  DType type_;
+  std::vector<Tensor> k_;
+  std::vector<Tensor> v_;
+};
+
+}  // namespace strata

@@ -1,0 +1,146 @@
+#include "model/transformer.h"
+
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace strata {
+
+// Activations of one forward pass of n tokens, reused while the batch size stays the same.
+struct Transformer::Buffers {
+  int64_t n_tokens = 0;
+  Tensor x;       // [n_embd, n]    residual stream
+  Tensor cur;     // [n_embd, n]    normed input of a block
+  Tensor q;       // [n_embd, n]
+  Tensor k;       // [n_embd_kv, n]
+  Tensor v;       // [n_embd_kv, n]
+  Tensor att;     // [n_embd, n]    attention output before the projection
+  Tensor proj;    // [n_embd, n]
+  Tensor gate;    // [n_ff, n]
+  Tensor up;      // [n_ff, n]
+  Tensor act;     // [n_ff, n]
+  Tensor down;    // [n_embd, n]
+  Tensor logits;  // [n_vocab, n]   (all tokens)
+  Tensor last;    // [n_vocab, 1]   (last token only)
+};
+
+Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend)
+    : config_(config), weights_(weights), backend_(backend) {}
+
+Transformer::Buffers& Transformer::buffers_for(int64_t n) {
+  if (buffers_ && buffers_->n_tokens == n) return *buffers_;
+  const ModelConfig& c = config_;
+  auto b = std::make_shared<Buffers>();
+  auto alloc = [&](int64_t ne0, int64_t ne1, const char* name) { return backend_.alloc(DType::F32, {ne0, ne1}, name); };
+  b->n_tokens = n;
+  b->x = alloc(c.n_embd, n, "x");
+  b->cur = alloc(c.n_embd, n, "cur");
+  b->q = alloc(c.n_embd, n, "q");
+  b->k = alloc(c.n_embd_kv(), n, "k");
+  b->v = alloc(c.n_embd_kv(), n, "v");
+  b->att = alloc(c.n_embd, n, "att");
+  b->proj = alloc(c.n_embd, n, "proj");
+  b->gate = alloc(c.n_ff, n, "gate");
+  b->up = alloc(c.n_ff, n, "up");
+  b->act = alloc(c.n_ff, n, "act");
+  b->down = alloc(c.n_embd, n, "down");
+  b->logits = alloc(c.n_vocab, n, "logits");
+  b->last = alloc(c.n_vocab, 1, "logits");
+  buffers_ = std::move(b);
+  return *buffers_;
+}
+
+void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_t> positions, int64_t n_past,
+                                  KvCache& cache, const Tap& tap) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[size_t(il)];
+  const std::string p = fmt::format("blk.{}.", il);
+  const int64_t n = b.n_tokens;
+  auto emit = [&](const char* name, const Tensor& t) {
+    if (tap) tap(p + name, t);
+  };
+
+  backend_.rms_norm(b.x, w.attn_norm, c.rms_eps, b.cur);
+  emit("attn_norm", b.cur);
+  backend_.matmul(w.wq, b.cur, b.q);
+  backend_.matmul(w.wk, b.cur, b.k);
+  backend_.matmul(w.wv, b.cur, b.v);
+  if (c.qkv_bias) {
+    backend_.add(b.q, w.bq, b.q);
+    backend_.add(b.k, w.bk, b.k);
+    backend_.add(b.v, w.bv, b.v);
+  }
+  emit("q", b.q);
+  emit("k", b.k);
+  emit("v", b.v);
+
+  Tensor q = b.q.reshape({c.head_dim(), c.n_head, n});     // [head_dim, n_head, n]
+  Tensor k = b.k.reshape({c.head_dim(), c.n_head_kv, n});  // [head_dim, n_head_kv, n]
+  const Tensor v = b.v.reshape({c.head_dim(), c.n_head_kv, n});
+  backend_.rope(q, positions, c.rope);
+  backend_.rope(k, positions, c.rope);
+  emit("q_rope", b.q);
+  emit("k_rope", b.k);
+
+  backend_.store_kv(k, cache.k(il), n_past);
+  backend_.store_kv(v, cache.v(il), n_past);
+  Tensor att = b.att.reshape({c.head_dim(), c.n_head, n});
+  backend_.attention(q, cache.k(il), cache.v(il), n_past, 1.0f / std::sqrt(float(c.head_dim())), att);
+  emit("attn_out", b.att);
+
+  backend_.matmul(w.wo, b.att, b.proj);
+  emit("attn_proj", b.proj);
+  backend_.add(b.x, b.proj, b.x);
+  emit("ffn_inp", b.x);
+}
+
+void Transformer::ffn_block(int64_t il, Buffers& b, const Tap& tap) {
+  const LayerWeights& w = weights_.layers[size_t(il)];
+  const std::string p = fmt::format("blk.{}.", il);
+  auto emit = [&](const char* name, const Tensor& t) {
+    if (tap) tap(p + name, t);
+  };
+  backend_.rms_norm(b.x, w.ffn_norm, config_.rms_eps, b.cur);
+  emit("ffn_norm", b.cur);
+  backend_.matmul(w.ffn_gate, b.cur, b.gate);
+  emit("ffn_gate", b.gate);
+  backend_.matmul(w.ffn_up, b.cur, b.up);
+  emit("ffn_up", b.up);
+  backend_.swiglu(b.gate, b.up, b.act);
+  emit("ffn_act", b.act);
+  backend_.matmul(w.ffn_down, b.act, b.down);
+  emit("ffn_out", b.down);
+  backend_.add(b.x, b.down, b.x);
+  emit("out", b.x);
+}
+
+const Tensor& Transformer::forward(std::span<const int32_t> tokens, int64_t n_past, KvCache& cache, bool all_logits,
+                                   const Tap& tap) {
+  const int64_t n = int64_t(tokens.size());
+  if (n == 0) fail("forward: no tokens");
+  if (n_past < 0 || n_past + n > cache.n_ctx()) {
+    fail("forward: {} tokens at position {} do not fit the context of {}", n, n_past, cache.n_ctx());
+  }
+  Buffers& b = buffers_for(n);
+  std::vector<int32_t> positions(static_cast<size_t>(n));
+  std::iota(positions.begin(), positions.end(), int32_t(n_past));
+
+  backend_.get_rows(weights_.token_embd, tokens, b.x);
+  if (tap) tap("inp_embd", b.x);
+  for (int64_t il = 0; il < config_.n_layer; ++il) {
+    attention_block(il, b, positions, n_past, cache, tap);
+    ffn_block(il, b, tap);
+  }
+  backend_.rms_norm(b.x, weights_.output_norm, config_.rms_eps, b.cur);
+  if (tap) tap("result_norm", b.cur);
+  Tensor& out = all_logits ? b.logits : b.last;
+  const Tensor normed = all_logits ? b.cur : b.cur.slice(1, n - 1, 1);
+  backend_.matmul(weights_.output, normed, out);
+  if (tap) tap("logits", out);
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,45 @@
+// The forward pass of Llama-family models (llama, qwen2), written once against the Backend
+// op interface. Every intermediate passes through a tap under a stable name (design
+// principle 2): inp_embd, blk.N.{attn_norm,q,k,v,q_rope,k_rope,attn_out,attn_proj,ffn_inp,
+// ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,out}, result_norm, logits.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string_view>
+
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace strata {
+
+// Called with each named intermediate (a backend tensor, [features, n_tokens]).
+using Tap = std::function<void(std::string_view name, const Tensor& value)>;
+
+class Transformer {
+public:
+  Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend);
+
+  // Runs `tokens` at positions n_past, n_past+1, ... (their K/V are stored in `cache`) and
+  // returns the logits [n_vocab, n] on the backend: n = tokens.size() if all_logits, else 1
+  // (the last token's). Valid until the next call.
+  const Tensor& forward(std::span<const int32_t> tokens, int64_t n_past, KvCache& cache, bool all_logits,
+                        const Tap& tap = {});
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() const { return backend_; }
+
+private:
+  struct Buffers;  // activations for one batch size
+  Buffers& buffers_for(int64_t n_tokens);
+  void attention_block(int64_t il, Buffers& b, std::span<const int32_t> positions, int64_t n_past, KvCache& cache,
+                       const Tap& tap);
+  void ffn_block(int64_t il, Buffers& b, const Tap& tap);
+
+  const ModelConfig& config_;
+  const ModelWeights& weights_;
+  Backend& backend_;
+  std::shared_ptr<Buffers> buffers_;
+};
+
+}  // namespace strata
