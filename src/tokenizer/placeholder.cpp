@@ -1,2 +1,0 @@
-// TEMPORARY placeholder so the layer links while the tokenizer is written.
-namespace strata {}

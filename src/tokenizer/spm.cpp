@@ -1,0 +1,135 @@
+#include "tokenizer/spm.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <unordered_map>
+
+#include "tokenizer/unicode.h"
+
+namespace strata {
+
+namespace {
+
+struct Symbol {
+  uint32_t start;  // byte offset into the text
+  uint32_t len;    // 0 once merged into its left neighbour
+  int32_t prev;
+  int32_t next;
+};
+
+struct Candidate {
+  float score;
+  int32_t left;
+  int32_t right;
+  uint32_t len;  // len(left) + len(right) when queued: a later change makes it stale
+};
+
+// Heap order: highest score first, then leftmost.
+struct Worse {
+  bool operator()(const Candidate& a, const Candidate& b) const {
+    return a.score != b.score ? a.score < b.score : a.left > b.left;
+  }
+};
+
+uint64_t span_key(uint32_t start, uint32_t len) { return uint64_t(start) << 32 | len; }
+
+}  // namespace
+
+struct SpmEncoder::History {
+  std::unordered_map<uint64_t, uint32_t> left_len;  // span -> length of its left part
+};
+
+SpmEncoder::SpmEncoder(const Vocab& vocab) {
+  byte_tokens_.fill(kNoToken);
+  pieces_.reserve(vocab.tokens.size());
+  for (TokenId id = 0; id < vocab.size(); ++id) {
+    const std::string& text = vocab.tokens[size_t(id)];
+    const TokenType type = vocab.type(id);
+    if (type == TokenType::Byte) {
+      unsigned value = 0;
+      char tail = 0;
+      if (text.size() == 6 && std::sscanf(text.c_str(), "<0x%2X%c", &value, &tail) == 2 && tail == '>')
+        byte_tokens_[value & 0xFF] = id;
+      continue;
+    }
+    if (type == TokenType::Control || type == TokenType::Unknown) continue;
+    pieces_[text] = Piece{id, vocab.scores[size_t(id)], type == TokenType::Unused};
+  }
+  unk_ = vocab.unk;
+}
+
+void SpmEncoder::encode(std::string_view text, std::vector<TokenId>& out) const {
+  if (text.empty()) return;
+  // [n] one symbol per character (an invalid byte is a character of its own).
+  std::vector<Symbol> symbols;
+  symbols.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t n = unicode::char_length(text, pos);
+    const auto i = int32_t(symbols.size());
+    symbols.push_back({uint32_t(pos), uint32_t(n), i - 1, i + 1});
+    pos += n;
+  }
+  symbols.back().next = -1;
+
+  std::vector<Candidate> heap;
+  History history;
+  auto add = [&](int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return;
+    const Symbol& l = symbols[size_t(left)];
+    const Symbol& r = symbols[size_t(right)];
+    const uint32_t len = l.len + r.len;
+    const Piece* piece = find_value(pieces_, text.substr(l.start, len));
+    if (!piece) return;
+    heap.push_back({piece->score, left, right, len});
+    std::push_heap(heap.begin(), heap.end(), Worse{});
+    if (piece->unused) history.left_len[span_key(l.start, len)] = l.len;
+  };
+  for (int32_t i = 0; i + 1 < int32_t(symbols.size()); ++i) add(i, i + 1);
+
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), Worse{});
+    const Candidate c = heap.back();
+    heap.pop_back();
+    Symbol& l = symbols[size_t(c.left)];
+    Symbol& r = symbols[size_t(c.right)];
+    if (l.len == 0 || r.len == 0 || l.next != c.right || l.len + r.len != c.len) continue;
+    l.len += r.len;
+    r.len = 0;
+    l.next = r.next;
+    if (r.next >= 0) symbols[size_t(r.next)].prev = c.left;
+    add(l.prev, c.left);
+    add(c.left, l.next);
+  }
+
+  for (int32_t i = 0; i >= 0; i = symbols[size_t(i)].next) emit(text, symbols[size_t(i)].start, symbols[size_t(i)].len, history, out);
+}
+
+void SpmEncoder::emit(std::string_view text, uint32_t start, uint32_t len, const History& history,
+                      std::vector<TokenId>& out) const {
+  const std::string_view s = text.substr(start, len);
+  const Piece* piece = find_value(pieces_, s);
+  if (piece && !piece->unused) {
+    out.push_back(piece->id);
+    return;
+  }
+  if (piece) {
+    auto it = history.left_len.find(span_key(start, len));
+    if (it != history.left_len.end()) {
+      emit(text, start, it->second, history, out);
+      emit(text, start + it->second, len - it->second, history, out);
+      return;
+    }
+  }
+  byte_fallback(s, out);
+}
+
+void SpmEncoder::byte_fallback(std::string_view bytes, std::vector<TokenId>& out) const {
+  const bool all = std::all_of(bytes.begin(), bytes.end(), [&](char b) { return byte_tokens_[uint8_t(b)] >= 0; });
+  if (all) {
+    for (char b : bytes) out.push_back(byte_tokens_[uint8_t(b)]);
+  } else if (unk_ >= 0) {
+    out.push_back(unk_);
+  }
+}
+
+}  // namespace strata
