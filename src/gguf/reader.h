@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/dtype.h"
@@ -14,17 +15,16 @@
 
 namespace strata::gguf {
 
-inline constexpr uint64_t kDefaultAlignment = 32;
-
 struct TensorInfo {
   std::string name;
   DType type = DType::F32;
   std::vector<int64_t> shape;  // ne: shape[0] is the innermost (contiguous) dimension
-  uint64_t offset = 0;         // from the start of the data section
-  uint64_t nbytes = 0;
+  uint64_t offset = 0;         // from the start of the data section (a multiple of the alignment)
+  uint64_t nbytes = 0;         // inside the file, overlapping no other tensor (checked)
   const uint8_t* data = nullptr;  // into the mapping (or the parsed buffer)
 
-  int64_t n_elements() const;
+  int64_t n_elements() const;  // product of shape, < 2^63 (checked)
+  std::span<const uint8_t> bytes() const { return {data, size_t(nbytes)}; }
 };
 
 class File {
@@ -32,6 +32,7 @@ public:
   // Maps and parses `path`; throws strata::Error naming the file, the field and the offset.
   static File open(const std::string& path);
   // Parses bytes already in memory (fuzzing, tests); `bytes` must outlive the File.
+  // `name` is used in error messages, as the path is by open().
   static File parse(std::span<const uint8_t> bytes, std::string name);
 
   File(File&&) noexcept;
@@ -62,6 +63,9 @@ private:
   uint64_t data_offset_ = 0;
   std::vector<KeyValue> metadata_;
   std::vector<TensorInfo> tensors_;
+  // Views into the names above (stable: neither vector changes after parsing).
+  std::unordered_map<std::string_view, size_t> key_index_;
+  std::unordered_map<std::string_view, size_t> tensor_index_;
 };
 
 }  // namespace strata::gguf

@@ -10,6 +10,9 @@
 
 namespace strata::gguf {
 
+// Tensor data alignment when a file has no general.alignment key.
+inline constexpr uint64_t kDefaultAlignment = 32;
+
 // Numbered as in the file format.
 enum class ValueType : uint32_t {
   UINT8 = 0,
@@ -33,7 +36,9 @@ struct Value;
 
 struct Array {
   ValueType elem_type = ValueType::UINT8;
-  std::vector<Value> items;
+  std::vector<Value> items;  // every item has type elem_type (the writer checks, the reader ensures)
+
+  bool operator==(const Array&) const = default;
 };
 
 struct Value {
@@ -53,7 +58,12 @@ struct Value {
   uint64_t as_uint(std::string_view what) const;
   // Any numeric type.
   double as_double(std::string_view what) const;
+
+  bool operator==(const Value&) const = default;
 };
+
+// An array value from items of one type (empty arrays need the explicit element type).
+Value make_array(ValueType elem_type, std::vector<Value> items);
 
 // A metadata key and its value, in file order.
 struct KeyValue {
