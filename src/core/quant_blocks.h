@@ -72,8 +72,12 @@ struct BlockIQ4_NL {
 static_assert(sizeof(BlockIQ4_NL) == 18);
 
 // ---- 256-element super-blocks (K-quants) ----------------------------------------------
-// 16 sub-blocks of 16; scales[j] = scale (low 4 bits) | min (high 4 bits);
-// x = d * scale * q - dmin * min, q in 0..3 packed 4 per byte.
+// Element e of a super-block (0..255) is stored as described per type; "bit e/32 of byte
+// e%32" is how Q3_K hmask and Q5_K qh keep one extra bit per element.
+
+// 16 sub-blocks of 16 (j = e/16); scales[j] = scale (low 4 bits) | min (high 4 bits);
+// x = d * scale * q - dmin * min, q in 0..3 at bits 2k..2k+1 of qs[32c + l] where
+// e = 128c + 32k + l.
 struct BlockQ2_K {
   uint8_t scales[QK_K / 16];
   uint8_t qs[QK_K / 4];
@@ -82,8 +86,10 @@ struct BlockQ2_K {
 };
 static_assert(sizeof(BlockQ2_K) == 84);
 
-// 16 sub-blocks of 16 with 6-bit signed scales (packed in 12 bytes, offset 32);
-// q = low 2 bits from qs, bit 2 from hmask (set means no -4 offset): x = d * scale * (q - 4 or q).
+// 16 sub-blocks of 16 (j = e/16) with 6-bit scales stored + 32 in 12 bytes: low 4 bits of
+// scale j in byte j%8 (low nibble for j < 8, high for j >= 8), top 2 bits in byte 8 + j%4 at
+// bits 2*(j/4). q = (2 low bits laid out as Q2_K) | (hmask bit e/32 of byte e%32) << 2;
+// x = d * (scale - 32) * (q - 4): a set hmask bit means "no -4 offset".
 struct BlockQ3_K {
   uint8_t hmask[QK_K / 8];
   uint8_t qs[QK_K / 4];
@@ -92,8 +98,11 @@ struct BlockQ3_K {
 };
 static_assert(sizeof(BlockQ3_K) == 110);
 
-// 8 sub-blocks of 32 with 6-bit scales and mins packed in 12 bytes;
-// x = d * scale * q - dmin * min, q in 0..15.
+// 8 sub-blocks of 32 (j = e/32) with 6-bit scales and mins packed in 12 bytes: for j < 4
+// scale = scales[j] & 63, min = scales[j+4] & 63; for j >= 4 scale = (scales[j+4] & 15) |
+// (scales[j-4] >> 6) << 4, min = (scales[j+4] >> 4) | (scales[j] >> 6) << 4.
+// x = d * scale * q - dmin * min, q in 0..15 in qs[32c + l] where e = 64c + 32h + l
+// (low nibble for h = 0, high for h = 1).
 struct BlockQ4_K {
   uint16_t d;
   uint16_t dmin;
@@ -102,7 +111,7 @@ struct BlockQ4_K {
 };
 static_assert(sizeof(BlockQ4_K) == 144);
 
-// As Q4_K with a fifth bit per element in qh.
+// As Q4_K with a fifth bit per element: q = nibble | (qh bit e/32 of byte e%32) << 4.
 struct BlockQ5_K {
   uint16_t d;
   uint16_t dmin;
@@ -112,7 +121,9 @@ struct BlockQ5_K {
 };
 static_assert(sizeof(BlockQ5_K) == 176);
 
-// 16 sub-blocks of 16 with int8 scales; q = 4 low bits (ql) + 2 high bits (qh), x = d * scale * (q - 32).
+// 16 sub-blocks of 16 (j = e/16) with int8 scales; x = d * scales[j] * (q - 32), q in 0..63.
+// With e = 128c + 32k + l: low 4 bits in ql[64c + 32(k&1) + l] (low nibble for k < 2, high
+// for k >= 2), high 2 bits at bits 2k..2k+1 of qh[32c + l].
 struct BlockQ6_K {
   uint8_t ql[QK_K / 2];
   uint8_t qh[QK_K / 4];
@@ -121,7 +132,8 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
-// Activation type of the K-quant dot products: f32 scale, int8 values, sums of 16.
+// Activation type of the K-quant dot products: x = d * qs[e] with an f32 d;
+// bsums[j] = sum of qs[16j .. 16j+15].
 struct BlockQ8_K {
   float d;
   int8_t qs[QK_K];
