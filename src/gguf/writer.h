@@ -10,6 +10,8 @@
 //   w.finish();                            // pads, flushes, closes; throws on I/O errors
 //
 // A Writer destroyed before finish() succeeded removes the incomplete file.
+// Nested arrays are valid GGUF (our reader and the gguf package read them) but llama.cpp's
+// reader rejects them; no model file uses them.
 #pragma once
 
 #include <cstdint>

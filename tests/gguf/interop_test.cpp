@@ -1,9 +1,11 @@
-// Interoperability with the `gguf` Python package (an independent implementation):
-// our reader on a file its GGUFWriter made (committed, see tests/gguf/make_pygguf.py), and
-// its GGUFReader on a file our writer made (tests/gguf/read_with_gguf.py, run at test time).
+// Interoperability with independent implementations: our reader on a file the `gguf` Python
+// package's GGUFWriter made (committed, see tests/gguf/make_pygguf.py); its GGUFReader on a
+// file our writer made (tests/gguf/read_with_gguf.py, run at test time); and llama.cpp's
+// gguf reader (`llama-gguf`, when scripts/build-llama-cpp has built it) on a file of ours.
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -166,6 +168,59 @@ TEST(GgufPython, GGUFReaderReadsOurWriter) {
     EXPECT_EQ(t["nbytes"], data[i].size());
     EXPECT_EQ(t["offset"], ours.data_offset() + ours.tensors()[i].offset);
     EXPECT_EQ(t["data_hex"], hex(data[i]));
+  }
+}
+
+// Runs a shell command; returns its exit status and stdout+stderr.
+std::pair<int, std::string> run_command(const std::string& cmd) {
+  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  return {::pclose(p), out};
+}
+
+TEST(GgufLlamaCpp, LlamaGgufReadsOurWriter) {
+  const std::string root = std::string(STRATA_TEST_DATA) + "/../..";
+  auto [rc, bin] = run_command("'" + root + "/scripts/build-llama-cpp' --path");
+  while (!bin.empty() && (bin.back() == '\n' || bin.back() == ' ')) bin.pop_back();
+  if (rc != 0 || bin.rfind('\n') != std::string::npos) {
+    GTEST_SKIP() << "llama.cpp tools not built (scripts/build-llama-cpp)";
+  }
+  test::TempFile file("ours_for_llama.gguf");
+  // No nested arrays: valid GGUF, but llama.cpp's reader does not support them.
+  const std::vector<KeyValue> kvs = {
+      {"general.architecture", Value{std::string("llama")}},
+      {"t.u8", Value{uint8_t(3)}},
+      {"t.bool", Value{true}},
+      {"t.f64", Value{1.5}},
+      {"t.strs", make_array(ValueType::STRING, {Value{std::string("a")}, Value{std::string("\u00e9")}})},
+      {"t.empty", make_array(ValueType::UINT32, {})},
+  };
+  const std::vector<std::pair<DType, std::vector<int64_t>>> specs = {
+      {DType::F32, {5, 3}}, {DType::Q4_0, {64, 2}}, {DType::Q6_K, {256, 2, 2}}, {DType::BF16, {3}}, {DType::IQ4_XS, {256}}};
+  std::vector<std::vector<uint8_t>> data;
+  std::vector<TensorData> tensors;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    int64_t rows = 1;
+    for (size_t d = 1; d < specs[i].second.size(); ++d) rows *= specs[i].second[d];
+    data.push_back(test::random_bytes(row_bytes(specs[i].first, specs[i].second[0]) * size_t(rows), uint32_t(i)));
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    tensors.push_back({fmt::format("tensor{}", i), specs[i].first, specs[i].second, data[i]});
+  }
+  write_file(file.path, kvs, tensors, 64);
+  const File ours = File::open(file.path);
+
+  const auto [status, out] = run_command("'" + bin + "/llama-gguf' '" + file.path + "' r n");
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("alignment:   64"), std::string::npos) << out;
+  EXPECT_NE(out.find(fmt::format("data offset: {}", ours.data_offset())), std::string::npos) << out;
+  EXPECT_NE(out.find(fmt::format("n_kv: {}", kvs.size() + 1)), std::string::npos) << out;
+  for (const auto& t : ours.tensors()) {
+    const std::string line = fmt::format("name = {}, size = {}, offset = {}", t.name, t.nbytes, t.offset);
+    EXPECT_NE(out.find(line), std::string::npos) << line << "\n" << out;
   }
 }
 
