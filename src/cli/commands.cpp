@@ -5,6 +5,11 @@ namespace strata::cli {
 void register_commands(CLI::App& app) {
   register_inspect(app);
   register_quantize(app);
+  register_tokenize(app);
+  register_run(app);
+  register_perplexity(app);
+  register_verify(app);
+  register_compare(app);
 }
 
 }  // namespace strata::cli

@@ -9,5 +9,10 @@ void register_commands(CLI::App& app);
 
 void register_inspect(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_run(CLI::App& app);
+void register_perplexity(CLI::App& app);
+void register_verify(CLI::App& app);
+void register_compare(CLI::App& app);
 
 }  // namespace strata::cli

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   strata::cli::register_commands(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Error& e) {  // parse errors, --help, and exit codes from commands
     return app.exit(e);
   } catch (const strata::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

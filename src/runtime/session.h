@@ -31,6 +31,7 @@ public:
   // Forgets positions >= n (n <= n_past): the next eval continues from n.
   void rewind(int64_t n);
   const Model& model() const { return model_; }
+  Backend& backend() const { return backend_; }
   size_t kv_bytes() const { return cache_.n_bytes(); }
 
 private:

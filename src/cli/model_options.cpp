@@ -1,0 +1,80 @@
+#include "cli/model_options.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
+#include "runtime/backends.h"
+
+namespace strata::cli {
+
+void add_model_options(CLI::App* cmd, ModelOptions& o) {
+  cmd->add_option("-m,--model", o.model, "GGUF model (default: SmolLM2-135M-Instruct from scripts/fetch-model)");
+  cmd->add_option("--backend", o.backend, "cpu, cpu_ref, cuda or auto")->capture_default_str();
+  cmd->add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 1024));
+  cmd->add_option("-c,--ctx-size", o.ctx_size, "context size (default: the model's, at most 4096)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("--kv-type", o.kv_type, "KV cache type: f16 or f32")->capture_default_str();
+  cmd->add_flag("-q,--quiet", o.quiet, "no logs on stderr");
+}
+
+void add_dump_option(CLI::App* cmd, ModelOptions& o) {
+  cmd->add_option("--dump-tensors", o.dump_dir, "write every named intermediate as DIR/pass-NNN/<name>.npy");
+}
+
+void add_sampling_options(CLI::App* cmd, SamplingParams& p, bool& seed_given) {
+  cmd->add_option("--temp", p.temperature, "temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", p.top_k, "top-k; 0 = off")->capture_default_str();
+  cmd->add_option("--top-p", p.top_p, "top-p; 1 = off")->capture_default_str();
+  cmd->add_option("--min-p", p.min_p, "min-p; 0 = off")->capture_default_str();
+  cmd->add_option("--repeat-penalty", p.repeat_penalty, "repeat penalty; 1 = off")->capture_default_str();
+  cmd->add_option("--repeat-last-n", p.penalty_last_n, "tokens of history penalised; -1 = all, 0 = off")
+      ->capture_default_str();
+  cmd->add_option("--frequency-penalty", p.frequency_penalty, "frequency penalty; 0 = off")->capture_default_str();
+  cmd->add_option("--presence-penalty", p.presence_penalty, "presence penalty; 0 = off")->capture_default_str();
+  cmd->add_option_function<uint64_t>(
+      "-s,--seed",
+      [&p, &seed_given](uint64_t seed) {
+        p.seed = seed;
+        seed_given = true;
+      },
+      "random seed (default: random)");
+}
+
+std::string resolve_model_path(const std::string& model) {
+  if (!model.empty()) return model;
+  const char* cache = std::getenv("STRATA_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path root = cache != nullptr ? cache : std::filesystem::path(home ? home : ".") / ".cache/strata";
+  const auto path = root / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(path)) {
+    fail("no model given (-m) and the default model is not at {}: run scripts/fetch-model", path.string());
+  }
+  return path.string();
+}
+
+DType kv_dtype(const ModelOptions& o) {
+  if (o.kv_type == "f16") return DType::F16;
+  if (o.kv_type == "f32") return DType::F32;
+  fail("--kv-type must be f16 or f32, got '{}'", o.kv_type);
+}
+
+void log_info(const ModelOptions& o, const std::string& message) {
+  if (!o.quiet) std::fprintf(stderr, "%s\n", message.c_str());
+}
+
+LoadedModel load_model(const ModelOptions& o) {
+  const std::string path = resolve_model_path(o.model);
+  auto backend = make_backend(o.backend, o.threads);
+  auto model = Model::load(path, *backend);
+  auto tokenizer = Tokenizer::from_gguf(model->file());
+  LoadedModel m{std::move(backend), std::move(model), std::move(tokenizer)};
+  for (const auto& w : m.tokenizer.warnings()) log_info(o, "warning: " + path + ": " + w);
+  const ModelConfig& c = m.model->config();
+  log_info(o, fmt::format("model: {} ({}, {} layers, n_embd {}, {} heads / {} KV, vocab {}) on backend {}", path, c.arch,
+                          c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab, m.backend->name()));
+  return m;
+}
+
+}  // namespace strata::cli

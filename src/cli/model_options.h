@@ -1,0 +1,45 @@
+// Options shared by the commands that load a model (run, chat, perplexity, verify, bench),
+// and loading itself.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "model/model.h"
+#include "sampling/params.h"
+#include "tokenizer/tokenizer.h"
+
+namespace strata::cli {
+
+struct ModelOptions {
+  std::string model;              // -m; empty: the default model from the cache
+  std::string backend = "auto";   // --backend
+  int threads = 0;                // -t; 0 = all cores
+  int64_t ctx_size = 0;           // -c; 0 = model's context or 4096
+  std::string kv_type = "f16";    // --kv-type
+  bool quiet = false;             // -q
+  std::string dump_dir;           // --dump-tensors (only where added)
+};
+
+void add_model_options(CLI::App* cmd, ModelOptions& options);
+void add_dump_option(CLI::App* cmd, ModelOptions& options);
+void add_sampling_options(CLI::App* cmd, SamplingParams& params, bool& seed_given);
+
+// The path -m names, or the default model (fetched by scripts/fetch-model into the cache).
+std::string resolve_model_path(const std::string& model);
+
+struct LoadedModel {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
+  Tokenizer tokenizer;
+};
+LoadedModel load_model(const ModelOptions& options);
+DType kv_dtype(const ModelOptions& options);
+
+// Informational messages on stderr unless -q.
+void log_info(const ModelOptions& options, const std::string& message);
+
+}  // namespace strata::cli
