@@ -1,0 +1,140 @@
+// The KV cache and attention: store_kv writes new keys/values at their positions;
+// attention is causal softmax attention of new queries over the cached entries, with
+// grouped KV heads (GQA).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "backend/cpu_ref/checks.h"
+#include "backend/cpu_ref/ops.h"
+#include "core/error.h"
+#include "core/half.h"
+
+namespace strata::cpu_ref {
+namespace {
+
+void check_cache(std::string_view op, std::string_view role, const Tensor& cache) {
+  if (cache.dtype() != DType::F32 && cache.dtype() != DType::F16) {
+    fail("{}: {} {} must be f32 or f16", op, role, cache.describe());
+  }
+  if (cache.nb(0) != cache.traits().type_size) {
+    fail("{}: {} {} has element stride {} bytes; its rows must be packed", op, role, cache.describe(), cache.nb(0));
+  }
+  check_max_dims(op, role, cache, 3);
+}
+
+// out[:, h, t] = sum_s p_s v[:, h/g, s],  p = softmax_s(scale * q[:, h, t] . k[:, h/g, s]),
+// s over cache positions 0..n_past+t (causal).
+template <typename Acc>
+void attention_heads(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+                     Tensor& out) {
+  const int64_t head_dim = q.ne(0);
+  const int64_t n_heads = q.ne(1);
+  const int64_t group = n_heads / k_cache.ne(1);         // query heads per KV head
+  const std::vector<const float*> q_rows = f32_rows(q);  // row h + t * n_heads
+  const std::vector<float*> out_rows = mutable_f32_rows(out);
+  std::vector<float> kv(static_cast<size_t>(head_dim));  // [head_dim] one cached key or value in f32
+  for (int64_t t = 0; t < q.ne(2); ++t) {
+    const int64_t n_kv = n_past + t + 1;  // keys this query may see
+    for (int64_t h = 0; h < n_heads; ++h) {
+      const int64_t kv_head = h / group;
+      const float* qr = q_rows[size_t(h + t * n_heads)];
+      std::vector<Acc> p(static_cast<size_t>(n_kv));  // scores, then probabilities
+      Acc max = -std::numeric_limits<Acc>::infinity();
+      for (int64_t s = 0; s < n_kv; ++s) {
+        k_cache.dequantize_row(kv.data(), kv_head, s);
+        Acc dot = 0;
+        for (int64_t d = 0; d < head_dim; ++d) dot += Acc(qr[d]) * Acc(kv[size_t(d)]);
+        p[size_t(s)] = dot * Acc(scale);
+        max = std::max(max, p[size_t(s)]);
+      }
+      Acc sum = 0;
+      for (Acc& ps : p) {
+        ps = std::exp(ps - max);
+        sum += ps;
+      }
+      std::vector<Acc> o(size_t(head_dim), Acc(0));  // [head_dim] weighted sum of values
+      for (int64_t s = 0; s < n_kv; ++s) {
+        v_cache.dequantize_row(kv.data(), kv_head, s);
+        const Acc ps = p[size_t(s)] / sum;
+        for (int64_t d = 0; d < head_dim; ++d) o[size_t(d)] += ps * Acc(kv[size_t(d)]);
+      }
+      for (int64_t d = 0; d < head_dim; ++d) out_rows[size_t(h + t * n_heads)][d] = float(o[size_t(d)]);
+    }
+  }
+}
+
+}  // namespace
+
+// cache[:, :, pos + t] = src[:, :, t]   src [head_dim, n_kv_heads, n_tokens] f32;
+//                                       cache [head_dim, n_kv_heads, n_ctx] f32 or f16
+void store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
+  constexpr std::string_view op = "store_kv";
+  check_f32(op, "src", src);
+  check_max_dims(op, "src", src, 3);
+  check_cache(op, "cache", cache);
+  if (!cache.is_writable()) fail("{}: cache {} is read-only", op, cache.describe());
+  if (src.ne(0) != cache.ne(0) || src.ne(1) != cache.ne(1)) {
+    fail("{}: src {} and cache {} differ in head_dim or n_kv_heads", op, src.describe(), cache.describe());
+  }
+  const int64_t n_tokens = src.ne(2);
+  const int64_t n_ctx = cache.ne(2);
+  if (pos < 0 || pos > n_ctx || n_tokens > n_ctx - pos) {
+    fail("{}: positions {}..{} do not fit cache {} of {} positions", op, pos, pos + n_tokens - 1, cache.describe(),
+         n_ctx);
+  }
+  check_no_alias(op, "cache", cache, "src", src);
+  const int64_t head_dim = src.ne(0);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t h = 0; h < src.ne(1); ++h) {
+      const auto* s = reinterpret_cast<const float*>(src.row(h, t));
+      uint8_t* dst = cache.mutable_row(h, pos + t);
+      if (cache.dtype() == DType::F32) {
+        std::memcpy(dst, s, size_t(head_dim) * sizeof(float));
+      } else {
+        auto* d = reinterpret_cast<uint16_t*>(dst);
+        for (int64_t i = 0; i < head_dim; ++i) d[i] = f32_to_f16(s[i]);
+      }
+    }
+  }
+}
+
+// q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale, Tensor& out,
+               Accumulation acc) {
+  constexpr std::string_view op = "attention";
+  check_f32(op, "q", q);
+  check_max_dims(op, "q", q, 3);
+  check_cache(op, "k_cache", k_cache);
+  check_cache(op, "v_cache", v_cache);
+  check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "q", q);
+  const int64_t n_heads = q.ne(1);
+  const int64_t n_kv_heads = k_cache.ne(1);
+  if (k_cache.ne(0) != q.ne(0)) {
+    fail("{}: q {} has head_dim {} but k_cache {} has {}", op, q.describe(), q.ne(0), k_cache.describe(),
+         k_cache.ne(0));
+  }
+  if (n_kv_heads == 0 || n_heads % n_kv_heads != 0) {
+    fail("{}: q {} has {} heads, not a multiple of the {} KV heads of k_cache {}", op, q.describe(), n_heads,
+         n_kv_heads, k_cache.describe());
+  }
+  const int64_t n_ctx = k_cache.ne(2);
+  if (n_past < 0 || n_past > n_ctx || q.ne(2) > n_ctx - n_past) {
+    fail("{}: n_past {} + {} new tokens exceed the {} positions of k_cache {}", op, n_past, q.ne(2), n_ctx,
+         k_cache.describe());
+  }
+  check_no_alias(op, "out", out, "q", q);
+  check_no_alias(op, "out", out, "k_cache", k_cache);
+  check_no_alias(op, "out", out, "v_cache", v_cache);
+  if (acc == Accumulation::f64) {
+    attention_heads<double>(q, k_cache, v_cache, n_past, scale, out);
+  } else {
+    attention_heads<float>(q, k_cache, v_cache, n_past, scale, out);
+  }
+}
+
+}  // namespace strata::cpu_ref

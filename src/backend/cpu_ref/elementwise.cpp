@@ -1,0 +1,106 @@
+// Element-wise ops: add (with row broadcast), scale, swiglu.
+#include <cmath>
+#include <vector>
+
+#include "backend/cpu_ref/checks.h"
+#include "backend/cpu_ref/ops.h"
+#include "core/error.h"
+
+namespace strata::cpu_ref {
+namespace {
+
+// out[:, r] = a[:, r] + b[:, r or 0]; b rows are dequantized (b may be a weight, e.g. a bias)
+template <typename Acc>
+void add_rows(const Tensor& a, const Tensor& b, bool broadcast, Tensor& out) {
+  const int64_t n = a.ne(0);
+  const std::vector<const float*> a_rows = f32_rows(a);
+  const std::vector<float*> out_rows = mutable_f32_rows(out);
+  std::vector<float> b_row(static_cast<size_t>(n));  // [n]
+  if (broadcast) dequantize_flat_row(b, 0, b_row.data());
+  for (size_t r = 0; r < a_rows.size(); ++r) {
+    if (!broadcast) dequantize_flat_row(b, int64_t(r), b_row.data());
+    for (int64_t i = 0; i < n; ++i) out_rows[r][i] = float(Acc(a_rows[r][i]) + Acc(b_row[size_t(i)]));
+  }
+}
+
+// out = x * s
+template <typename Acc>
+void scale_rows(const Tensor& x, float s, Tensor& out) {
+  const int64_t n = x.ne(0);
+  const std::vector<const float*> x_rows = f32_rows(x);
+  const std::vector<float*> out_rows = mutable_f32_rows(out);
+  for (size_t r = 0; r < x_rows.size(); ++r) {
+    for (int64_t i = 0; i < n; ++i) out_rows[r][i] = float(Acc(x_rows[r][i]) * Acc(s));
+  }
+}
+
+// out = silu(gate) * up, silu(g) = g / (1 + exp(-g))
+template <typename Acc>
+void swiglu_rows(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const int64_t n = gate.ne(0);
+  const std::vector<const float*> gate_rows = f32_rows(gate);
+  const std::vector<const float*> up_rows = f32_rows(up);
+  const std::vector<float*> out_rows = mutable_f32_rows(out);
+  for (size_t r = 0; r < gate_rows.size(); ++r) {
+    for (int64_t i = 0; i < n; ++i) {
+      const Acc g = gate_rows[r][i];
+      const Acc silu = g / (Acc(1) + std::exp(-g));
+      out_rows[r][i] = float(silu * Acc(up_rows[r][i]));
+    }
+  }
+}
+
+}  // namespace
+
+// a, out [n, rows...] f32; b [n, rows...] or [n] of any dequantizable type. out may be a.
+void add(const Tensor& a, const Tensor& b, Tensor& out, Accumulation acc) {
+  constexpr std::string_view op = "add";
+  check_f32(op, "a", a);
+  check_dequantizable(op, "b", b);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "a", a);
+  const bool broadcast = b.ne() != a.ne();
+  if (broadcast && b.ne() != Tensor::Dims{a.ne(0), 1, 1, 1}) {
+    fail("{}: b {} should have the shape of a {} or be one row [{}]", op, b.describe(), a.describe(), a.ne(0));
+  }
+  check_same_or_no_alias(op, "out", out, "a", a);
+  check_no_alias(op, "out", out, "b", b);
+  if (acc == Accumulation::f64) {
+    add_rows<double>(a, b, broadcast, out);
+  } else {
+    add_rows<float>(a, b, broadcast, out);
+  }
+}
+
+// x, out [n, rows...] f32. out may be x.
+void scale(const Tensor& x, float s, Tensor& out, Accumulation acc) {
+  constexpr std::string_view op = "scale";
+  check_f32(op, "x", x);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "x", x);
+  check_same_or_no_alias(op, "out", out, "x", x);
+  if (acc == Accumulation::f64) {
+    scale_rows<double>(x, s, out);
+  } else {
+    scale_rows<float>(x, s, out);
+  }
+}
+
+// gate, up, out [n, rows...] f32
+void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, Accumulation acc) {
+  constexpr std::string_view op = "swiglu";
+  check_f32(op, "gate", gate);
+  check_f32(op, "up", up);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "up", up, "gate", gate);
+  check_same_shape(op, "out", out, "gate", gate);
+  check_no_alias(op, "out", out, "gate", gate);
+  check_no_alias(op, "out", out, "up", up);
+  if (acc == Accumulation::f64) {
+    swiglu_rows<double>(gate, up, out);
+  } else {
+    swiglu_rows<float>(gate, up, out);
+  }
+}
+
+}  // namespace strata::cpu_ref
