@@ -44,13 +44,10 @@ GenerationStats generate(Session& session, const Tokenizer& tokenizer, Sampler& 
     if (!text.empty() && request.on_text != nullptr) (*request.on_text)(text);
   };
   start = Clock::now();
-  for (;;) {
+  stats.stop = StopReason::token_limit;
+  for (bool more = request.n_predict != 0; more;) {
     if (request.stop != nullptr && request.stop->load()) {
       stats.stop = StopReason::interrupted;
-      break;
-    }
-    if (request.n_predict >= 0 && stats.n_generated >= request.n_predict) {
-      stats.stop = StopReason::token_limit;
       break;
     }
     const TokenId id = sampler.sample(logits);
@@ -62,6 +59,7 @@ GenerationStats generate(Session& session, const Tokenizer& tokenizer, Sampler& 
     }
     ++stats.n_generated;
     emit(decoder.push(id));
+    if (request.n_predict >= 0 && stats.n_generated >= request.n_predict) break;  // token limit
     if (session.n_past() >= session.n_ctx()) {
       stats.stop = StopReason::context_full;
       break;

@@ -1,5 +1,6 @@
 #include "runtime/npy.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -32,10 +33,10 @@ std::string header_for(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-void write_npy(const std::string& path, const Tensor& t) {
+void write_npy(const std::string& path, const Tensor& t, int min_dims) {
   if (t.dtype() != DType::F32 || !t.is_contiguous()) fail("write_npy: {} must be contiguous f32", t.describe());
   std::vector<int64_t> shape;
-  for (int d = t.n_dims() - 1; d >= 0; --d) shape.push_back(t.ne(d));
+  for (int d = std::max(t.n_dims(), min_dims) - 1; d >= 0; --d) shape.push_back(t.ne(d));
   const std::string header = header_for(shape);
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!f) fail("{}: cannot open for writing: {}", path, std::strerror(errno));

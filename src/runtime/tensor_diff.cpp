@@ -69,7 +69,7 @@ std::vector<TensorDiff> diff_recordings(const Recording& test, const Recording& 
     const Tensor& b = ref->second;
     const auto* pa = reinterpret_cast<const float*>(a.data());
     const auto* pb = reinterpret_cast<const float*>(b.data());
-    std::vector<int64_t> shape(a.ne().begin(), a.ne().begin() + a.n_dims());
+    std::vector<int64_t> shape(a.ne().begin(), a.ne().begin() + std::max(a.n_dims(), 2));
     diffs.push_back(diff_values(name, shape, {pa, size_t(a.n_elements())}, {pb, size_t(b.n_elements())}));
   }
   apply_thresholds(diffs);

@@ -30,7 +30,7 @@ struct Dumper {
   void operator()(std::string_view name, const Tensor& value) {
     if (name == "inp_embd" || pass < 0) start_pass();
     const auto path = root / fmt::format("pass-{:03d}", pass) / (std::string(name) + ".npy");
-    write_npy(path.string(), backend->to_host_f32(value));
+    write_npy(path.string(), backend->to_host_f32(value), 2);  // [n_tokens, features]
     index << name << '\n';
   }
 };

@@ -1,0 +1,215 @@
+"""End-to-end tests of strata run, perplexity, verify and compare on a tiny synthetic Llama
+model (made by scripts/make-synthetic-model with the Llama SentencePiece fixture vocabulary),
+and of the errors a user gets for bad models, prompts and flags."""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import strata_test  # noqa: E402
+from strata_test import TempDirTest, run_strata  # noqa: E402
+
+import gguf  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+VOCAB = os.path.join(ROOT, "..", "shared", "fixtures", "vocab", "ggml-vocab-llama-spm.gguf")
+_models = {}
+_model_dir = None
+
+
+def tiny_model(arch="llama", type_="f32"):
+    """A 2-layer model (n_embd 64, 4 heads, 2 KV heads) with the Llama SPM vocabulary, made
+    once per process."""
+    global _model_dir
+    if not os.path.exists(VOCAB):
+        raise unittest.SkipTest("the shared vocabulary fixture is missing")
+    if _model_dir is None:
+        _model_dir = tempfile.TemporaryDirectory(prefix="strata-run-")
+    key = (arch, type_)
+    if key not in _models:
+        path = os.path.join(_model_dir.name, f"tiny-{arch}-{type_}.gguf")
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make-synthetic-model"), "-o", path,
+                        "--shape", "small", "--arch", arch, "--type", type_, "--vocab-from", VOCAB,
+                        "--n-embd", "64", "--n-layer", "2", "--n-head", "4", "--n-head-kv", "2", "--n-ff", "96",
+                        "--n-ctx", "256", "--seed", "3", "-q", "--strata", strata_test.STRATA],
+                       check=True, capture_output=True, text=True)
+        _models[key] = path
+    return _models[key]
+
+
+ModelDir = TempDirTest
+
+
+class Run(ModelDir):
+    def test_greedy_is_deterministic_and_streams_text(self):
+        m = tiny_model()
+        a = run_strata("run", "-m", m, "-p", "Once upon a time", "-n", "12", "--temp", "0", check=True)
+        b = run_strata("run", "-m", m, "-p", "Once upon a time", "-n", "12", "--temp", "0", check=True)
+        self.assertEqual(a.stdout, b.stdout)
+        self.assertGreater(len(a.stdout.strip()), 0)
+        self.assertIn("generation: 12 tokens", a.stderr)
+        self.assertIn("stop: token limit", a.stderr)
+
+    def test_seed_reproduces_sampling(self):
+        m = tiny_model()
+        args = ["run", "-m", m, "-p", "Hello", "-n", "16", "--temp", "1.0", "--top-k", "0", "--top-p", "1",
+                "--min-p", "0", "-q"]
+        a = run_strata(*args, "--seed", "42", check=True)
+        b = run_strata(*args, "--seed", "42", check=True)
+        c = run_strata(*args, "--seed", "43", check=True)
+        self.assertEqual(a.stdout, b.stdout)
+        self.assertNotEqual(a.stdout, c.stdout)
+        self.assertEqual(a.stderr, "")
+
+    def test_prompt_longer_than_context(self):
+        m = tiny_model()
+        proc = run_strata("run", "-m", m, "-p", "one two three four five six seven eight nine ten", "-c", "8")
+        self.assertEqual(proc.returncode, 1)
+        self.assertRegex(proc.stderr, r"error: the prompt is \d+ tokens, the context holds 8")
+
+    def test_generation_stops_at_end_of_context(self):
+        m = tiny_model()
+        proc = run_strata("run", "-m", m, "-p", "Hi", "-c", "10", "-n", "100", "--temp", "0", check=True)
+        self.assertIn("context of 10 tokens is full", proc.stderr)
+        self.assertIn("stop: context full", proc.stderr)
+
+    def test_f32_kv_cache_and_bad_kv_type(self):
+        m = tiny_model()
+        run_strata("run", "-m", m, "-p", "Hi", "-n", "2", "--kv-type", "f32", "-q", check=True)
+        proc = run_strata("run", "-m", m, "-p", "Hi", "--kv-type", "q4_0")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("--kv-type must be f16 or f32", proc.stderr)
+
+    def test_bad_sampling_flag(self):
+        m = tiny_model()
+        proc = run_strata("run", "-m", m, "-p", "Hi", "--top-p", "1.5")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("--top-p must be in (0, 1], got 1.5", proc.stderr)
+
+    def test_qwen2_and_quantized_models_run(self):
+        for arch, type_ in [("qwen2", "f32"), ("llama", "q4_k_m"), ("llama", "q8_0")]:
+            with self.subTest(arch=arch, type=type_):
+                m = tiny_model(arch, type_)
+                run_strata("run", "-m", m, "-p", "Hi", "-n", "3", "--temp", "0", "-q", check=True)
+
+
+class DumpsAndCompare(ModelDir):
+    def test_dump_tensors_then_compare(self):
+        m = tiny_model()
+        dump = self.path("dump")
+        run_strata("run", "-m", m, "-p", "Hello world", "-n", "2", "--temp", "0", "-q", "--dump-tensors", dump,
+                   check=True)
+        passes = sorted(os.listdir(dump))
+        self.assertEqual(passes, ["pass-000", "pass-001"])  # the prompt, then one decode step
+        names = open(os.path.join(dump, "pass-000", "index.txt")).read().split()
+        self.assertEqual(names[0], "inp_embd")
+        self.assertEqual(names[-1], "logits")
+        self.assertIn("blk.1.ffn_out", names)
+        q = np.load(os.path.join(dump, "pass-000", "blk.0.q.npy"))
+        self.assertEqual(q.shape[1], 64)
+        self.assertEqual(np.load(os.path.join(dump, "pass-001", "blk.0.q.npy")).shape, (1, 64))
+
+        same = run_strata("compare", dump, dump)
+        self.assertEqual(same.returncode, 0, same.stdout + same.stderr)
+        self.assertIn(" 0 failed", same.stdout)
+
+        broken = self.path("broken")
+        run_strata("run", "-m", m, "-p", "Hello world", "-n", "2", "--temp", "0", "-q", "--dump-tensors", broken,
+                   check=True)
+        path = os.path.join(broken, "pass-000", "blk.1.attn_norm.npy")
+        x = np.load(path)
+        x[0, 0] += 1.0
+        np.save(path, x)
+        proc = run_strata("compare", broken, dump)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("first failure: pass-000/blk.1.attn_norm", proc.stdout)
+
+    def test_compare_errors(self):
+        proc = run_strata("compare", self.path("nope"), self.path("nope2"))
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("not a directory", proc.stderr)
+
+
+class Verify(ModelDir):
+    def test_cpu_ref_against_f64_passes(self):
+        m = tiny_model("llama", "q4_0")
+        proc = run_strata("verify", "-m", m, "-p", "The quick brown fox", "--tokens", "4", "-q")
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("result_norm", proc.stdout)
+        self.assertRegex(proc.stdout, r"logits top-1 agreement: (\d+) of \1 positions")
+        self.assertIn(" 0 failed", proc.stdout)
+
+    def test_same_backend_twice_is_an_error(self):
+        m = tiny_model()
+        proc = run_strata("verify", "-m", m, "-p", "x", "--backend", "cpu_ref64")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("both 'cpu_ref64'", proc.stderr)
+
+
+class Perplexity(ModelDir):
+    def test_prints_running_and_final_estimate(self):
+        m = tiny_model()
+        text = self.path("text.txt")
+        with open(text, "w") as f:
+            f.write("The cat sat on the mat and looked at the dog. " * 20)
+        proc = run_strata("perplexity", "-m", m, "-f", text, "-c", "32", "--chunks", "3", "-q", check=True)
+        self.assertRegex(proc.stdout, r"\[1\][0-9.]+,\[2\][0-9.]+,\[3\][0-9.]+,")
+        self.assertRegex(proc.stdout, r"Final estimate: PPL = [0-9.]+ \+/- [0-9.]+")
+
+    def test_text_too_short(self):
+        m = tiny_model()
+        text = self.path("short.txt")
+        with open(text, "w") as f:
+            f.write("too short")
+        proc = run_strata("perplexity", "-m", m, "-f", text, "-c", "32")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("needs at least 2 * 32 (-c) tokens", proc.stderr)
+
+
+class ModelErrors(ModelDir):
+    def write(self, name, arch, tensors, **kv):
+        path = self.path(name)
+        w = gguf.GGUFWriter(path, arch)
+        for k, v in kv.items():
+            w.add_uint32(k, v)
+        for n, t in tensors:
+            w.add_tensor(n, t)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
+
+    def test_missing_model_file(self):
+        proc = run_strata("run", "-m", self.path("absent.gguf"), "-p", "x")
+        self.assertEqual(proc.returncode, 1)
+        self.assertTrue(proc.stderr.startswith("error: "))
+        self.assertIn("absent.gguf", proc.stderr)
+
+    def test_unsupported_architecture(self):
+        m = self.write("gpt2.gguf", "gpt2", [("token_embd.weight", np.zeros((4, 8), np.float32))])
+        proc = run_strata("run", "-m", m, "-p", "x")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("architecture 'gpt2' is not supported", proc.stderr)
+
+    def test_missing_and_misshapen_tensors(self):
+        kv = {"llama.embedding_length": 8, "llama.block_count": 1, "llama.attention.head_count": 2,
+              "llama.feed_forward_length": 16}
+        m = self.write("missing.gguf", "llama", [("token_embd.weight", np.zeros((4, 8), np.float32)),
+                                                 ("output_norm.weight", np.ones(8, np.float32))], **kv)
+        proc = run_strata("run", "-m", m, "-p", "x")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("missing tensor 'blk.0.attn_norm.weight'", proc.stderr)
+        m = self.write("shape.gguf", "llama", [("token_embd.weight", np.zeros((4, 8), np.float32)),
+                                               ("output_norm.weight", np.ones(7, np.float32))], **kv)
+        proc = run_strata("run", "-m", m, "-p", "x")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("tensor 'output_norm.weight' has shape [7], expected [8]", proc.stderr)
+
+
+if __name__ == "__main__":
+    strata_test.main()
