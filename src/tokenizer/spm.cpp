@@ -31,6 +31,8 @@ struct Worse {
   }
 };
 
+constexpr std::string_view kMark = "\xE2\x96\x81";  // '▁'
+
 uint64_t span_key(uint32_t start, uint32_t len) { return uint64_t(start) << 32 | len; }
 
 }  // namespace
@@ -54,11 +56,44 @@ SpmEncoder::SpmEncoder(const Vocab& vocab) {
     }
     if (type == TokenType::Control || type == TokenType::Unknown) continue;
     pieces_[text] = Piece{id, vocab.scores[size_t(id)], type == TokenType::Unused};
+    // A '▁' inside a piece after another character would let merges cross word starts.
+    for (size_t pos = text.find(kMark, 1); pos != std::string::npos; pos = text.find(kMark, pos + 1))
+      if (pos < kMark.size() || text.compare(pos - kMark.size(), kMark.size(), kMark) != 0) split_at_spaces_ = false;
   }
   unk_ = vocab.unk;
 }
 
 void SpmEncoder::encode(std::string_view text, std::vector<TokenId>& out) const {
+  if (!split_at_spaces_) {
+    encode_segment(text, out);
+    return;
+  }
+  // No piece joins a character to a following '▁' (checked at load), so no merge crosses
+  // the start of a "▁word": each is merged on its own (a small heap, and repeated words
+  // are merged once per call: segment -> {offset in out, count}).
+  std::unordered_map<std::string_view, std::pair<size_t, size_t>> seen;
+  size_t start = 0;
+  auto flush = [&](size_t end) {
+    if (end == start) return;
+    const std::string_view segment = text.substr(start, end - start);
+    if (auto it = seen.find(segment); it != seen.end()) {
+      for (size_t k = 0; k < it->second.second; ++k) out.push_back(out[it->second.first + k]);
+    } else {
+      const size_t offset = out.size();
+      encode_segment(segment, out);
+      if (segment.size() <= 256) seen.emplace(segment, std::pair{offset, out.size() - offset});
+    }
+    start = end;
+  };
+  const std::string_view mark = kMark;
+  for (size_t pos = text.find(mark, 1); pos != std::string_view::npos; pos = text.find(mark, pos + mark.size())) {
+    const bool after_mark = pos >= mark.size() && text.substr(pos - mark.size(), mark.size()) == mark;
+    if (!after_mark) flush(pos);
+  }
+  flush(text.size());
+}
+
+void SpmEncoder::encode_segment(std::string_view text, std::vector<TokenId>& out) const {
   if (text.empty()) return;
   // [n] one symbol per character (an invalid byte is a character of its own).
   std::vector<Symbol> symbols;
@@ -101,7 +136,8 @@ void SpmEncoder::encode(std::string_view text, std::vector<TokenId>& out) const 
     add(c.left, l.next);
   }
 
-  for (int32_t i = 0; i >= 0; i = symbols[size_t(i)].next) emit(text, symbols[size_t(i)].start, symbols[size_t(i)].len, history, out);
+  for (int32_t i = 0; i >= 0; i = symbols[size_t(i)].next)
+    emit(text, symbols[size_t(i)].start, symbols[size_t(i)].len, history, out);
 }
 
 void SpmEncoder::emit(std::string_view text, uint32_t start, uint32_t len, const History& history,

@@ -30,6 +30,7 @@ private:
     float score;
     bool unused;  // merged like a piece, then split back into the pieces it came from
   };
+  void encode_segment(std::string_view text, std::vector<TokenId>& out) const;
   struct History;  // how merged unused pieces were formed
   void emit(std::string_view text, uint32_t start, uint32_t len, const History& history,
             std::vector<TokenId>& out) const;
@@ -38,6 +39,7 @@ private:
   StringMap<Piece> pieces_;  // pieces that merges may form: normal, user-defined, unused
   std::array<TokenId, 256> byte_tokens_{};
   TokenId unk_ = kNoToken;
+  bool split_at_spaces_ = true;  // no piece has '▁' after another character
 };
 
 }  // namespace strata

@@ -71,7 +71,7 @@ def build(tokens, merges, types, special):
 
 
 def llama_tokenize(binary, model, text, parse_special):
-    args = [binary, "-m", model, "--stdin", "--ids", "--log-disable", "--no-bos"]
+    args = [binary, "-m", model, "--stdin", "--ids", "--log-disable", "--no-bos", "--no-escape"]
     if not parse_special:
         args.append("--no-parse-special")
     out = subprocess.run(args, input=text.encode("utf-8"), capture_output=True, check=True).stdout.decode()
