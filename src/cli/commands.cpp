@@ -7,6 +7,7 @@ void register_commands(CLI::App& app) {
   register_quantize(app);
   register_tokenize(app);
   register_run(app);
+  register_chat(app);
   register_perplexity(app);
   register_verify(app);
   register_compare(app);

@@ -11,6 +11,7 @@ void register_inspect(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_run(CLI::App& app);
+void register_chat(CLI::App& app);
 void register_perplexity(CLI::App& app);
 void register_verify(CLI::App& app);
 void register_compare(CLI::App& app);
