@@ -167,15 +167,16 @@ StopReason answer(ChatState& s, const std::string& user_line) {
   const std::vector<TokenId> text_tokens = tokenize_chat_text(s.m.tokenizer, step.text, reused == 0);
   tokens.insert(tokens.end(), text_tokens.begin(), text_tokens.end());
   if (reused + int64_t(tokens.size()) >= s.session.n_ctx()) {
-    fail("the context is full: this turn needs {} more tokens, {} of {} are used (--ctx-size); the conversation "
-         "ends here",
-         tokens.size(), reused, s.session.n_ctx());
+    fail(
+        "the context is full: this turn needs {} more tokens, {} of {} are used (--ctx-size); the conversation "
+        "ends here",
+        tokens.size(), reused, s.session.n_ctx());
   }
   ++s.turn;
   s.answer_start = reused + int64_t(tokens.size());
 
-  std::string raw;                // the answer as generated
-  bool started = false;           // shown: leading whitespace is left out of the display
+  std::string raw;       // the answer as generated
+  bool started = false;  // shown: leading whitespace is left out of the display
   const std::function<void(std::string_view)> on_text = [&](std::string_view text) {
     raw += text;
     if (!started) {
@@ -195,11 +196,11 @@ StopReason answer(ChatState& s, const std::string& user_line) {
     s.pending.push_back(stats.last_token);
   }
   if (s.args.verbose) {
-    log_info(s.args.model, fmt::format("turn {}: {} new tokens evaluated, {} reused from the cache{}; answer: {} "
-                                       "tokens ({}); context {}/{}",
-                                       s.turn, tokens.size(), reused, step.rewind_answer ? " (last answer rewound)" : "",
-                                       stats.n_generated, stop_reason_text(stats.stop), s.session.n_past(),
-                                       s.session.n_ctx()));
+    log_info(s.args.model,
+             fmt::format("turn {}: {} new tokens evaluated, {} reused from the cache{}; answer: {} "
+                         "tokens ({}); context {}/{}",
+                         s.turn, tokens.size(), reused, step.rewind_answer ? " (last answer rewound)" : "",
+                         stats.n_generated, stop_reason_text(stats.stop), s.session.n_past(), s.session.n_ctx()));
   }
   return stats.stop;
 }
@@ -211,11 +212,11 @@ void chat(ChatArgs& args) {
   ChatTemplate tmpl = ChatTemplate::from_model(m.model->file(), m.tokenizer, args.chat_template);
   Session session(*m.model, *m.backend, {args.model.ctx_size, kv_dtype(args.model)});
   Sampler sampler(args.sampling, int32_t(m.model->config().n_vocab));
-  log_info(args.model, fmt::format("chat template: {}{}; context {}, seed {}", tmpl.name(),
-                                   args.system.empty() && !tmpl.default_system().empty()
-                                       ? " (the template's default system message)"
-                                       : "",
-                                   session.n_ctx(), args.sampling.seed));
+  log_info(args.model,
+           fmt::format(
+               "chat template: {}{}; context {}, seed {}", tmpl.name(),
+               args.system.empty() && !tmpl.default_system().empty() ? " (the template's default system message)" : "",
+               session.n_ctx(), args.sampling.seed));
   const bool terminal = ::isatty(STDIN_FILENO) != 0;
   if (terminal) log_info(args.model, "Ctrl-C stops an answer; Ctrl-D (or Ctrl-C twice at the prompt) exits");
 

@@ -24,8 +24,12 @@ constexpr std::array<FamilyInfo, 7> kFamilies = {{
     {ChatFamily::gemma, "gemma", "<start_of_turn>"},
 }};
 
-bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
-bool starts_with(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
+bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
 
 // Python's str.strip() (Jinja's trim filter) for ASCII whitespace.
 std::string_view strip(std::string_view s) {
@@ -66,15 +70,18 @@ Conversation split(std::span<const ChatMessage> messages) {
     const std::string& role = c.turns[i].role;
     const char* expected = i % 2 == 0 ? "user" : "assistant";
     if (role != expected) {
-      fail("chat message {}: role '{}' where '{}' was expected (a system message may only come first; then "
-           "user and assistant alternate, user first)",
-           i + (c.system ? 1 : 0) + 1, role, expected);
+      fail(
+          "chat message {}: role '{}' where '{}' was expected (a system message may only come first; then "
+          "user and assistant alternate, user first)",
+          i + (c.system ? 1 : 0) + 1, role, expected);
     }
   }
   return c;
 }
 
-bool is_user(const ChatMessage& m) { return m.role == "user"; }
+bool is_user(const ChatMessage& m) {
+  return m.role == "user";
+}
 
 std::string format_chatml(const Conversation& c, const std::string& default_system, bool gen) {
   std::string out;
@@ -222,22 +229,24 @@ std::string chatml_default_system(std::string_view jinja) {
 ChatTemplate::ChatTemplate(ChatFamily family, std::string bos, std::string eos, std::string default_system)
     : family_(family), bos_(std::move(bos)), eos_(std::move(eos)), default_system_(std::move(default_system)) {}
 
-ChatTemplate ChatTemplate::from_jinja(std::string_view jinja, std::string_view forced, std::string bos,
-                                      std::string eos, std::string_view where) {
+ChatTemplate ChatTemplate::from_jinja(std::string_view jinja, std::string_view forced, std::string bos, std::string eos,
+                                      std::string_view where) {
   std::optional<ChatFamily> family;
   if (!forced.empty()) {
     family = chat_family_from_name(forced);
     if (!family) fail("--chat-template: unknown format '{}'; the formats are: {}", forced, chat_family_names());
   } else if (strip(jinja).empty()) {
-    fail("{}: the model has no chat template (tokenizer.chat_template); choose a format with --chat-template NAME "
-         "({})",
-         where, chat_family_names());
+    fail(
+        "{}: the model has no chat template (tokenizer.chat_template); choose a format with --chat-template NAME "
+        "({})",
+        where, chat_family_names());
   } else {
     family = detect_chat_family(jinja);
     if (!family) {
-      fail("{}: chat template not recognised: it contains none of the markers strata knows: {}; choose a format "
-           "with --chat-template NAME ({})",
-           where, chat_family_markers(), chat_family_names());
+      fail(
+          "{}: chat template not recognised: it contains none of the markers strata knows: {}; choose a format "
+          "with --chat-template NAME ({})",
+          where, chat_family_markers(), chat_family_names());
     }
   }
   std::string default_system = *family == ChatFamily::chatml ? chatml_default_system(jinja) : std::string();
@@ -257,13 +266,20 @@ ChatTemplate ChatTemplate::from_model(const gguf::File& file, const Tokenizer& t
 std::string ChatTemplate::format(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
   const Conversation c = split(messages);
   switch (family_) {
-    case ChatFamily::chatml: return format_chatml(c, default_system_, add_generation_prompt);
-    case ChatFamily::llama2: return format_llama2(c, bos_, eos_);
-    case ChatFamily::llama3: return format_llama3(messages, bos_, add_generation_prompt);
-    case ChatFamily::mistral: return format_mistral(c, bos_, eos_);
-    case ChatFamily::zephyr: return format_role_tags(messages, eos_ + "\n", add_generation_prompt, "");
-    case ChatFamily::phi3: return format_role_tags(messages, "<|end|>\n", add_generation_prompt, eos_);
-    case ChatFamily::gemma: return format_gemma(c, bos_, add_generation_prompt);
+    case ChatFamily::chatml:
+      return format_chatml(c, default_system_, add_generation_prompt);
+    case ChatFamily::llama2:
+      return format_llama2(c, bos_, eos_);
+    case ChatFamily::llama3:
+      return format_llama3(messages, bos_, add_generation_prompt);
+    case ChatFamily::mistral:
+      return format_mistral(c, bos_, eos_);
+    case ChatFamily::zephyr:
+      return format_role_tags(messages, eos_ + "\n", add_generation_prompt, "");
+    case ChatFamily::phi3:
+      return format_role_tags(messages, "<|end|>\n", add_generation_prompt, eos_);
+    case ChatFamily::gemma:
+      return format_gemma(c, bos_, add_generation_prompt);
   }
   fail("chat template: unknown family {}", int(family_));
 }

@@ -116,7 +116,6 @@ TEST(ChatTemplate, MissingOrUnknownTemplatesAreClearErrors) {
     ChatTemplate::from_jinja("", "", "<s>", "</s>", "m.gguf");
     FAIL() << "no error";
   } catch (const Error& e) {
-
     const std::string what = e.what();
     EXPECT_NE(what.find("m.gguf: the model has no chat template"), std::string::npos) << what;
     EXPECT_NE(what.find("--chat-template"), std::string::npos) << what;
@@ -213,7 +212,7 @@ TEST(ChatHistory, EveryFamilyKeepsTheCacheConsistent) {
            {ChatFamily::chatml, "", "<|im_end|>", 0, 0},
            {ChatFamily::llama2, "<s>", "</s>", 2, 0},  // " " + answer.strip(): the space is the template's
            {ChatFamily::llama3, "<|begin_of_text|>", "<|eot_id|>", 0, 2},  // trims the answer
-           {ChatFamily::mistral, "<s>", "</s>", 2, 0},  // " " + answer
+           {ChatFamily::mistral, "<s>", "</s>", 2, 0},                     // " " + answer
            {ChatFamily::zephyr, "<s>", "</s>", 0, 0},
            {ChatFamily::phi3, "<s>", "<|endoftext|>", 0, 0},
            {ChatFamily::gemma, "<bos>", "<eos>", 0, 2}}) {  // trims the answer
@@ -234,8 +233,9 @@ TEST(ChatHistory, RewindsAnAnswerTheTemplateWritesDifferently) {
   h.add_answer("x\n");
   const ChatHistory::Step s = h.add_user("b");
   EXPECT_TRUE(s.rewind_answer);
-  EXPECT_EQ(s.text, "x<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nb<|eot_id|>"
-                    "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(s.text,
+            "x<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nb<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
 TEST(ChatHistory, AFailedTurnLeavesTheHistoryAsItWas) {
