@@ -48,6 +48,20 @@ Totals totals_of(const gguf::File& f) {
 
 // ---- text output ----
 
+// A key or tensor name with control characters escaped, so that each entry stays on its line.
+std::string escaped(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 // A string in double quotes with escapes, cut after kMaxStringChars characters.
 std::string quoted(const std::string& s) {
   std::string out = "\"";
@@ -118,7 +132,7 @@ void print_text(const gguf::File& f) {
   for (const auto& kv : f.metadata()) key_width = std::max(key_width, std::min<size_t>(kv.key.size(), 48));
   out += fmt::format("metadata ({} keys):\n", f.metadata().size());
   for (const auto& kv : f.metadata()) {
-    out += fmt::format("  {:<{}}  {:<4}  {}\n", kv.key, key_width, gguf::value_type_name(kv.value.type()),
+    out += fmt::format("  {:<{}}  {:<4}  {}\n", escaped(kv.key), key_width, gguf::value_type_name(kv.value.type()),
                        format_value(kv.value, true));
   }
 
@@ -132,7 +146,7 @@ void print_text(const gguf::File& f) {
     out += fmt::format("  {:<{}}  {:<7}  {:<{}}  {:>12}\n", "name", name_width, "type", "shape", shape_width, "bytes");
   }
   for (const auto& t : f.tensors()) {
-    out += fmt::format("  {:<{}}  {:<7}  {:<{}}  {:>12}\n", t.name, name_width, dtype_name(t.type),
+    out += fmt::format("  {:<{}}  {:<7}  {:<{}}  {:>12}\n", escaped(t.name), name_width, dtype_name(t.type),
                        format_shape(t.shape), shape_width, t.nbytes);
   }
 

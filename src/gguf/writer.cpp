@@ -151,10 +151,9 @@ void Writer::add_tensor(std::string name, DType type, std::vector<int64_t> shape
     fail("{}: tensor name '{}' is longer than {} bytes (llama.cpp cannot read it)", path_, detail::printable(name),
          kMaxTensorName);
   }
-  for (const auto& t : tensors_) {
-    if (t.name == name) fail("{}: duplicate tensor name '{}'", path_, name);
-  }
+  if (tensor_names_.count(name)) fail("{}: duplicate tensor name '{}'", path_, detail::printable(name));
   const uint64_t nbytes = tensor_bytes(name, type, shape);
+  tensor_names_.insert(name);
   tensors_.push_back(Pending{std::move(name), type, std::move(shape), nbytes, 0});
 }
 

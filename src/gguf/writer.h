@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/dtype.h"
@@ -67,6 +68,7 @@ private:
   uint64_t alignment_ = kDefaultAlignment;
   std::vector<KeyValue> metadata_;
   std::vector<Pending> tensors_;
+  std::unordered_set<std::string> tensor_names_;
   size_t next_tensor_ = 0;
   uint64_t data_start_ = 0;  // absolute offset of the data section
   uint64_t position_ = 0;    // bytes written so far
