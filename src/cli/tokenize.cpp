@@ -4,13 +4,13 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <memory>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/model_options.h"
 #include "core/error.h"
 #include "gguf/reader.h"
 #include "tokenizer/tokenizer.h"
@@ -25,15 +25,6 @@ struct TokenizeArgs {
   bool ids_only = false;
   bool no_special = false;
 };
-
-// The model -m names, or the default one in the cache (scripts/fetch-model puts it there).
-std::string model_path(const std::string& model) {
-  if (!model.empty()) return model;
-  const char* cache = std::getenv("STRATA_CACHE");
-  const char* home = std::getenv("HOME");
-  const std::string dir = cache ? std::string(cache) : std::string(home ? home : ".") + "/.cache/strata";
-  return dir + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
 
 // A piece as text on one line: valid UTF-8 as it is, except \\, ', and control characters,
 // which are escaped, as are bytes that are not (yet) UTF-8.
@@ -63,7 +54,7 @@ std::string escape_piece(std::string_view piece) {
 }
 
 void run_tokenize(const TokenizeArgs& args) {
-  const std::string path = model_path(args.model);
+  const std::string path = resolve_model_path(args.model);
   const auto file = gguf::File::open(path);
   const auto tokenizer = Tokenizer::from_gguf(file);
   for (const auto& w : tokenizer.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
