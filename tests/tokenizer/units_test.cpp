@@ -177,6 +177,59 @@ TEST(Bpe, LowestRankFirstThenLeftmost) {
   EXPECT_EQ(tok.encode("b\xFF", false), (std::vector<TokenId>{'b', 0xFF}));  // byte tokens
 }
 
+// A SentencePiece vocabulary: <unk> <s> </s>, then pieces with scores, optional <0xXX> tokens.
+Vocab spm_vocab(bool byte_tokens) {
+  Vocab v;
+  v.kind = VocabKind::Spm;
+  v.model = "llama";
+  auto add = [&](std::string text, TokenType type, float score) {
+    v.tokens.push_back(std::move(text));
+    v.types.push_back(type);
+    v.scores.push_back(score);
+  };
+  add("<unk>", TokenType::Unknown, 0);                                  // 0
+  add("<s>", TokenType::Control, 0);                                    // 1
+  add("</s>", TokenType::Control, 0);                                   // 2
+  add("\xE2\x96\x81", TokenType::Normal, -1);                          // 3 ▁
+  add("a", TokenType::Normal, -2);                                      // 4
+  add("b", TokenType::Normal, -3);                                      // 5
+  add("c", TokenType::Normal, -4);                                      // 6
+  add("ab", TokenType::Normal, -5);                                     // 7
+  add("bc", TokenType::Normal, -0.5f);                                  // 8
+  add("\xE2\x96\x81" "a", TokenType::Normal, -6);                      // 9 ▁a
+  add("abc", TokenType::Normal, -7);                                    // 10
+  add("z", TokenType::Normal, -8);                                      // 11
+  add("zz", TokenType::Unused, -0.25f);                                 // 12
+  add("zzz", TokenType::Normal, -0.1f);                                 // 13
+  add("<0x41>", byte_tokens ? TokenType::Byte : TokenType::Normal, 0);  // 14 (A)
+  v.unk = 0;
+  v.bos = 1;
+  v.eos = 2;
+  v.add_bos = true;
+  v.add_space_prefix = true;
+  return v;
+}
+
+TEST(Spm, HighestScoreFirstThenSpacePrefixAndFallbacks) {
+  const auto tok = Tokenizer::from_vocab(spm_vocab(true));
+  // "▁abc": bc (-0.5) first, then ▁a (-6) beats a+bc (-7).
+  EXPECT_EQ(tok.encode("abc", false), (std::vector<TokenId>{9, 8}));
+  EXPECT_EQ(tok.encode("abc"), (std::vector<TokenId>{1, 9, 8}));  // BOS as the model asks
+  EXPECT_EQ(tok.decode(std::vector<TokenId>{9, 8}), "abc");         // the added space is removed
+  EXPECT_EQ(tok.decode(std::vector<TokenId>{1, 9, 8}, {.skip_special = true}), "abc");
+  EXPECT_EQ(tok.decode(std::vector<TokenId>{9, 8}, {.strip_space_prefix = false}), " abc");
+  // An unused piece is merged like any other, then split back into what formed it.
+  EXPECT_EQ(tok.encode("zzz", false), (std::vector<TokenId>{3, 13}));
+  EXPECT_EQ(tok.encode("zz", false), (std::vector<TokenId>{3, 11, 11}));
+  // A character with no piece: byte tokens where the vocabulary has them, else <unk>.
+  EXPECT_EQ(tok.encode("A", false), (std::vector<TokenId>{3, 14}));
+  EXPECT_EQ(tok.decode(tok.encode("A", false)), "A");
+  EXPECT_EQ(tok.encode("q", false), (std::vector<TokenId>{3, 0}));
+  // Text after a special token starts a new "word", with its own space.
+  EXPECT_EQ(tok.encode("a</s>a", false, true), (std::vector<TokenId>{9, 2, 9}));
+  EXPECT_EQ(tok.encode("a</s>a", false, false).size(), 6u);
+}
+
 TEST(Special, LeftmostLongestAndParseSpecial) {
   const auto tok = Tokenizer::from_vocab(byte_vocab(
       {}, {{"ab", TokenType::UserDefined}, {"abc", TokenType::UserDefined}, {"bcd", TokenType::UserDefined},
