@@ -359,7 +359,8 @@ class ExactModel:
 # ---- CLI ----
 
 def parse_ids(text):
-    return [int(t) for t in text.replace(",", " ").split()]
+    """Token ids separated by spaces, commas or newlines; [brackets] as llama-tokenize --ids prints."""
+    return [int(t) for t in text.replace(",", " ").replace("[", " ").replace("]", " ").split()]
 
 
 def save_dump(dump, directory, dtype):
@@ -436,7 +437,7 @@ def main(argv=None):
     gr.add_argument("--json", help="write steps as JSON")
     pp = sub.add_parser("perplexity", help="llama.cpp-style perplexity over a token-id file")
     pp.add_argument("model")
-    pp.add_argument("--tokens-file", required=True, help="token ids separated by spaces, commas or newlines")
+    pp.add_argument("--tokens-file", required=True, help="token ids separated by spaces, commas or newlines (llama-tokenize --ids output works)")
     pp.add_argument("-c", "--ctx", type=int, default=128)
     pp.add_argument("--chunks", type=int, default=None)
     pp.add_argument("--json", help="write the result (with per-token NLL) as JSON")

@@ -259,8 +259,9 @@ class OracleTest(unittest.TestCase):
     def test_cli(self):
         d = self._tmp.name
         ids = os.path.join(d, "ids.txt")
-        with open(ids, "w") as f:
-            f.write(" ".join(str(t) for t in np.random.default_rng(3).integers(3, 300, 40)))
+        with open(ids, "w") as f:  # the format of llama-tokenize --ids
+            f.write("[" + ", ".join(str(t) for t in np.random.default_rng(3).integers(3, 300, 40)) + "]\n")
+        self.assertEqual(ex.parse_ids("[1, 2,3]\n4 5"), [1, 2, 3, 4, 5])
         script = os.path.join(HERE, "exact_llama.py")
         out = subprocess.run([sys.executable, script, "perplexity", self.llama, "--tokens-file", ids, "-c", "16"],
                              check=True, capture_output=True, text=True).stdout
