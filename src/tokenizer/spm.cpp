@@ -1,7 +1,6 @@
 #include "tokenizer/spm.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <unordered_map>
 
 #include "tokenizer/unicode.h"
@@ -48,10 +47,7 @@ SpmEncoder::SpmEncoder(const Vocab& vocab) {
     const std::string& text = vocab.tokens[size_t(id)];
     const TokenType type = vocab.type(id);
     if (type == TokenType::Byte) {
-      unsigned value = 0;
-      char tail = 0;
-      if (text.size() == 6 && std::sscanf(text.c_str(), "<0x%2X%c", &value, &tail) == 2 && tail == '>')
-        byte_tokens_[value & 0xFF] = id;
+      if (const int b = unicode::byte_token_value(text); b >= 0) byte_tokens_[size_t(b)] = id;
       continue;
     }
     if (type == TokenType::Control || type == TokenType::Unknown) continue;

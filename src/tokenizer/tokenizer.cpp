@@ -1,6 +1,5 @@
 #include "tokenizer/tokenizer.h"
 
-#include <cstdio>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -51,15 +50,6 @@ std::string unescape_spaces(std::string_view text) {
   return out;
 }
 
-// The byte of a "<0xXX>" token text, or -1.
-int byte_token_value(const std::string& text) {
-  unsigned value = 0;
-  char tail = 0;
-  if (text.size() == 6 && std::sscanf(text.c_str(), "<0x%2X%c", &value, &tail) == 2 && tail == '>')
-    return int(value & 0xFF);
-  return -1;
-}
-
 std::string make_piece(const Vocab& vocab, TokenId id) {
   const std::string& text = vocab.tokens[size_t(id)];
   switch (vocab.type(id)) {
@@ -67,7 +57,7 @@ std::string make_piece(const Vocab& vocab, TokenId id) {
     case TokenType::Unknown:
     case TokenType::UserDefined: return text;
     case TokenType::Byte:
-      if (int b = byte_token_value(text); b >= 0) return std::string(1, char(b));
+      if (int b = unicode::byte_token_value(text); b >= 0) return std::string(1, char(b));
       return text;
     default: break;
   }

@@ -35,6 +35,9 @@ void append_utf8(std::string& out, char32_t cp);
 // finish it yet (0..3): what a streaming decoder must hold back.
 size_t incomplete_tail(std::string_view text);
 
+// The byte a SentencePiece byte token "<0xXX>" (two hex digits) stands for, or -1.
+int byte_token_value(std::string_view text);
+
 // Replaces every invalid byte of `text` by U+FFFD.
 std::string sanitize(std::string_view text);
 

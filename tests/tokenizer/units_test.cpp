@@ -76,6 +76,15 @@ TEST(Unicode, IncompleteTail) {
   EXPECT_EQ(unicode::incomplete_tail(""), 0u);
 }
 
+TEST(Unicode, ByteTokenValue) {
+  EXPECT_EQ(unicode::byte_token_value("<0x0A>"), 0x0A);
+  EXPECT_EQ(unicode::byte_token_value("<0xff>"), 0xFF);
+  EXPECT_EQ(unicode::byte_token_value("<0x 1>"), -1);
+  EXPECT_EQ(unicode::byte_token_value("<0x0A"), -1);
+  EXPECT_EQ(unicode::byte_token_value("<0x0AB>"), -1);
+  EXPECT_EQ(unicode::byte_token_value("0x0A"), -1);
+}
+
 TEST(Unicode, SanitizeReplacesInvalidBytes) {
   EXPECT_EQ(unicode::sanitize("a\xFF" "b\xC3\xA9"), "a\xEF\xBF\xBD" "b\xC3\xA9");
 }
