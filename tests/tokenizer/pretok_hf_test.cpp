@@ -20,16 +20,7 @@ const fs::path kDir = fs::path(STRATA_TEST_DATA) / "tokenizer" / "pretok";
 const fs::path kGpt2 = fs::path(STRATA_SHARED_FIXTURES) / "vocab" / "ggml-vocab-gpt-2.gguf";
 
 std::vector<test::VocabCase> read_cases(const std::string& pre) {
-  // read_vocab_cases wants NAME.inp and NAME.out side by side: point both at this pre.
-  const std::string inp = test::read_file(kDir / "cases.inp");
-  const std::string out = test::read_file(kDir / (pre + ".out"));
-  const fs::path tmp = fs::temp_directory_path() / ("strata-pretok-" + pre);
-  std::ofstream(tmp.string() + ".inp", std::ios::binary) << inp;
-  std::ofstream(tmp.string() + ".out", std::ios::binary) << out;
-  auto cases = test::read_vocab_cases(tmp);
-  fs::remove(tmp.string() + ".inp");
-  fs::remove(tmp.string() + ".out");
-  return cases;
+  return test::read_cases(kDir / "cases.inp", kDir / (pre + ".out"));
 }
 
 class PreTokenizerHf : public ::testing::TestWithParam<std::string> {

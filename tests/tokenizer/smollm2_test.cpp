@@ -25,13 +25,7 @@ fs::path model_path() {
 // Cases from smollm2.inp with the ids of `out_name`.
 std::vector<test::VocabCase> cases(const std::string& out_name) {
   const fs::path dir = fs::path(STRATA_TEST_DATA) / "tokenizer";
-  const fs::path tmp = fs::temp_directory_path() / ("strata-smollm2-" + out_name);
-  fs::copy_file(dir / "smollm2.inp", tmp.string() + ".inp", fs::copy_options::overwrite_existing);
-  fs::copy_file(dir / out_name, tmp.string() + ".out", fs::copy_options::overwrite_existing);
-  auto result = test::read_vocab_cases(tmp);
-  fs::remove(tmp.string() + ".inp");
-  fs::remove(tmp.string() + ".out");
-  return result;
+  return test::read_cases(dir / "smollm2.inp", dir / out_name);
 }
 
 class SmolLM2 : public ::testing::Test {

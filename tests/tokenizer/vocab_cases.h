@@ -24,11 +24,9 @@ inline std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-// Empty if the .inp/.out files are missing; throws std::runtime_error if they disagree.
-inline std::vector<VocabCase> read_vocab_cases(const std::filesystem::path& gguf) {
-  const auto inp = std::filesystem::path(gguf.string() + ".inp");
-  const auto out = std::filesystem::path(gguf.string() + ".out");
-  if (!std::filesystem::exists(inp) || !std::filesystem::exists(out)) return {};
+// Cases from an .inp file and the ids of an .out file; throws std::runtime_error if the .out
+// has fewer lines than there are cases.
+inline std::vector<VocabCase> read_cases(const std::filesystem::path& inp, const std::filesystem::path& out) {
   const std::string sep = "\n__ggml_vocab_test__\n";
   const std::string text = read_file(inp);
   std::vector<std::string> inputs;
@@ -48,6 +46,14 @@ inline std::vector<VocabCase> read_vocab_cases(const std::filesystem::path& gguf
     cases.push_back(std::move(c));
   }
   return cases;
+}
+
+// NAME.gguf.inp / NAME.gguf.out beside a vocabulary; empty if they are missing.
+inline std::vector<VocabCase> read_vocab_cases(const std::filesystem::path& gguf) {
+  const auto inp = std::filesystem::path(gguf.string() + ".inp");
+  const auto out = std::filesystem::path(gguf.string() + ".out");
+  if (!std::filesystem::exists(inp) || !std::filesystem::exists(out)) return {};
+  return read_cases(inp, out);
 }
 
 // The vocab GGUFs that have cases, from the given folders (missing folders are skipped).
