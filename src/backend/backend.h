@@ -35,12 +35,18 @@ public:
   // ---- memory ------------------------------------------------------------------------
   // A new zero-filled tensor on the backend's device.
   virtual Tensor alloc(DType type, ShapeRef ne, std::string name) = 0;
-  // A weight from the (mmapped) host tensor; CPU backends return the view itself.
+  // The backend's copy of a host tensor, in its stored type (weights stay quantized): CPU
+  // backends return the (mmapped) view itself; device backends (CUDA) return a new, writable
+  // device tensor holding one copy. Tests also upload activations this way and then let ops
+  // change them in place (softmax, rope), so the result of uploading a writable host tensor
+  // is writable on every backend.
   virtual Tensor upload(const Tensor& host) = 0;
   // The values of a backend tensor as a host f32 tensor (for taps, logits, verification).
   virtual Tensor to_host_f32(const Tensor& t) = 0;
   // Waits for queued work (no-op on CPU).
   virtual void synchronize() {}
+  // The device the backend computes on, for reports ("CPU", "NVIDIA H100 80GB HBM3").
+  virtual std::string device_name() const { return "CPU"; }
 
   // ---- ops ---------------------------------------------------------------------------
   // out[:, i] = table[:, ids[i]]                table [n_embd, n_vocab] any type; out [n_embd, n_ids] f32

@@ -11,6 +11,7 @@ void register_commands(CLI::App& app) {
   register_perplexity(app);
   register_verify(app);
   register_compare(app);
+  register_bench(app);
 }
 
 }  // namespace strata::cli

@@ -15,5 +15,6 @@ void register_chat(CLI::App& app);
 void register_perplexity(CLI::App& app);
 void register_verify(CLI::App& app);
 void register_compare(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace strata::cli

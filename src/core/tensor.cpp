@@ -97,6 +97,19 @@ Tensor Tensor::external(DType type, ShapeRef ne, const void* data, size_t size, 
   return x;
 }
 
+Tensor Tensor::device(DType type, ShapeRef ne, void* data, std::shared_ptr<const void> keep_alive, std::string name) {
+  Tensor x;
+  x.type_ = type;
+  x.ne_ = checked_dims(type, ne.dims());
+  x.name_ = std::move(name);
+  x.set_packed_strides();
+  if (data == nullptr && x.n_bytes() > 0) fail("{}: device data pointer is null", x.describe());
+  x.data_ = static_cast<uint8_t*>(data);
+  x.owner_ = std::move(keep_alive);
+  x.device_ = true;
+  return x;
+}
+
 Tensor Tensor::from_f32(std::span<const float> values, ShapeRef shape, DType type, std::string name) {
   const std::span<const int64_t> ne = shape.dims();
   const Dims d = checked_dims(type, ne);
@@ -160,6 +173,13 @@ uint8_t* Tensor::mutable_data() const {
   return data_;
 }
 
+void Tensor::check_host(const char* what) const {
+  if (device_) {
+    fail("{}: {} lives in device memory; host code cannot read it (copy it with Backend::to_host_f32)", what,
+         describe());
+  }
+}
+
 void Tensor::check_row_index(int64_t i1, int64_t i2, int64_t i3) const {
   if (i1 < 0 || i1 >= ne_[1] || i2 < 0 || i2 >= ne_[2] || i3 < 0 || i3 >= ne_[3]) {
     fail("row ({}, {}, {}) is out of range for {}", i1, i2, i3, describe());
@@ -167,6 +187,7 @@ void Tensor::check_row_index(int64_t i1, int64_t i2, int64_t i3) const {
 }
 
 const uint8_t* Tensor::row(int64_t i1, int64_t i2, int64_t i3) const {
+  check_host("row");
   check_row_index(i1, i2, i3);
   return data_ + size_t(i1) * nb_[1] + size_t(i2) * nb_[2] + size_t(i3) * nb_[3];
 }
@@ -177,6 +198,7 @@ uint8_t* Tensor::mutable_row(int64_t i1, int64_t i2, int64_t i3) const {
 }
 
 void Tensor::dequantize_row(float* dst, int64_t i1, int64_t i2, int64_t i3) const {
+  check_host("dequantize_row");
   const TypeTraits& t = traits();
   if (t.dequantize == nullptr) fail("{}: Strata cannot compute type {}", describe(), t.name);
   const uint8_t* src = row(i1, i2, i3);
@@ -251,6 +273,7 @@ Tensor Tensor::transpose(int dim_a, int dim_b) const {
 // ---- copies ----------------------------------------------------------------------------
 
 Tensor Tensor::to_f32() const {
+  check_host("to_f32");
   Tensor out = empty(DType::F32, ne_, name_);
   for (int64_t i3 = 0; i3 < ne_[3]; ++i3) {
     for (int64_t i2 = 0; i2 < ne_[2]; ++i2) {
@@ -263,6 +286,7 @@ Tensor Tensor::to_f32() const {
 }
 
 Tensor Tensor::to_type(DType type) const {
+  check_host("to_type");
   if (type == DType::F32) return to_f32();
   const TypeTraits& t = type_traits(type);
   if (t.quantize == nullptr) fail("cannot convert {} to {}: Strata cannot write that type", describe(), t.name);
@@ -284,6 +308,7 @@ Tensor Tensor::to_type(DType type) const {
 }
 
 Tensor Tensor::contiguous() const {
+  check_host("contiguous");
   if (is_contiguous()) return *this;
   Tensor out = empty(type_, ne_, name_);
   const size_t elem = traits().type_size;

@@ -8,8 +8,9 @@
 //
 // Storage is either owned (a 64-byte aligned, zero-filled buffer shared by all views of
 // it) or external (a read-only pointer into memory owned by someone else, e.g. an mmapped
-// GGUF file, kept alive by a shared_ptr<const void> handle). Views, reshape and permute
-// never copy; to_f32 / to_type / contiguous make new owned tensors.
+// GGUF file, kept alive by a shared_ptr<const void> handle) or device memory of a backend
+// (e.g. CUDA): an address host code must not dereference. Views, reshape and permute never
+// copy; to_f32 / to_type / contiguous make new owned tensors (host tensors only).
 #pragma once
 
 #include <array>
@@ -71,6 +72,12 @@ public:
   // (e.g. the file mapping) is held until the last tensor using the memory is gone.
   static Tensor external(DType type, ShapeRef ne, const void* data, size_t size, std::shared_ptr<const void> keep_alive,
                          std::string name = {});
+  // A writable contiguous tensor in a backend's device memory: `data` is a device address
+  // (never dereferenced on the host) and `keep_alive` frees it when the last view is gone.
+  // Host-side element access (row, mutable_row, dequantize_row, to_f32, to_type, contiguous)
+  // refuses device tensors with an error; Backend::to_host_f32 copies them to the host.
+  static Tensor device(DType type, ShapeRef ne, void* data, std::shared_ptr<const void> keep_alive,
+                       std::string name = {});
   // An owned tensor of `type` made from f32 values in contiguous order, quantizing each row.
   static Tensor from_f32(std::span<const float> values, ShapeRef ne, DType type, std::string name = {});
 
@@ -90,6 +97,7 @@ public:
   size_t n_bytes() const;      // bytes of the elements when packed: row_bytes() * n_rows()
   bool is_contiguous() const;  // packed in order, no gaps (strides of dims with ne == 1 ignored)
   bool is_writable() const { return writable_; }
+  bool is_device() const { return device_; }  // data() is a device address (see device())
   std::string shape_string() const;  // "[4096, 32000]"
   std::string describe() const;      // "tensor 'w' q4_0 [4096, 32000]" for messages
 
@@ -123,6 +131,7 @@ public:
 private:
   void set_packed_strides();
   void check_row_index(int64_t i1, int64_t i2, int64_t i3) const;
+  void check_host(const char* what) const;  // throws for device tensors
 
   DType type_ = DType::F32;
   Dims ne_ = {0, 1, 1, 1};
@@ -131,6 +140,7 @@ private:
   std::shared_ptr<const void> owner_;  // keeps the memory alive: a Storage or the external owner
   uint8_t* data_ = nullptr;            // first element
   bool writable_ = true;
+  bool device_ = false;
 };
 
 }  // namespace strata

@@ -1,0 +1,104 @@
+// Device helpers shared by the kernels: row addressing, warp/block reductions, half and
+// bfloat16 conversions, and aligned loads of packed bytes.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/kernels.h"
+
+namespace strata::cuda {
+
+inline constexpr int kWarp = 32;
+
+// Byte offset of flat row r (see RowLayout).
+__device__ __forceinline__ int64_t row_offset(const RowLayout& l, int64_t r) {
+  const int64_t i1 = r % l.ne1;
+  const int64_t rest = r / l.ne1;
+  return i1 * l.nb1 + (rest % l.ne2) * l.nb2 + (rest / l.ne2) * l.nb3;
+}
+
+template <typename T>
+__device__ __forceinline__ T* row_ptr(void* base, const RowLayout& l, int64_t r) {
+  return reinterpret_cast<T*>(static_cast<char*>(base) + row_offset(l, r));
+}
+template <typename T>
+__device__ __forceinline__ const T* row_ptr(const void* base, const RowLayout& l, int64_t r) {
+  return reinterpret_cast<const T*>(static_cast<const char*>(base) + row_offset(l, r));
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum (or max) over the block; every thread gets the result. `scratch` holds >= 32 floats;
+// blockDim.x is a multiple of 32.
+template <bool kMax>
+__device__ float block_reduce(float v, float* scratch) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, n_warps = blockDim.x / kWarp;
+  v = kMax ? warp_max(v) : warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous reduction
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < n_warps ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
+  return kMax ? warp_max(v) : warp_sum(v);
+}
+
+__device__ __forceinline__ float f16_bits_to_f32(uint16_t h) {
+  return __half2float(__ushort_as_half(h));
+}
+__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) {
+  return __uint_as_float(uint32_t(h) << 16);
+}
+
+__device__ __forceinline__ uint16_t load_u16(const uint8_t* p) {
+  return *reinterpret_cast<const uint16_t*>(p);
+}
+
+// N bytes at p (p aligned to A bytes, N a multiple of 4 and of A) as N/4 little-endian words.
+template <int N, int A>
+__device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&w)[N / 4]) {
+  static_assert(N % 4 == 0 && N % A == 0);
+  if constexpr (A >= 16) {
+#pragma unroll
+    for (int i = 0; i < N / 16; ++i) {
+      const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+      w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+    }
+  } else if constexpr (A >= 8) {
+#pragma unroll
+    for (int i = 0; i < N / 8; ++i) {
+      const uint2 v = reinterpret_cast<const uint2*>(p)[i];
+      w[2 * i] = v.x, w[2 * i + 1] = v.y;
+    }
+  } else if constexpr (A >= 4) {
+#pragma unroll
+    for (int i = 0; i < N / 4; ++i) w[i] = reinterpret_cast<const uint32_t*>(p)[i];
+  } else {
+    const auto* h = reinterpret_cast<const uint16_t*>(p);
+#pragma unroll
+    for (int i = 0; i < N / 4; ++i) w[i] = uint32_t(h[2 * i]) | uint32_t(h[2 * i + 1]) << 16;
+  }
+}
+
+// Byte i of a word array (i a compile-time constant after unrolling).
+template <int N>
+__device__ __forceinline__ uint32_t byte_at(const uint32_t (&w)[N], int i) {
+  return (w[i / 4] >> (8 * (i % 4))) & 0xffu;
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+}  // namespace strata::cuda

@@ -1,0 +1,212 @@
+// The CUDA backend: the device, memory, uploads and copies back to the host.
+#include <cstring>
+#include <string_view>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+
+#ifndef STRATA_CUDA_ARCHITECTURES
+#define STRATA_CUDA_ARCHITECTURES "unknown"
+#endif
+
+namespace strata {
+namespace cuda {
+namespace {
+
+// "cudaMalloc(&p, n)" -> "cudaMalloc"; "src/backend/cuda/x.cpp" from an absolute path.
+std::string_view function_name(const char* call) {
+  const std::string_view s(call);
+  return s.substr(0, s.find('('));
+}
+std::string_view source_path(const char* file) {
+  const std::string_view s(file);
+  const size_t at = s.rfind("src/");
+  return at == std::string_view::npos ? s : s.substr(at);
+}
+
+}  // namespace
+
+void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
+  if (status == cudaSuccess) return;
+  fail("CUDA error in {} ({}:{}): {} ({})", function_name(call), source_path(file), line, cudaGetErrorString(status),
+       cudaGetErrorName(status));
+}
+
+void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  fail("cuBLAS error in {} ({}:{}): {} ({})", function_name(call), source_path(file), line,
+       cublasGetStatusString(status), cublasGetStatusName(status));
+}
+
+}  // namespace cuda
+
+namespace {
+
+double mib(size_t bytes) {
+  return double(bytes) / (1024.0 * 1024.0);
+}
+
+// Bytes of a packed tensor of shape ne, with overflow checks (Tensor::device checks the
+// shape itself).
+size_t packed_bytes(DType type, ShapeRef shape) {
+  const std::span<const int64_t> ne = shape.dims();
+  if (ne.empty()) return 0;
+  for (int64_t d : ne) {
+    if (d < 0) fail("cuda: negative dimension in a tensor shape");
+  }
+  size_t bytes = row_bytes(type, ne[0]);
+  for (size_t i = 1; i < ne.size(); ++i) {
+    if (__builtin_mul_overflow(bytes, size_t(ne[i]), &bytes)) fail("cuda: tensor byte size overflows");
+  }
+  return bytes;
+}
+
+}  // namespace
+
+struct CudaBackend::Held {
+  std::atomic<size_t> weights{0}, other{0};
+};
+
+cuda::RowLayout row_layout(const Tensor& t) {
+  return cuda::RowLayout{t.ne(1), t.ne(2), int64_t(t.nb(1)), int64_t(t.nb(2)), int64_t(t.nb(3))};
+}
+
+bool cuda_device_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();  // clear the error for later calls
+    return false;
+  }
+  return cuda::probe_kernel_image() == cudaSuccess;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  return std::make_unique<CudaBackend>(device);
+}
+
+CudaBackend::CudaBackend(int device) : device_(device), held_(std::make_shared<Held>()) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    fail("backend 'cuda': no CUDA GPU is available ({})",
+         status != cudaSuccess ? cudaGetErrorString(status) : "the driver reports 0 devices");
+  }
+  if (device < 0 || device >= count) fail("backend 'cuda': GPU {} does not exist ({} found)", device, count);
+  STRATA_CUDA_CHECK(cudaSetDevice(device));
+  cudaDeviceProp props{};
+  STRATA_CUDA_CHECK(cudaGetDeviceProperties(&props, device));
+  device_name_ = props.name;
+  const cudaError_t probe = cuda::probe_kernel_image();
+  if (probe != cudaSuccess) {
+    (void)cudaGetLastError();
+    fail("backend 'cuda': GPU {} '{}' has compute capability {}.{}, but this build of Strata has kernels only for "
+         "CUDA architectures {} ({}); rebuild with -DCMAKE_CUDA_ARCHITECTURES={}{}",
+         device, device_name_, props.major, props.minor, STRATA_CUDA_ARCHITECTURES, cudaGetErrorString(probe),
+         props.major, props.minor);
+  }
+  STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  STRATA_CUBLAS_CHECK(cublasCreate(&cublas_));
+  STRATA_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
+  ints_.reset();
+  rope_.reset();
+  gemm_.reset();
+  if (cublas_ != nullptr) (void)cublasDestroy(cublas_);
+  if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+}
+
+std::shared_ptr<void> CudaBackend::device_alloc(size_t bytes, const std::string& what, bool weight) {
+  void* p = nullptr;
+  const cudaError_t status = cudaMalloc(&p, bytes);
+  if (status == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    size_t free = 0, total = 0;
+    (void)cudaMemGetInfo(&free, &total);
+    fail("backend 'cuda': out of device memory on GPU {} '{}': cannot allocate {:.1f} MiB for {}; {:.1f} MiB free "
+         "of {:.1f} MiB; Strata holds {:.1f} MiB of model weights and {:.1f} MiB of KV cache, activations and scratch",
+         device_, device_name_, mib(bytes), what, mib(free), mib(total), mib(held_->weights), mib(held_->other));
+  }
+  STRATA_CUDA_CHECK(status);
+  std::atomic<size_t>& counter = weight ? held_->weights : held_->other;
+  counter += bytes;
+  // The deleter keeps `held_` alive: tensors may outlive the backend.
+  return std::shared_ptr<void>(p, [held = held_, &counter, bytes](void* q) {
+    counter -= bytes;
+    (void)cudaFree(q);
+  });
+}
+
+void* CudaBackend::scratch(std::shared_ptr<void>& buffer, size_t& capacity, size_t bytes, const char* what) {
+  if (bytes > capacity || !buffer) {
+    buffer.reset();  // cudaFree waits for the kernels that may still use the old buffer
+    const size_t grown = std::max(bytes, capacity * 2);
+    buffer = device_alloc(grown, what, false);
+    capacity = grown;
+  }
+  return buffer.get();
+}
+
+const int32_t* CudaBackend::upload_ints(std::span<const int32_t> values) {
+  if (values.empty()) return nullptr;
+  void* d = scratch(ints_, ints_capacity_, values.size_bytes(), "token ids / positions");
+  // From pageable memory the copy is staged before the call returns, so `values` may go.
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(d, values.data(), values.size_bytes(), cudaMemcpyHostToDevice, stream_));
+  return static_cast<const int32_t*>(d);
+}
+
+Tensor CudaBackend::alloc(DType type, ShapeRef ne, std::string name) {
+  const size_t bytes = packed_bytes(type, ne);
+  std::shared_ptr<void> memory = device_alloc(bytes, fmt::format("tensor '{}'", name), false);
+  STRATA_CUDA_CHECK(cudaMemsetAsync(memory.get(), 0, bytes, stream_));
+  void* data = memory.get();
+  return Tensor::device(type, ne, data, std::move(memory), std::move(name));
+}
+
+Tensor CudaBackend::upload(const Tensor& host) {
+  if (host.is_device()) {
+    if (!host.is_contiguous()) fail("cuda upload: {} is a non-contiguous device view", host.describe());
+    Tensor copy = alloc(host.dtype(), host.ne(), host.name());
+    STRATA_CUDA_CHECK(
+        cudaMemcpyAsync(copy.mutable_data(), host.data(), host.n_bytes(), cudaMemcpyDeviceToDevice, stream_));
+    return copy;
+  }
+  const Tensor src = host.contiguous();
+  const size_t bytes = src.n_bytes();
+  std::shared_ptr<void> memory = device_alloc(bytes, src.describe(), true);
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(memory.get(), src.data(), bytes, cudaMemcpyHostToDevice, stream_));
+  void* data = memory.get();
+  return Tensor::device(src.dtype(), src.ne(), data, std::move(memory), src.name());
+}
+
+Tensor CudaBackend::to_host_f32(const Tensor& t) {
+  if (!t.is_device()) return t.to_f32();
+  Tensor out = Tensor::empty(DType::F32, t.ne(), t.name());
+  if (t.n_elements() == 0) return out;
+  if (t.dtype() == DType::F32 && t.is_contiguous()) {
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(out.mutable_data(), t.data(), out.n_bytes(), cudaMemcpyDeviceToHost, stream_));
+  } else {
+    if (!cuda::convert_supported(t.dtype())) fail("cuda to_host_f32: type of {} is not supported", t.describe());
+    if (t.traits().is_quantized && t.nb(0) != t.traits().type_size) {
+      fail("cuda to_host_f32: {} has strided blocks", t.describe());
+    }
+    const std::shared_ptr<void> tmp = device_alloc(out.n_bytes(), "a copy to the host", false);
+    STRATA_CUDA_CHECK(cuda::launch_rows_to_f32(t.dtype(), t.data(), row_layout(t), t.nb(0), nullptr, t.ne(0),
+                                               t.n_rows(), static_cast<float*>(tmp.get()), t.ne(0), stream_));
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(out.mutable_data(), tmp.get(), out.n_bytes(), cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+  }
+  synchronize();
+  return out;
+}
+
+void CudaBackend::synchronize() {
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+}  // namespace strata

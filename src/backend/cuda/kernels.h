@@ -1,0 +1,86 @@
+// Launchers of the CUDA kernels, one function per kernel family (defined in the .cu file of
+// that family). This header is plain C++ as well as CUDA, so the host code of the backend
+// (compiled by the C++ compiler, with Strata's headers) calls the kernels without including
+// any device code. Each launcher queues work on `stream` and returns cudaGetLastError().
+//
+// Pointers are device addresses. Tensors are described by a base address and a RowLayout:
+// "flat row" r = i1 + ne1 * (i2 + ne2 * i3) starts at byte offset i1*nb1 + i2*nb2 + i3*nb3
+// (as Tensor's strides; ne0 elements of each row are packed).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace strata::cuda {
+
+struct RowLayout {
+  int64_t ne1 = 1, ne2 = 1;            // rows per step of dims 2 and 3
+  int64_t nb1 = 0, nb2 = 0, nb3 = 0;  // byte strides of dims 1..3
+};
+
+// ---- elementwise.cu: x, out [n, rows] f32 ---------------------------------------------
+// out = a + b; b is [n, rows] or one row [n] (broadcast). out may be a.
+cudaError_t launch_add(const void* a, RowLayout la, const void* b, RowLayout lb, bool broadcast, void* out,
+                       RowLayout lo, int64_t n, int64_t rows, cudaStream_t stream);
+// out = x * s. out may be x.
+cudaError_t launch_scale(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows,
+                         cudaStream_t stream);
+// out = silu(gate) * up
+cudaError_t launch_swiglu(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
+                          int64_t n, int64_t rows, cudaStream_t stream);
+
+// ---- norm.cu ----------------------------------------------------------------------------
+// out[:, r] = x[:, r] / sqrt(mean(x[:, r]^2) + eps) * weight      weight [n] f32
+cudaError_t launch_rms_norm(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo,
+                            int64_t n, int64_t rows, cudaStream_t stream);
+// Row-wise softmax in place.
+cudaError_t launch_softmax(void* x, RowLayout lx, int64_t n, int64_t rows, cudaStream_t stream);
+
+// ---- rope.cu: x [head_dim, n_heads, n_tokens] f32, in place ----------------------------
+// Pair i of head h of token t turns by positions[t] * theta_scale[i] (double, [n_rot/2]).
+cudaError_t launch_rope(void* x, RowLayout lx, int64_t n_heads, int64_t n_tokens, const int32_t* positions,
+                        const double* theta_scale, int n_rot, bool neox, cudaStream_t stream);
+
+// ---- attention.cu -------------------------------------------------------------------------
+// cache[:, :, pos + t] = src[:, :, t]     src [head_dim, n_kv, n_tokens] f32; cache f32 or f16
+cudaError_t launch_store_kv(const void* src, RowLayout ls, void* cache, RowLayout lc, bool cache_f16, int64_t head_dim,
+                            int64_t n_kv_heads, int64_t n_tokens, int64_t pos, cudaStream_t stream);
+// Causal GQA attention (backend.h); q, out [head_dim, n_heads, n_tokens] f32; caches
+// [head_dim, n_kv_heads, n_ctx] f32 or f16. head_dim <= kMaxHeadDim.
+inline constexpr int64_t kMaxHeadDim = 256;
+cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
+                             bool cache_f16, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
+                             int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, float scale, cudaStream_t stream);
+
+// ---- convert.cu: rows of any supported type to f32 ---------------------------------------
+// dst row r (dst + r * dst_stride floats) = src row ids[r] (ids == nullptr: flat row r) of
+// `type`, ne0 elements; plain types may have an element stride nb0.
+bool convert_supported(DType type);
+cudaError_t launch_rows_to_f32(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
+                               int64_t n_rows, float* dst, int64_t dst_stride, cudaStream_t stream);
+
+// ---- matmul_vec_*.cu: out[i, j] = sum_l w[l, i] * x[l, j] for m <= kMaxVecColumns ----------
+// w: n rows of row_bytes; x, out: columns at x + j * x_stride, out + j * out_stride floats.
+inline constexpr int kMaxVecColumns = 8;
+bool matvec_supported(DType type);
+cudaError_t launch_matvec(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                          int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+// The parts of launch_matvec by type family (matmul_vec_plain.cu: F32, F16, BF16;
+// matmul_vec_legacy.cu: the 32-element block types; matmul_vec_k.cu: the 256-element ones);
+// each returns cudaErrorInvalidValue for a type not its own.
+cudaError_t launch_matvec_plain(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                                int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+cudaError_t launch_matvec_legacy(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                                 int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+cudaError_t launch_matvec_k(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                            int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+
+// A trivial kernel's attributes: fails with cudaErrorNoKernelImageForDevice (or
+// cudaErrorInvalidDeviceFunction) when this build has no code for the device.
+cudaError_t probe_kernel_image();
+
+}  // namespace strata::cuda

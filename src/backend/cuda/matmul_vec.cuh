@@ -1,0 +1,78 @@
+// The decode matmul (m <= kMaxVecColumns activation columns) for the quantized types:
+// one warp per weight row; lane l takes the row's 32-element chunks l, l + 32, ...,
+// dequantizes each in registers (quant_decode.cuh) and multiplies it with the same 32
+// elements of every column, accumulating in f32; the warp then sums its lanes. Consecutive
+// lanes read consecutive blocks, so a warp reads a contiguous stretch of the row.
+#pragma once
+
+#include "backend/cuda/quant_decode.cuh"
+
+namespace strata::cuda {
+
+inline constexpr int kVecRowsPerBlock = 4;  // warps (rows) per block
+
+// x . v over one 32-element chunk of a column.
+__device__ __forceinline__ float dot32(const float (&v)[32], const float* x, bool vec) {
+  float s = 0.0f;
+  if (vec) {
+#pragma unroll
+    for (int q = 0; q < 8; ++q) {
+      const float4 xv = reinterpret_cast<const float4*>(x)[q];
+      s += v[4 * q] * xv.x + v[4 * q + 1] * xv.y + v[4 * q + 2] * xv.z + v[4 * q + 3] * xv.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < 32; ++i) s += v[i] * x[i];
+  }
+  return s;
+}
+
+template <typename T, int M>
+__global__ void __launch_bounds__(kVecRowsPerBlock* kWarp)
+    matvec_quant_kernel(const uint8_t* w, size_t row_bytes, int64_t n_chunks, int64_t n, const float* x,
+                        int64_t x_stride, float* out, int64_t out_stride, int m) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t row = int64_t(blockIdx.x) * kVecRowsPerBlock + threadIdx.x / kWarp;
+  if (row >= n) return;
+  const uint8_t* wr = w + row * row_bytes;
+  const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0 && x_stride % 4 == 0;
+  float acc[M];
+#pragma unroll
+  for (int j = 0; j < M; ++j) acc[j] = 0.0f;
+  for (int64_t c = lane; c < n_chunks; c += kWarp) {
+    float v[32];
+    T::decode(wr, c, v);
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) acc[j] += dot32(v, x + j * x_stride + c * 32, vec);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < M; ++j) acc[j] = warp_sum(acc[j]);
+  if (lane == 0) {
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) out[j * out_stride + row] = acc[j];
+    }
+  }
+}
+
+template <typename T>
+void launch_matvec_quant(const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride,
+                         float* out, int64_t out_stride, int m, cudaStream_t stream) {
+  const dim3 grid(unsigned(ceil_div(n, kVecRowsPerBlock)));
+  const dim3 block(kVecRowsPerBlock * kWarp);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t n_chunks = k / 32;
+  if (m <= 1) {
+    matvec_quant_kernel<T, 1><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+  } else if (m <= 2) {
+    matvec_quant_kernel<T, 2><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+  } else if (m <= 4) {
+    matvec_quant_kernel<T, 4><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+  } else {
+    matvec_quant_kernel<T, 8><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+  }
+}
+
+}  // namespace strata::cuda

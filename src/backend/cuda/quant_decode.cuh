@@ -1,0 +1,297 @@
+// Dequantization of the quantized weight types on the device, 32 elements at a time.
+//
+// Every quantized type's row is a sequence of 32-element "chunks": a whole block for the
+// 32-element types, one of the 8 sub-blocks of 32 of a 256-element super-block for the
+// K-quants and IQ4_XS. decode(row, c, v) writes the 32 values of chunk c of a row to v,
+// computed with the same float operations as the reference dequantize (core/quant_*.cpp):
+// products and sums are rounded separately (__fmul_rn / __fsub_rn stop the compiler from
+// fusing them), so every value is bit-identical to the reference. Bit layouts are described
+// in core/quant_blocks.h.
+#pragma once
+
+#include "backend/cuda/common.cuh"
+#include "core/quant_blocks.h"
+
+namespace strata::cuda::quant {
+
+// The 16 IQ4 levels packed into two 64-bit words, looked up without memory accesses.
+__device__ __forceinline__ float iq4_level(uint32_t q) {
+  constexpr auto pack = [](int first) {
+    uint64_t w = 0;
+    for (int i = 0; i < 8; ++i) w |= uint64_t(uint8_t(kvalues_iq4nl[first + i])) << (8 * i);
+    return w;
+  };
+  constexpr uint64_t lo = pack(0), hi = pack(8);
+  const uint64_t t = q < 8 ? lo : hi;
+  return float(int8_t(uint8_t(t >> (8 * (q & 7)))));
+}
+
+// Grouped nibbles of a 32-element 4-bit block: byte i holds element i (low nibble) and
+// element i + 16 (high nibble).
+template <typename F>
+__device__ __forceinline__ void for_nibbles(const uint32_t (&w)[4], F&& f) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const uint32_t b = byte_at(w, i);
+    f(i, b & 15u);
+    f(i + 16, b >> 4);
+  }
+}
+
+struct Q4_0 {
+  static constexpr int kBytes = sizeof(BlockQ4_0), kChunks = 1;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + c * kBytes;
+    const float d = f16_bits_to_f32(load_u16(b));
+    uint32_t w[4];
+    load_words<16, 2>(b + 2, w);
+    for_nibbles(w, [&](int i, uint32_t q) { v[i] = float(int(q) - 8) * d; });
+  }
+};
+
+struct Q4_1 {
+  static constexpr int kBytes = sizeof(BlockQ4_1), kChunks = 1;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + c * kBytes;
+    const float d = f16_bits_to_f32(load_u16(b)), m = f16_bits_to_f32(load_u16(b + 2));
+    uint32_t w[4];
+    load_words<16, 4>(b + 4, w);
+    for_nibbles(w, [&](int i, uint32_t q) { v[i] = __fadd_rn(__fmul_rn(float(q), d), m); });
+  }
+};
+
+struct Q5_0 {
+  static constexpr int kBytes = sizeof(BlockQ5_0), kChunks = 1;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + c * kBytes;
+    const float d = f16_bits_to_f32(load_u16(b));
+    const uint32_t qh = uint32_t(load_u16(b + 2)) | uint32_t(load_u16(b + 4)) << 16;
+    uint32_t w[4];
+    load_words<16, 2>(b + 6, w);
+    for_nibbles(w, [&](int i, uint32_t q) { v[i] = float(int(q | ((qh >> i) & 1u) << 4) - 16) * d; });
+  }
+};
+
+struct Q5_1 {
+  static constexpr int kBytes = sizeof(BlockQ5_1), kChunks = 1;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + c * kBytes;
+    const float d = f16_bits_to_f32(load_u16(b)), m = f16_bits_to_f32(load_u16(b + 2));
+    const uint32_t qh = *reinterpret_cast<const uint32_t*>(b + 4);
+    uint32_t w[4];
+    load_words<16, 8>(b + 8, w);
+    for_nibbles(w, [&](int i, uint32_t q) { v[i] = __fadd_rn(__fmul_rn(float(q | ((qh >> i) & 1u) << 4), d), m); });
+  }
+};
+
+struct Q8_0 {
+  static constexpr int kBytes = sizeof(BlockQ8_0), kChunks = 1;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + c * kBytes;
+    const float d = f16_bits_to_f32(load_u16(b));
+    uint32_t w[8];
+    load_words<32, 2>(b + 2, w);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) v[i] = float(int8_t(byte_at(w, i))) * d;
+  }
+};
+
+struct IQ4_NL {
+  static constexpr int kBytes = sizeof(BlockIQ4_NL), kChunks = 1;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + c * kBytes;
+    const float d = f16_bits_to_f32(load_u16(b));
+    uint32_t w[4];
+    load_words<16, 2>(b + 2, w);
+    for_nibbles(w, [&](int i, uint32_t q) { v[i] = d * iq4_level(q); });
+  }
+};
+
+// ---- 256-element super-blocks: chunk c is sub-block j = c % 8 of super-block c / 8 --------
+
+struct Q2_K {
+  static constexpr int kBytes = sizeof(BlockQ2_K), kChunks = 8;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + (c / 8) * kBytes;
+    const int j = int(c % 8), group = j / 4, shift = 2 * (j % 4);  // e = 128 group + 32 (j%4) + l
+    const float d = f16_bits_to_f32(load_u16(b + 80)), dmin = f16_bits_to_f32(load_u16(b + 82));
+    uint32_t w[8];
+    load_words<32, 4>(b + 16 + 32 * group, w);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const uint32_t sc = b[2 * j + half];  // the scale of elements e / 16
+      const float step = d * float(sc & 15u), offset = dmin * float(sc >> 4);
+#pragma unroll
+      for (int l = 16 * half; l < 16 * half + 16; ++l) {
+        v[l] = __fsub_rn(__fmul_rn(step, float((byte_at(w, l) >> shift) & 3u)), offset);
+      }
+    }
+  }
+};
+
+struct Q3_K {
+  static constexpr int kBytes = sizeof(BlockQ3_K), kChunks = 8;
+  static __device__ int scale(const uint8_t* s, int j) {  // sub-block of 16, -32..31
+    const int low = (s[j % 8] >> (4 * (j / 8))) & 15;
+    const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (low | (high << 4)) - 32;
+  }
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + (c / 8) * kBytes;
+    const int j = int(c % 8), group = j / 4, shift = 2 * (j % 4);
+    const float d = f16_bits_to_f32(load_u16(b + 108));
+    uint32_t q[8], h[8];
+    load_words<32, 2>(b + 32 + 32 * group, q);
+    load_words<32, 2>(b, h);  // hmask: bit j of byte l
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float step = d * float(scale(b + 96, 2 * j + half));
+#pragma unroll
+      for (int l = 16 * half; l < 16 * half + 16; ++l) {
+        const int lv = int(((byte_at(q, l) >> shift) & 3u) | ((byte_at(h, l) >> j) & 1u) << 2);
+        v[l] = step * float(lv - 4);
+      }
+    }
+  }
+};
+
+// Scale and min of sub-block j of Q4_K / Q5_K (6 bits each, packed in 12 bytes).
+__device__ __forceinline__ void scale_min_k4(const uint8_t* s, int j, int& scale, int& min) {
+  if (j < 4) {
+    scale = s[j] & 63;
+    min = s[j + 4] & 63;
+  } else {
+    scale = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+struct Q4_K {
+  static constexpr int kBytes = sizeof(BlockQ4_K), kChunks = 8;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + (c / 8) * kBytes;
+    const int j = int(c % 8), shift = 4 * (j % 2);  // e = 64 (j/2) + 32 (j%2) + l
+    const float d = f16_bits_to_f32(load_u16(b)), dmin = f16_bits_to_f32(load_u16(b + 2));
+    int sc, mn;
+    scale_min_k4(b + 4, j, sc, mn);
+    const float step = d * float(sc), offset = dmin * float(mn);
+    uint32_t w[8];
+    load_words<32, 16>(b + 16 + 32 * (j / 2), w);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) v[l] = __fsub_rn(__fmul_rn(step, float((byte_at(w, l) >> shift) & 15u)), offset);
+  }
+};
+
+struct Q5_K {
+  static constexpr int kBytes = sizeof(BlockQ5_K), kChunks = 8;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + (c / 8) * kBytes;
+    const int j = int(c % 8), shift = 4 * (j % 2);
+    const float d = f16_bits_to_f32(load_u16(b)), dmin = f16_bits_to_f32(load_u16(b + 2));
+    int sc, mn;
+    scale_min_k4(b + 4, j, sc, mn);
+    const float step = d * float(sc), offset = dmin * float(mn);
+    uint32_t w[8], h[8];
+    load_words<32, 16>(b + 48 + 32 * (j / 2), w);
+    load_words<32, 16>(b + 16, h);  // qh: bit j of byte l
+#pragma unroll
+    for (int l = 0; l < 32; ++l) {
+      const uint32_t q = ((byte_at(w, l) >> shift) & 15u) | ((byte_at(h, l) >> j) & 1u) << 4;
+      v[l] = __fsub_rn(__fmul_rn(step, float(q)), offset);
+    }
+  }
+};
+
+struct Q6_K {
+  static constexpr int kBytes = sizeof(BlockQ6_K), kChunks = 8;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + (c / 8) * kBytes;
+    const int j = int(c % 8), group = j / 4, k = j % 4;  // e = 128 group + 32 k + l
+    const float d = f16_bits_to_f32(load_u16(b + 208));
+    uint32_t lo[8], hi[8];
+    load_words<32, 2>(b + 64 * group + 32 * (k & 1), lo);
+    load_words<32, 2>(b + 128 + 32 * group, hi);
+    const int lo_shift = 4 * (k >> 1), hi_shift = 2 * k;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float step = d * float(int8_t(b[192 + 2 * j + half]));
+#pragma unroll
+      for (int l = 16 * half; l < 16 * half + 16; ++l) {
+        const int q = int(((byte_at(lo, l) >> lo_shift) & 15u) | ((byte_at(hi, l) >> hi_shift) & 3u) << 4);
+        v[l] = step * float(q - 32);
+      }
+    }
+  }
+};
+
+struct Q8_K {
+  static constexpr int kBytes = sizeof(BlockQ8_K), kChunks = 8;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + (c / 8) * kBytes;
+    const int j = int(c % 8);
+    const float d = *reinterpret_cast<const float*>(b);
+    uint32_t w[8];
+    load_words<32, 4>(b + 4 + 32 * j, w);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) v[l] = d * float(int8_t(byte_at(w, l)));
+  }
+};
+
+struct IQ4_XS {
+  static constexpr int kBytes = sizeof(BlockIQ4_XS), kChunks = 8;
+  static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
+    const uint8_t* b = row + (c / 8) * kBytes;
+    const int j = int(c % 8);
+    const float d = f16_bits_to_f32(load_u16(b));
+    const int low = (b[4 + j / 2] >> (4 * (j % 2))) & 15;
+    const int high = (load_u16(b + 2) >> (2 * j)) & 3;
+    const float dl = d * float((low | high << 4) - 32);
+    uint32_t w[4];
+    load_words<16, 8>(b + 8 + 16 * j, w);
+    for_nibbles(w, [&](int i, uint32_t q) { v[i] = dl * iq4_level(q); });
+  }
+};
+
+// A type as a value: dispatch passes Tag<Traits>{} to a generic lambda, which takes the
+// traits back as typename decltype(tag)::type.
+template <typename T>
+struct Tag {
+  using type = T;
+};
+
+// Calls f(Tag<Traits>{}) for a 32-element block type; returns false for others.
+template <typename F>
+bool dispatch_blocks32(DType type, F&& f) {
+  switch (type) {
+    case DType::Q4_0: f(Tag<Q4_0>{}); return true;
+    case DType::Q4_1: f(Tag<Q4_1>{}); return true;
+    case DType::Q5_0: f(Tag<Q5_0>{}); return true;
+    case DType::Q5_1: f(Tag<Q5_1>{}); return true;
+    case DType::Q8_0: f(Tag<Q8_0>{}); return true;
+    case DType::IQ4_NL: f(Tag<IQ4_NL>{}); return true;
+    default: return false;
+  }
+}
+
+// The same for the 256-element super-block types.
+template <typename F>
+bool dispatch_blocks256(DType type, F&& f) {
+  switch (type) {
+    case DType::Q2_K: f(Tag<Q2_K>{}); return true;
+    case DType::Q3_K: f(Tag<Q3_K>{}); return true;
+    case DType::Q4_K: f(Tag<Q4_K>{}); return true;
+    case DType::Q5_K: f(Tag<Q5_K>{}); return true;
+    case DType::Q6_K: f(Tag<Q6_K>{}); return true;
+    case DType::Q8_K: f(Tag<Q8_K>{}); return true;
+    case DType::IQ4_XS: f(Tag<IQ4_XS>{}); return true;
+    default: return false;
+  }
+}
+
+// Either.
+template <typename F>
+bool dispatch_quant(DType type, F&& f) {
+  return dispatch_blocks32(type, f) || dispatch_blocks256(type, f);
+}
+
+}  // namespace strata::cuda::quant

@@ -1,0 +1,105 @@
+// Op cases for the CUDA backend on top of the shared table (backend/op_cases.h): shapes that
+// reach the GPU kernels' edges: many rows and blocks, rows that are not a multiple of the
+// rows per block, k of many blocks or super-blocks, m around the switch from the
+// matrix-vector kernels (m <= 8) to the GEMM path (m > 8), GEMM tiles, grids with more than
+// 65535 rows, vocab-sized softmax, long-context decode attention, head sizes that are not a
+// power of two, and a column view as input (the last token's logits).
+#pragma once
+
+#include <vector>
+
+#include "backend/op_cases.h"
+
+namespace strata::test {
+
+// matmul with x given as one column of a wider tensor (a strided view, as the model's
+// last-token logits are computed).
+inline OpCase matmul_column_view_case(DType type, int64_t k, int64_t n, int64_t m, int64_t column, uint32_t seed) {
+  auto w = std::make_shared<Tensor>(Tensor::from_f32(random_values(size_t(k * n), seed), {k, n}, type, "w"));
+  auto w_deq = std::make_shared<std::vector<float>>(host_values(*w));
+  auto x = std::make_shared<std::vector<float>>(random_values(size_t(k * m), seed + 1));
+  return OpCase{fmt::format("matmul_column/{}/k{}_n{}_col{}_of{}", dtype_name(type), k, n, column, m), "matmul",
+                type_traits(type).is_quantized ? kNmseQuantMatmul : kNmsePlainMatmul,
+                [=](Backend& b) {
+                  Tensor xd = upload_values(b, *x, {k, m});
+                  Tensor wd = b.upload(*w);
+                  Tensor out = b.alloc(DType::F32, {n, 1}, "out");
+                  b.matmul(wd, xd.slice(1, column, 1), out);
+                  return download(b, out);
+                },
+                [=] {
+                  std::vector<float> col(x->begin() + column * k, x->begin() + (column + 1) * k);
+                  return expect_matmul(*w_deq, col, k, n, 1);
+                }};
+}
+
+// add with out == a (in place, as the model adds to its residual stream).
+inline OpCase add_in_place_case(int64_t n, int64_t rows, uint32_t seed) {
+  auto a = std::make_shared<std::vector<float>>(random_values(size_t(n * rows), seed));
+  auto bv = std::make_shared<std::vector<float>>(random_values(size_t(n * rows), seed + 1));
+  return OpCase{fmt::format("add/in_place_n{}_r{}", n, rows), "add", kNmseElementwise,
+                [=](Backend& b) {
+                  Tensor ad = upload_values(b, *a, {n, rows});
+                  Tensor bd = upload_values(b, *bv, {n, rows});
+                  b.add(ad, bd, ad);
+                  return download(b, ad);
+                },
+                [=] {
+                  std::vector<double> out(a->size());
+                  for (size_t i = 0; i < out.size(); ++i) out[i] = double((*a)[i]) + double((*bv)[i]);
+                  return out;
+                }};
+}
+
+inline std::vector<OpCase> cuda_op_cases() {
+  std::vector<OpCase> cases;
+  uint32_t seed = 9000;
+  for (const TypeTraits& t : all_type_traits()) {
+    if (t.dequantize == nullptr) continue;
+    const bool plain = !t.is_quantized;
+    const int64_t k = plain ? 1000 : 1024;  // plain: a multiple of 8 (vector loads)
+    for (int64_t m : {1, 3, 8, 9, 40}) cases.push_back(matmul_case(t.type, k, 515, m, seed += 10));
+    if (plain) cases.push_back(matmul_case(t.type, 999, 37, 2, seed += 10));  // odd k: scalar loads
+    cases.push_back(get_rows_case(t.type, k, 300, {299, 0, 17, 17, 150, 1, 298}, seed += 10));
+  }
+  cases.push_back(matmul_case(DType::Q4_0, 65536, 515, 9, seed += 10));  // several GEMM tiles
+  cases.push_back(matmul_case(DType::Q6_K, 4096, 2048, 1, seed += 10));  // TinyLlama's output shape, smaller
+  cases.push_back(matmul_column_view_case(DType::Q4_0, 2048, 300, 7, 6, seed += 10));
+  cases.push_back(matmul_column_view_case(DType::F16, 2048, 300, 7, 3, seed += 10));
+
+  cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
+  cases.push_back(rms_norm_case(2048, 1, 1e-6f, ++seed));
+  cases.push_back(rms_norm_case(5, 70000, 1e-5f, ++seed));  // more rows than one grid dimension holds
+  cases.push_back(softmax_case(32000, 3, 4.0f, 0.0f, ++seed));
+  cases.push_back(softmax_case(128256, 1, 4.0f, -50.0f, ++seed));
+  cases.push_back(add_case(4096, 9, false, ++seed));
+  cases.push_back(add_case(4096, 9, true, ++seed));
+  cases.push_back(add_in_place_case(2048, 5, ++seed));
+  cases.push_back(add_case(3, 70001, false, ++seed));
+  cases.push_back(scale_case(100001, 1, 0.5f, ++seed));
+  cases.push_back(swiglu_case(5632, 3, ++seed));
+
+  std::vector<int32_t> positions;
+  for (int32_t i = 0; i < 70; ++i) positions.push_back((i * 7919) % 100000);
+  std::vector<float> llama3_factors(32);
+  for (size_t i = 0; i < llama3_factors.size(); ++i) llama3_factors[i] = i < 12 ? 1.0f : i < 20 ? 2.5f : 8.0f;
+  for (bool neox : {false, true}) {
+    cases.push_back(rope_case(128, 32, positions, RopeConfig{128, 10000.0f, 1.0f, neox, {}}, ++seed));
+    cases.push_back(rope_case(128, 8, positions, RopeConfig{64, 1000000.0f, 1.0f, neox, {}}, ++seed));
+    cases.push_back(rope_case(64, 4, positions, RopeConfig{64, 500000.0f, 0.125f, neox, llama3_factors}, ++seed));
+  }
+
+  for (DType type : {DType::F32, DType::F16}) {
+    cases.push_back(store_kv_case(128, 8, 9, 100, 200, type, ++seed));
+    cases.push_back(store_kv_case(64, 4, 1, 255, 256, type, ++seed));
+    cases.push_back(attention_case({128, 32, 8, 1, 1000, 1024, type}, ++seed));  // long-context decode
+    cases.push_back(attention_case({64, 32, 4, 40, 60, 128, type}, ++seed));     // a prompt after a prefix
+    cases.push_back(attention_case({128, 8, 8, 17, 0, 17, type}, ++seed));       // no GQA, full cache
+    cases.push_back(attention_case({80, 4, 2, 3, 5, 9, type}, ++seed));          // head_dim not a power of 2
+    cases.push_back(attention_case({256, 2, 1, 2, 7, 12, type}, ++seed));        // the largest head
+    cases.push_back(attention_case({96, 12, 3, 1, 0, 1, type}, ++seed));         // the first token
+  }
+  return cases;
+}
+
+}  // namespace strata::test
