@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "runtime/backends.h"
 
 namespace strata::cli {
@@ -67,7 +68,9 @@ void log_info(const ModelOptions& o, const std::string& message) {
 LoadedModel load_model(const ModelOptions& o) {
   const std::string path = resolve_model_path(o.model);
   auto backend = make_backend(o.backend, o.threads);
-  auto model = Model::load(path, *backend);
+  ProgressBar bar("loading", !o.quiet);
+  auto model = Model::load(path, *backend, [&bar](double fraction) { bar.update(fraction); });
+  bar.finish();
   auto tokenizer = Tokenizer::from_gguf(model->file());
   LoadedModel m{std::move(backend), std::move(model), std::move(tokenizer)};
   for (const auto& w : m.tokenizer.warnings()) log_info(o, "warning: " + path + ": " + w);

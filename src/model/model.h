@@ -13,7 +13,7 @@ namespace strata {
 class Model {
 public:
   // Maps `path`, reads the config and makes the weights available to `backend`.
-  static std::unique_ptr<Model> load(const std::string& path, Backend& backend);
+  static std::unique_ptr<Model> load(const std::string& path, Backend& backend, const LoadProgress& progress = {});
 
   const gguf::File& file() const { return *file_; }
   const ModelConfig& config() const { return config_; }

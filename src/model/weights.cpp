@@ -9,8 +9,11 @@ namespace {
 
 class WeightLoader {
 public:
-  WeightLoader(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, Backend& backend)
-      : file_(file), keep_alive_(keep_alive), backend_(backend) {}
+  WeightLoader(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, Backend& backend,
+               const LoadProgress& progress)
+      : file_(file), keep_alive_(keep_alive), backend_(backend), progress_(progress) {
+    for (const auto& t : file.tensors()) total_bytes_ += t.nbytes;
+  }
 
   // A host view of `name`, checked to have shape `ne` (nullopt-like empty Tensor if optional and absent).
   Tensor host(const std::string& name, std::vector<int64_t> ne, bool required = true) const {
@@ -31,7 +34,7 @@ public:
 
   // A matrix, uploaded in its stored type.
   Tensor matrix(const std::string& name, int64_t ne0, int64_t ne1) const {
-    return backend_.upload(host(name, {ne0, ne1}));
+    return upload(host(name, {ne0, ne1}));
   }
 
   // A vector (norm weight or bias), converted to f32 on the host first.
@@ -42,13 +45,23 @@ public:
       t = t.to_f32();
       t.set_name(name);
     }
-    return backend_.upload(t);
+    return upload(t);
   }
 
 private:
+  Tensor upload(const Tensor& host) const {
+    Tensor t = backend_.upload(host);
+    done_bytes_ += host.n_bytes();
+    if (progress_ && total_bytes_ > 0) progress_(double(done_bytes_) / double(total_bytes_));
+    return t;
+  }
+
   const gguf::File& file_;
   const std::shared_ptr<const void>& keep_alive_;
   Backend& backend_;
+  const LoadProgress& progress_;
+  uint64_t total_bytes_ = 0;
+  mutable uint64_t done_bytes_ = 0;
 };
 
 LayerWeights load_layer(const WeightLoader& w, const ModelConfig& c, int64_t il) {
@@ -74,8 +87,8 @@ LayerWeights load_layer(const WeightLoader& w, const ModelConfig& c, int64_t il)
 }  // namespace
 
 ModelWeights load_weights(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, ModelConfig& config,
-                          Backend& backend) {
-  const WeightLoader w(file, keep_alive, backend);
+                          Backend& backend, const LoadProgress& progress) {
+  const WeightLoader w(file, keep_alive, backend, progress);
   ModelWeights m;
   m.token_embd = w.matrix("token_embd.weight", config.n_embd, config.n_vocab);
   m.output_norm = w.vector("output_norm.weight", config.n_embd);

@@ -3,6 +3,7 @@
 // copies, as the backend's upload() decides.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -36,8 +37,10 @@ struct ModelWeights {
 
 // `keep_alive` owns the memory behind `file` (the mapping). Reads rope_freqs.weight into
 // config.rope.freq_factors when present. Throws naming the tensor for a missing tensor, a
-// wrong shape or a type no backend op can read.
+// wrong shape or a type no backend op can read. `progress` (optional) gets the fraction of
+// tensor bytes made available to the backend so far.
+using LoadProgress = std::function<void(double fraction)>;
 ModelWeights load_weights(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, ModelConfig& config,
-                          Backend& backend);
+                          Backend& backend, const LoadProgress& progress = {});
 
 }  // namespace strata

@@ -6,7 +6,6 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <regex>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -29,6 +28,26 @@ std::string header_for(const std::vector<int64_t>& shape) {
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
   return header;
+}
+
+// The text of `key`'s value in a .npy header dict: a quoted string, a word, or a tuple.
+std::string header_field(const std::string& header, const std::string& key) {
+  const std::string tag = "'" + key + "':";
+  size_t i = header.find(tag);
+  if (i == std::string::npos) return "";
+  i += tag.size();
+  while (i < header.size() && header[i] == ' ') ++i;
+  if (i >= header.size()) return "";
+  size_t end;
+  if (header[i] == '\'') {
+    end = header.find('\'', i + 1);
+  } else if (header[i] == '(') {
+    end = header.find(')', i);
+  } else {
+    end = header.find_first_of(",}", i);
+    return header.substr(i, end == std::string::npos ? std::string::npos : end - i);
+  }
+  return end == std::string::npos ? "" : header.substr(i, end - i + 1);
 }
 
 }  // namespace
@@ -72,25 +91,30 @@ NpyArray read_npy(const std::string& path) {
   if (header_len > kMaxHeader || header_start + header_len > bytes.size()) fail("{}: bad .npy header length", path);
   const std::string header = bytes.substr(header_start, header_len);
 
-  std::smatch m;
-  static const std::regex descr_re(R"('descr':\s*'([<|=])(f4|f8)')");
-  static const std::regex order_re(R"('fortran_order':\s*(True|False))");
-  static const std::regex shape_re(R"('shape':\s*\(([0-9,\s]*)\))");
-  if (!std::regex_search(header, m, descr_re)) fail("{}: only little-endian float32/float64 arrays are supported", path);
-  const bool f64 = m[2] == "f8";
-  if (!std::regex_search(header, m, order_re) || m[1] == "True") fail("{}: Fortran-order arrays are not supported", path);
-  if (!std::regex_search(header, m, shape_re)) fail("{}: no shape in .npy header", path);
+  const std::string descr = header_field(header, "descr");
+  if (descr != "'<f4'" && descr != "'<f8'" && descr != "'|f4'" && descr != "'|f8'") {
+    fail("{}: only little-endian float32/float64 arrays are supported, got {}", path, descr);
+  }
+  const bool f64 = descr[3] == '8';
+  if (header_field(header, "fortran_order") != "False") fail("{}: Fortran-order arrays are not supported", path);
   NpyArray out;
-  const std::string dims = m[1];
-  static const std::regex num_re(R"([0-9]+)");
   int64_t count = 1;
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num_re); it != std::sregex_iterator(); ++it) {
-    const std::string s = it->str();
-    if (s.size() > 12) fail("{}: dimension {} is too large", path, s);
-    const int64_t d = std::stoll(s);
+  const std::string shape = header_field(header, "shape");
+  if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')') fail("{}: bad shape {}", path, shape);
+  for (size_t i = 1; i + 1 < shape.size();) {
+    while (i + 1 < shape.size() && (shape[i] == ' ' || shape[i] == ',')) ++i;
+    size_t j = i;
+    while (j + 1 < shape.size() && shape[j] >= '0' && shape[j] <= '9') ++j;
+    if (j == i) {
+      if (i + 1 < shape.size()) fail("{}: bad shape {}", path, shape);
+      break;
+    }
+    if (j - i > 12) fail("{}: dimension {} is too large", path, shape.substr(i, j - i));
+    const int64_t d = std::stoll(shape.substr(i, j - i));
     if (d != 0 && count > (int64_t(1) << 40) / d) fail("{}: array is too large", path);
     count *= d;
     out.shape.push_back(d);
+    i = j;
   }
   const size_t elem = f64 ? 8 : 4;
   const size_t data_start = header_start + header_len;
