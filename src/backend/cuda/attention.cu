@@ -1,16 +1,19 @@
 // The KV cache and attention on the device.
 //
 // store_kv: one thread per element, converting to f16 (round to nearest even) for f16 caches.
-// attention: one block per (query head, token); the block's warps take the visible keys in
-// turn (warp w: keys w, w + kWarps, ...), each keeping an online softmax (running max m,
-// denominator l, weighted sum o) in f32; the warps' partial results are merged at the end.
-// A lane holds head_dim / 32 elements of q and o (d = lane + 32 i).
+// attention: one block per (query head, token), q in shared memory. The block's warps take
+// tiles of 32 visible keys in turn (warp w: keys 32 w .. 32 w + 31, then 32 (w + kWarps) ...).
+// In a tile, lane j computes the whole score of key j (16-byte loads of its row when the
+// row allows), the warp updates its online softmax (running max m, denominator l, weighted
+// sum o, all f32) once per tile, then adds the 32 values rows weighted by their
+// probabilities (lane holds o[d] for d = lane + 32 i; value rows are read coalesced). The
+// warps' partial results are merged at the end.
 #include "backend/cuda/common.cuh"
 
 namespace strata::cuda {
 namespace {
 
-constexpr int kWarps = 4;
+constexpr int kWarps = 8;
 constexpr int kPerLane = int(kMaxHeadDim) / kWarp;  // elements of a head per lane, at most
 constexpr int64_t kMaxGridY = 65535;
 
@@ -38,49 +41,80 @@ __global__ void store_kv_kernel(const void* src, RowLayout ls, void* cache, RowL
   }
 }
 
+// q . k over one head: k is a cache row (f32 or f16), q in shared memory (broadcast reads).
 template <bool kF16>
-__global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const void* q, RowLayout lq, const void* k,
-                                                                   RowLayout lk, const void* v, RowLayout lv,
-                                                                   void* out, RowLayout lo, int64_t head_dim,
-                                                                   int64_t n_heads, int64_t group, int64_t n_kv_heads,
-                                                                   int64_t n_tokens, int64_t n_past, float scale) {
+__device__ __forceinline__ float dot_row(const float* q, const void* k, int64_t head_dim, bool vec) {
+  float dot = 0.0f;
+  if (vec) {  // head_dim % 8 == 0 and 16-byte aligned rows
+    for (int64_t d = 0; d < head_dim; d += 8) {
+      const uint4* p = reinterpret_cast<const uint4*>(static_cast<const char*>(k) + d * (kF16 ? 2 : 4));
+      float kv[8];
+      if constexpr (kF16) {
+        const uint4 u = *p;
+        const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          kv[2 * i] = f16_bits_to_f32(uint16_t(w[i] & 0xffffu));
+          kv[2 * i + 1] = f16_bits_to_f32(uint16_t(w[i] >> 16));
+        }
+      } else {
+        const uint4 a = p[0], b = p[1];
+        kv[0] = __uint_as_float(a.x), kv[1] = __uint_as_float(a.y), kv[2] = __uint_as_float(a.z);
+        kv[3] = __uint_as_float(a.w), kv[4] = __uint_as_float(b.x), kv[5] = __uint_as_float(b.y);
+        kv[6] = __uint_as_float(b.z), kv[7] = __uint_as_float(b.w);
+      }
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dot += q[d + i] * kv[i];
+    }
+  } else {
+    for (int64_t d = 0; d < head_dim; ++d) dot += q[d] * cache_value<kF16>(k, d);
+  }
+  return dot;
+}
+
+template <bool kF16>
+__global__ void __launch_bounds__(kWarps* kWarp)
+    attention_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv, void* out,
+                     RowLayout lo, int64_t head_dim, int64_t n_heads, int64_t group, int64_t n_kv_heads,
+                     int64_t n_tokens, int64_t n_past, float scale, bool vec) {
+  __shared__ __align__(16) float q_s[kMaxHeadDim];
   __shared__ float part_m[kWarps], part_l[kWarps];
   __shared__ float part_o[kWarps][kMaxHeadDim];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int64_t h = blockIdx.x, kv_head = h / group;
   for (int64_t t = blockIdx.y; t < n_tokens; t += gridDim.y) {
+    __syncthreads();  // the previous token is done with q_s and the partial results
     const float* qr = row_ptr<float>(q, lq, h + t * n_heads);
-    float qv[kPerLane], o[kPerLane];
+    for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) q_s[d] = qr[d];
+    __syncthreads();
+    float o[kPerLane];
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int64_t d = lane + kWarp * i;
-      qv[i] = d < head_dim ? qr[d] : 0.0f;
-      o[i] = 0.0f;
-    }
+    for (int i = 0; i < kPerLane; ++i) o[i] = 0.0f;
     float m = -INFINITY, l = 0.0f;
     const int64_t n_kv = n_past + t + 1;  // causal: positions 0..n_past+t
-    for (int64_t s = warp; s < n_kv; s += kWarps) {
-      const int64_t r = kv_head + s * n_kv_heads;
-      const void* kr = row_ptr<char>(k, lk, r);
-      float dot = 0.0f;
+    for (int64_t base = int64_t(warp) * kWarp; base < n_kv; base += int64_t(kWarps) * kWarp) {
+      const int64_t s = base + lane;
+      float score = -INFINITY;
+      if (s < n_kv) score = dot_row<kF16>(q_s, row_ptr<char>(k, lk, kv_head + s * n_kv_heads), head_dim, vec) * scale;
+      const float m_new = fmaxf(m, warp_max(score));  // finite: key `base` is visible
+      const float correction = expf(m - m_new);
+      const float p = s < n_kv ? expf(score - m_new) : 0.0f;
+      l = l * correction + warp_sum(p);
 #pragma unroll
-      for (int i = 0; i < kPerLane; ++i) {
-        const int64_t d = lane + kWarp * i;
-        if (d < head_dim) dot += qv[i] * cache_value<kF16>(kr, d);
-      }
-      const float score = warp_sum(dot) * scale;
-      const float m_new = fmaxf(m, score);
-      const float correction = expf(m - m_new), p = expf(score - m_new);
-      l = l * correction + p;
-      const void* vr = row_ptr<char>(v, lv, r);
+      for (int i = 0; i < kPerLane; ++i) o[i] *= correction;
+      const int n_valid = int(n_kv - base < kWarp ? n_kv - base : kWarp);  // the same in every lane
+#pragma unroll 4
+      for (int j = 0; j < n_valid; ++j) {
+        const float pj = __shfl_sync(0xffffffffu, p, j);
+        const void* vr = row_ptr<char>(v, lv, kv_head + (base + j) * n_kv_heads);
 #pragma unroll
-      for (int i = 0; i < kPerLane; ++i) {
-        const int64_t d = lane + kWarp * i;
-        if (d < head_dim) o[i] = o[i] * correction + p * cache_value<kF16>(vr, d);
+        for (int i = 0; i < kPerLane; ++i) {
+          const int64_t d = lane + kWarp * i;
+          if (d < head_dim) o[i] += pj * cache_value<kF16>(vr, d);
+        }
       }
       m = m_new;
     }
-    __syncthreads();  // the previous token's merge has read the partial results
     if (lane == 0) part_m[warp] = m, part_l[warp] = l;
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
@@ -129,12 +163,16 @@ cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayo
   if (head_dim > kMaxHeadDim || n_kv_heads == 0) return cudaErrorInvalidValue;
   const dim3 grid(unsigned(n_heads), unsigned(n_tokens < kMaxGridY ? n_tokens : kMaxGridY));
   const int64_t group = n_heads / n_kv_heads;
+  // 16-byte loads of key rows: rows of whole 16-byte words at 16-byte aligned addresses.
+  const int64_t elem = cache_f16 ? 2 : 4;
+  const bool vec = head_dim % 8 == 0 && (reinterpret_cast<uintptr_t>(k) & 15) == 0 && lk.nb1 % 16 == 0 &&
+                   lk.nb2 % 16 == 0 && (head_dim * elem) % 16 == 0;
   if (cache_f16) {
     attention_kernel<true><<<grid, kWarps * kWarp, 0, stream>>>(q, lq, k, lk, v, lv, out, lo, head_dim, n_heads, group,
-                                                                n_kv_heads, n_tokens, n_past, scale);
+                                                                n_kv_heads, n_tokens, n_past, scale, vec);
   } else {
-    attention_kernel<false><<<grid, kWarps * kWarp, 0, stream>>>(q, lq, k, lk, v, lv, out, lo, head_dim, n_heads,
-                                                                 group, n_kv_heads, n_tokens, n_past, scale);
+    attention_kernel<false><<<grid, kWarps * kWarp, 0, stream>>>(q, lq, k, lk, v, lv, out, lo, head_dim, n_heads, group,
+                                                                 n_kv_heads, n_tokens, n_past, scale, vec);
   }
   return cudaGetLastError();
 }

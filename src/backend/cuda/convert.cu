@@ -1,5 +1,9 @@
-// Rows of any supported type to f32: get_rows (rows picked by id), copies of device tensors
-// to the host (to_host_f32), and dequantized weight tiles for the prefill GEMM.
+// Rows of any supported type to f32 or f16: get_rows (rows picked by id), copies of device
+// tensors to the host (to_host_f32), and dequantized weight tiles for the prefill GEMM.
+// f16 output saturates at +-65504 rather than becoming infinite.
+#include <algorithm>
+#include <type_traits>
+
 #include "backend/cuda/quant_decode.cuh"
 
 namespace strata::cuda {
@@ -12,18 +16,43 @@ __device__ __forceinline__ int64_t source_row(const int32_t* ids, int64_t r) {
   return ids != nullptr ? int64_t(ids[r]) : r;
 }
 
-// One thread per 32-element chunk: grid.x covers the chunks of a row; rows are strided by
-// grid.y.
-template <typename T>
+__device__ __forceinline__ void store(float* p, float v) {
+  *p = v;
+}
+__device__ __forceinline__ void store(__half* p, float v) {
+  *p = __float2half_rn(isnan(v) ? v : fminf(fmaxf(v, -65504.0f), 65504.0f));
+}
+
+// One thread per 32-element chunk, over all (row, chunk) pairs of the call (grid-stride).
+template <typename T, typename Out>
 __global__ void quant_rows_kernel(const uint8_t* src, RowLayout ls, const int32_t* ids, int64_t n_rows,
-                                  int64_t n_chunks, float* dst, int64_t dst_stride) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= n_chunks) return;
-  for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
+                                  int64_t n_chunks, Out* dst, int64_t dst_stride) {
+  const int64_t total = n_rows * n_chunks;
+  for (int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = idx / n_chunks, c = idx % n_chunks;
     float v[32];
     T::decode(src + row_offset(ls, source_row(ids, r)), c, v);
-    float* out = dst + r * dst_stride + c * 32;
-    if ((reinterpret_cast<uintptr_t>(out) & 15) == 0) {
+    Out* out = dst + r * dst_stride + c * 32;
+    if constexpr (!std::is_same_v<Out, float>) {
+      if ((reinterpret_cast<uintptr_t>(out) & 15) == 0) {  // four 16-byte stores of 8 halves
+        uint32_t h[16];
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+          Out lo, hi;
+          store(&lo, v[2 * i]);
+          store(&hi, v[2 * i + 1]);
+          h[i] = uint32_t(__half_as_ushort(lo)) | uint32_t(__half_as_ushort(hi)) << 16;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          reinterpret_cast<uint4*>(out)[i] = make_uint4(h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]);
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < 32; ++i) store(out + i, v[i]);
+      }
+    } else if ((reinterpret_cast<uintptr_t>(out) & 15) == 0) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         reinterpret_cast<float4*>(out)[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
@@ -45,13 +74,13 @@ __device__ __forceinline__ float plain_value(const uint8_t* p) {
 }
 
 // One thread per element.
-template <Plain P>
+template <Plain P, typename Out>
 __global__ void plain_rows_kernel(const uint8_t* src, RowLayout ls, int64_t nb0, const int32_t* ids, int64_t n_rows,
-                                  int64_t ne0, float* dst, int64_t dst_stride) {
+                                  int64_t ne0, Out* dst, int64_t dst_stride) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= ne0) return;
   for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
-    dst[r * dst_stride + i] = plain_value<P>(src + row_offset(ls, source_row(ids, r)) + i * nb0);
+    store(dst + r * dst_stride + i, plain_value<P>(src + row_offset(ls, source_row(ids, r)) + i * nb0));
   }
 }
 
@@ -59,36 +88,56 @@ dim3 grid_for(int64_t blocks_per_row, int64_t n_rows) {
   return dim3(unsigned(blocks_per_row), unsigned(n_rows < kMaxGridY ? n_rows : kMaxGridY));
 }
 
-template <Plain P>
+template <Plain P, typename Out>
 cudaError_t launch_plain(const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0, int64_t n_rows,
-                         float* dst, int64_t dst_stride, cudaStream_t stream) {
-  plain_rows_kernel<P><<<grid_for(ceil_div(ne0, kThreads), n_rows), kThreads, 0, stream>>>(
+                         Out* dst, int64_t dst_stride, cudaStream_t stream) {
+  plain_rows_kernel<P, Out><<<grid_for(ceil_div(ne0, kThreads), n_rows), kThreads, 0, stream>>>(
       static_cast<const uint8_t*>(src), ls, int64_t(nb0), ids, n_rows, ne0, dst, dst_stride);
   return cudaGetLastError();
+}
+
+bool convert_supported_impl(DType type) {
+  if (type == DType::F32 || type == DType::F16 || type == DType::BF16) return true;
+  return quant::dispatch_quant(type, [](auto) {});
+}
+
+template <typename Out>
+cudaError_t launch_rows(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
+                        int64_t n_rows, Out* dst, int64_t dst_stride, cudaStream_t stream) {
+  if (n_rows == 0 || ne0 == 0) return cudaSuccess;
+  switch (type) {
+    case DType::F32:
+      return launch_plain<Plain::f32>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
+    case DType::F16:
+      return launch_plain<Plain::f16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
+    case DType::BF16:
+      return launch_plain<Plain::bf16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
+    default:
+      break;
+  }
+  const int64_t n_chunks = ne0 / 32;
+  const int64_t blocks = std::min<int64_t>(ceil_div(n_rows * n_chunks, kThreads), int64_t(1) << 20);
+  const bool known = quant::dispatch_quant(type, [&](auto tag) {
+    quant_rows_kernel<typename decltype(tag)::type, Out><<<unsigned(blocks), kThreads, 0, stream>>>(
+        static_cast<const uint8_t*>(src), ls, ids, n_rows, n_chunks, dst, dst_stride);
+  });
+  return known ? cudaGetLastError() : cudaErrorInvalidValue;
 }
 
 }  // namespace
 
 bool convert_supported(DType type) {
-  if (type == DType::F32 || type == DType::F16 || type == DType::BF16) return true;
-  return quant::dispatch_quant(type, [](auto) {});
+  return convert_supported_impl(type);
 }
 
 cudaError_t launch_rows_to_f32(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
                                int64_t n_rows, float* dst, int64_t dst_stride, cudaStream_t stream) {
-  if (n_rows == 0 || ne0 == 0) return cudaSuccess;
-  switch (type) {
-    case DType::F32: return launch_plain<Plain::f32>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
-    case DType::F16: return launch_plain<Plain::f16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
-    case DType::BF16: return launch_plain<Plain::bf16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
-    default: break;
-  }
-  const int64_t n_chunks = ne0 / 32;
-  const bool known = quant::dispatch_quant(type, [&](auto tag) {
-    quant_rows_kernel<typename decltype(tag)::type><<<grid_for(ceil_div(n_chunks, kThreads), n_rows), kThreads, 0, stream>>>(
-        static_cast<const uint8_t*>(src), ls, ids, n_rows, n_chunks, dst, dst_stride);
-  });
-  return known ? cudaGetLastError() : cudaErrorInvalidValue;
+  return launch_rows<float>(type, src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
+}
+
+cudaError_t launch_rows_to_f16(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
+                               int64_t n_rows, void* dst, int64_t dst_stride, cudaStream_t stream) {
+  return launch_rows<__half>(type, src, ls, nb0, ids, ne0, n_rows, static_cast<__half*>(dst), dst_stride, stream);
 }
 
 }  // namespace strata::cuda

@@ -1,8 +1,11 @@
 // The CUDA backend: the device, memory, uploads and copies back to the host.
+#include "backend/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
-#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
@@ -102,21 +105,31 @@ CudaBackend::CudaBackend(int device) : device_(device), held_(std::make_shared<H
   const cudaError_t probe = cuda::probe_kernel_image();
   if (probe != cudaSuccess) {
     (void)cudaGetLastError();
-    fail("backend 'cuda': GPU {} '{}' has compute capability {}.{}, but this build of Strata has kernels only for "
-         "CUDA architectures {} ({}); rebuild with -DCMAKE_CUDA_ARCHITECTURES={}{}",
-         device, device_name_, props.major, props.minor, STRATA_CUDA_ARCHITECTURES, cudaGetErrorString(probe),
-         props.major, props.minor);
+    fail(
+        "backend 'cuda': GPU {} '{}' has compute capability {}.{}, but this build of Strata has kernels only for "
+        "CUDA architectures {} ({}); rebuild with -DCMAKE_CUDA_ARCHITECTURES={}{}",
+        device, device_name_, props.major, props.minor, STRATA_CUDA_ARCHITECTURES, cudaGetErrorString(probe),
+        props.major, props.minor);
   }
   STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   STRATA_CUBLAS_CHECK(cublasCreate(&cublas_));
   STRATA_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  const char* gemm = std::getenv("STRATA_CUDA_GEMM");
+  const std::string_view mode = gemm != nullptr ? gemm : "";
+  if (mode == "tf32") gemm_mode_ = GemmMode::tf32;
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
-  ints_.reset();
+  try {
+    profiler_.collect();
+  } catch (const Error&) {  // a destructor must not throw; the table is only diagnostics
+  }
+  free_ints(ids_);
+  free_ints(positions_);
   rope_.reset();
   gemm_.reset();
+  gemm_x_.reset();
   if (cublas_ != nullptr) (void)cublasDestroy(cublas_);
   if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
 }
@@ -128,9 +141,10 @@ std::shared_ptr<void> CudaBackend::device_alloc(size_t bytes, const std::string&
     (void)cudaGetLastError();
     size_t free = 0, total = 0;
     (void)cudaMemGetInfo(&free, &total);
-    fail("backend 'cuda': out of device memory on GPU {} '{}': cannot allocate {:.1f} MiB for {}; {:.1f} MiB free "
-         "of {:.1f} MiB; Strata holds {:.1f} MiB of model weights and {:.1f} MiB of KV cache, activations and scratch",
-         device_, device_name_, mib(bytes), what, mib(free), mib(total), mib(held_->weights), mib(held_->other));
+    fail(
+        "backend 'cuda': out of device memory on GPU {} '{}': cannot allocate {:.1f} MiB for {}; {:.1f} MiB free "
+        "of {:.1f} MiB; Strata holds {:.1f} MiB of model weights and {:.1f} MiB of KV cache, activations and scratch",
+        device_, device_name_, mib(bytes), what, mib(free), mib(total), mib(held_->weights), mib(held_->other));
   }
   STRATA_CUDA_CHECK(status);
   std::atomic<size_t>& counter = weight ? held_->weights : held_->other;
@@ -152,12 +166,32 @@ void* CudaBackend::scratch(std::shared_ptr<void>& buffer, size_t& capacity, size
   return buffer.get();
 }
 
-const int32_t* CudaBackend::upload_ints(std::span<const int32_t> values) {
+const int32_t* CudaBackend::upload_ints(IntBuffer& b, std::span<const int32_t> values, const char* what) {
   if (values.empty()) return nullptr;
-  void* d = scratch(ints_, ints_capacity_, values.size_bytes(), "token ids / positions");
-  // From pageable memory the copy is staged before the call returns, so `values` may go.
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(d, values.data(), values.size_bytes(), cudaMemcpyHostToDevice, stream_));
+  if (b.device && std::equal(values.begin(), values.end(), b.values.begin(), b.values.end())) {
+    return static_cast<const int32_t*>(b.device.get());
+  }
+  if (b.copied != nullptr) STRATA_CUDA_CHECK(cudaEventSynchronize(b.copied));  // `pinned` is free again
+  if (values.size() > b.pinned_capacity) {
+    if (b.pinned != nullptr) STRATA_CUDA_CHECK(cudaFreeHost(b.pinned));
+    b.pinned = nullptr;
+    const size_t n = std::max(values.size(), 2 * b.pinned_capacity);
+    STRATA_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&b.pinned), n * sizeof(int32_t)));
+    b.pinned_capacity = n;
+  }
+  void* d = scratch(b.device, b.capacity, values.size_bytes(), what);
+  std::memcpy(b.pinned, values.data(), values.size_bytes());
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(d, b.pinned, values.size_bytes(), cudaMemcpyHostToDevice, stream_));
+  if (b.copied == nullptr) STRATA_CUDA_CHECK(cudaEventCreateWithFlags(&b.copied, cudaEventDisableTiming));
+  STRATA_CUDA_CHECK(cudaEventRecord(b.copied, stream_));
+  b.values.assign(values.begin(), values.end());
   return static_cast<const int32_t*>(d);
+}
+
+void CudaBackend::free_ints(IntBuffer& b) {
+  if (b.pinned != nullptr) (void)cudaFreeHost(b.pinned);
+  if (b.copied != nullptr) (void)cudaEventDestroy(b.copied);
+  b = IntBuffer{};
 }
 
 Tensor CudaBackend::alloc(DType type, ShapeRef ne, std::string name) {
@@ -207,6 +241,7 @@ Tensor CudaBackend::to_host_f32(const Tensor& t) {
 
 void CudaBackend::synchronize() {
   STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  profiler_.collect();
 }
 
 }  // namespace strata

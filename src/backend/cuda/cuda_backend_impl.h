@@ -5,7 +5,10 @@
 //
 // Files: cuda_backend.cpp (device, memory, upload, copies to the host), cuda_ops.cpp (the
 // ops but matmul), cuda_matmul.cpp (matmul: matrix-vector kernels for m <= 8 columns,
-// dequantized tiles + cuBLAS GEMM above).
+// dequantized tiles + cuBLAS GEMM above), cuda_profile.cpp (per-op GPU times on request).
+//
+// Environment: STRATA_CUDA_PROFILE=1 prints per-op GPU times at exit; STRATA_CUDA_GEMM=tf32
+// makes the prefill GEMM multiply TF32 operands instead of f16 (see cuda_matmul.cpp).
 #pragma once
 
 #include <cublas_v2.h>
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_profile.h"
 #include "backend/cuda/kernels.h"
 
 namespace strata {
@@ -51,15 +55,28 @@ public:
                  Tensor& out) override;
 
 private:
+  // Small int arrays (token ids, positions) copied to the device through pinned memory, so
+  // the copy does not wait for the GPU; a repeat of the last values reuses the device copy
+  // (every layer ropes with the same positions).
+  struct IntBuffer {
+    std::shared_ptr<void> device;
+    size_t capacity = 0;
+    int32_t* pinned = nullptr;
+    size_t pinned_capacity = 0;
+    cudaEvent_t copied = nullptr;  // the last copy out of `pinned` has been done
+    std::vector<int32_t> values;   // what `device` holds
+  };
+
   // A device allocation of `bytes`, freed when the last owner is gone; out-of-memory throws
   // with the sizes (requested, free, total, and what Strata holds). `what` names it.
   std::shared_ptr<void> device_alloc(size_t bytes, const std::string& what, bool weight);
   // A device scratch buffer of at least `bytes`, kept between calls (grows, never shrinks).
   void* scratch(std::shared_ptr<void>& buffer, size_t& capacity, size_t bytes, const char* what);
-  // Copies host ints to the device (ids, positions) and returns the device copy.
-  const int32_t* upload_ints(std::span<const int32_t> values);
+  const int32_t* upload_ints(IntBuffer& buffer, std::span<const int32_t> values, const char* what);
+  void free_ints(IntBuffer& buffer);
   const double* rope_table(const RopeConfig& config);
   void gemm(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
+  void gemm_f16(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
 
   int device_ = 0;
   std::string device_name_;
@@ -67,9 +84,13 @@ private:
   cublasHandle_t cublas_ = nullptr;
   struct Held;  // bytes held now: uploaded weights, and everything else (for out-of-memory messages)
   std::shared_ptr<Held> held_;
+  enum class GemmMode { f16, tf32 };  // STRATA_CUDA_GEMM
+  GemmMode gemm_mode_ = GemmMode::f16;
+  cuda::Profiler profiler_;
 
-  std::shared_ptr<void> ints_, rope_, gemm_;
-  size_t ints_capacity_ = 0, rope_capacity_ = 0, gemm_capacity_ = 0;
+  IntBuffer ids_, positions_;
+  std::shared_ptr<void> rope_, gemm_, gemm_x_;
+  size_t rope_capacity_ = 0, gemm_capacity_ = 0, gemm_x_capacity_ = 0;
   std::vector<double> rope_key_;  // the table now in rope_ (theta scales), to skip re-uploads
 };
 

@@ -62,7 +62,8 @@ void CudaBackend::get_rows(const Tensor& table, std::span<const int32_t> ids, Te
     }
   }
   if (n_ids == 0) return;
-  const int32_t* d_ids = upload_ints(ids);
+  const int32_t* d_ids = upload_ints(ids_, ids, "token ids");
+  cuda::ProfileScope scope(profiler_, stream_, "get_rows");
   STRATA_CUDA_CHECK(cuda::launch_rows_to_f32(table.dtype(), table.data(), row_layout(table), table.nb(0), d_ids, n_embd,
                                              n_ids, reinterpret_cast<float*>(out.mutable_data()),
                                              int64_t(out.nb(1) / sizeof(float)), stream_));
@@ -82,6 +83,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Ten
   check_device(op, "x", x);
   check_device(op, "weight", weight);
   check_device(op, "out", out);
+  cuda::ProfileScope scope(profiler_, stream_, "rms_norm");
   STRATA_CUDA_CHECK(cuda::launch_rms_norm(x.data(), row_layout(x), reinterpret_cast<const float*>(weight.data()), eps,
                                           out.mutable_data(), row_layout(out), x.ne(0), x.n_rows(), stream_));
 }
@@ -103,6 +105,7 @@ void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   check_device(op, "a", a);
   check_device(op, "b", b);
   check_device(op, "out", out);
+  cuda::ProfileScope scope(profiler_, stream_, "add");
   STRATA_CUDA_CHECK(cuda::launch_add(a.data(), row_layout(a), b.data(), row_layout(b), broadcast, out.mutable_data(),
                                      row_layout(out), a.ne(0), a.n_rows(), stream_));
 }
@@ -115,6 +118,7 @@ void CudaBackend::scale(const Tensor& x, float s, Tensor& out) {
   check_same_or_no_alias(op, "out", out, "x", x);
   check_device(op, "x", x);
   check_device(op, "out", out);
+  cuda::ProfileScope scope(profiler_, stream_, "scale");
   STRATA_CUDA_CHECK(cuda::launch_scale(x.data(), row_layout(x), s, out.mutable_data(), row_layout(out), x.ne(0),
                                        x.n_rows(), stream_));
 }
@@ -131,6 +135,7 @@ void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   check_device(op, "gate", gate);
   check_device(op, "up", up);
   check_device(op, "out", out);
+  cuda::ProfileScope scope(profiler_, stream_, "swiglu");
   STRATA_CUDA_CHECK(cuda::launch_swiglu(gate.data(), row_layout(gate), up.data(), row_layout(up), out.mutable_data(),
                                         row_layout(out), gate.ne(0), gate.n_rows(), stream_));
 }
@@ -138,6 +143,7 @@ void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
 void CudaBackend::softmax(Tensor& x) {
   check_f32_output("softmax", "x", x);
   check_device("softmax", "x", x);
+  cuda::ProfileScope scope(profiler_, stream_, "softmax");
   STRATA_CUDA_CHECK(cuda::launch_softmax(x.mutable_data(), row_layout(x), x.ne(0), x.n_rows(), stream_));
 }
 
@@ -182,7 +188,8 @@ void CudaBackend::rope(Tensor& x, std::span<const int32_t> positions, const Rope
   }
   if (x.n_elements() == 0) return;
   const double* table = rope_table(c);
-  const int32_t* d_positions = upload_ints(positions);
+  const int32_t* d_positions = upload_ints(positions_, positions, "positions");
+  cuda::ProfileScope scope(profiler_, stream_, "rope");
   STRATA_CUDA_CHECK(cuda::launch_rope(x.mutable_data(), row_layout(x), x.ne(1), x.ne(2), d_positions, table, c.n_rot,
                                       c.neox, stream_));
 }
@@ -203,6 +210,7 @@ void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
          n_ctx);
   }
   check_no_alias(op, "cache", cache, "src", src);
+  cuda::ProfileScope scope(profiler_, stream_, "store_kv");
   STRATA_CUDA_CHECK(cuda::launch_store_kv(src.data(), row_layout(src), cache.mutable_data(), row_layout(cache),
                                           cache.dtype() == DType::F16, src.ne(0), src.ne(1), n_tokens, pos, stream_));
 }
@@ -243,6 +251,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
   check_no_alias(op, "out", out, "q", q);
   check_no_alias(op, "out", out, "k_cache", k_cache);
   check_no_alias(op, "out", out, "v_cache", v_cache);
+  cuda::ProfileScope scope(profiler_, stream_, "attention");
   STRATA_CUDA_CHECK(cuda::launch_attention(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
                                            row_layout(v_cache), k_cache.dtype() == DType::F16, out.mutable_data(),
                                            row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past, scale,

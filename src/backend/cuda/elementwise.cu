@@ -25,7 +25,8 @@ __global__ void add_kernel(const void* a, RowLayout la, const void* b, RowLayout
 __global__ void scale_kernel(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) row_ptr<float>(out, lo, r)[i] = row_ptr<float>(x, lx, r)[i] * s;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    row_ptr<float>(out, lo, r)[i] = row_ptr<float>(x, lx, r)[i] * s;
 }
 
 // silu(g) * u = g / (1 + exp(-g)) * u, as the reference computes it in f32.

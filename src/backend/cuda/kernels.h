@@ -18,7 +18,7 @@
 namespace strata::cuda {
 
 struct RowLayout {
-  int64_t ne1 = 1, ne2 = 1;            // rows per step of dims 2 and 3
+  int64_t ne1 = 1, ne2 = 1;           // rows per step of dims 2 and 3
   int64_t nb1 = 0, nb2 = 0, nb3 = 0;  // byte strides of dims 1..3
 };
 
@@ -62,9 +62,13 @@ cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayo
 bool convert_supported(DType type);
 cudaError_t launch_rows_to_f32(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
                                int64_t n_rows, float* dst, int64_t dst_stride, cudaStream_t stream);
+// The same with f16 output (dst: __half), saturating at +-65504.
+cudaError_t launch_rows_to_f16(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
+                               int64_t n_rows, void* dst, int64_t dst_stride, cudaStream_t stream);
 
 // ---- matmul_vec_*.cu: out[i, j] = sum_l w[l, i] * x[l, j] for m <= kMaxVecColumns ----------
 // w: n rows of row_bytes; x, out: columns at x + j * x_stride, out + j * out_stride floats.
+// For the quantized types x must be 16-byte aligned and x_stride a multiple of 4.
 inline constexpr int kMaxVecColumns = 8;
 bool matvec_supported(DType type);
 cudaError_t launch_matvec(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,

@@ -2,7 +2,9 @@
 // one warp per weight row; lane l takes the row's 32-element chunks l, l + 32, ...,
 // dequantizes each in registers (quant_decode.cuh) and multiplies it with the same 32
 // elements of every column, accumulating in f32; the warp then sums its lanes. Consecutive
-// lanes read consecutive blocks, so a warp reads a contiguous stretch of the row.
+// lanes read consecutive blocks, so a warp reads a contiguous stretch of the row. The loop
+// body has no branch, so the unrolled chunks' loads are issued together. x must be 16-byte
+// aligned with x_stride a multiple of 4 (the caller copies it otherwise).
 #pragma once
 
 #include "backend/cuda/quant_decode.cuh"
@@ -11,40 +13,38 @@ namespace strata::cuda {
 
 inline constexpr int kVecRowsPerBlock = 4;  // warps (rows) per block
 
-// x . v over one 32-element chunk of a column.
-__device__ __forceinline__ float dot32(const float (&v)[32], const float* x, bool vec) {
+// x . v over one 32-element chunk of a column (x 16-byte aligned).
+__device__ __forceinline__ float dot32(const float (&v)[32], const float* x) {
   float s = 0.0f;
-  if (vec) {
 #pragma unroll
-    for (int q = 0; q < 8; ++q) {
-      const float4 xv = reinterpret_cast<const float4*>(x)[q];
-      s += v[4 * q] * xv.x + v[4 * q + 1] * xv.y + v[4 * q + 2] * xv.z + v[4 * q + 3] * xv.w;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 32; ++i) s += v[i] * x[i];
+  for (int q = 0; q < 8; ++q) {
+    const float4 xv = reinterpret_cast<const float4*>(x)[q];
+    s += v[4 * q] * xv.x + v[4 * q + 1] * xv.y + v[4 * q + 2] * xv.z + v[4 * q + 3] * xv.w;
   }
   return s;
 }
 
 template <typename T, int M>
 __global__ void __launch_bounds__(kVecRowsPerBlock* kWarp)
-    matvec_quant_kernel(const uint8_t* w, size_t row_bytes, int64_t n_chunks, int64_t n, const float* x,
-                        int64_t x_stride, float* out, int64_t out_stride, int m) {
+    matvec_quant_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t n,
+                        const float* __restrict__ x, int64_t x_stride, float* __restrict__ out, int64_t out_stride,
+                        int m) {
   const int lane = threadIdx.x % kWarp;
   const int64_t row = int64_t(blockIdx.x) * kVecRowsPerBlock + threadIdx.x / kWarp;
   if (row >= n) return;
   const uint8_t* wr = w + row * row_bytes;
-  const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0 && x_stride % 4 == 0;
   float acc[M];
 #pragma unroll
   for (int j = 0; j < M; ++j) acc[j] = 0.0f;
+    // Unrolled so that the loads of several chunks are in flight at once: a row has only a
+    // few chunks per lane, and the kernel is bound by memory latency unless they overlap.
+#pragma unroll 4
   for (int64_t c = lane; c < n_chunks; c += kWarp) {
     float v[32];
     T::decode(wr, c, v);
 #pragma unroll
     for (int j = 0; j < M; ++j) {
-      if (j < m) acc[j] += dot32(v, x + j * x_stride + c * 32, vec);
+      if (j < m) acc[j] += dot32(v, x + j * x_stride + c * 32);
     }
   }
 #pragma unroll

@@ -38,8 +38,9 @@ __device__ __forceinline__ float load_plain(const uint8_t* row, int64_t l) {
 
 template <Plain P, int M, bool kVec>
 __global__ void __launch_bounds__(kVecRowsPerBlock* kWarp)
-    matvec_plain_kernel(const uint8_t* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride,
-                        float* out, int64_t out_stride, int m) {
+    matvec_plain_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t k, int64_t n,
+                        const float* __restrict__ x, int64_t x_stride, float* __restrict__ out, int64_t out_stride,
+                        int m) {
   constexpr int V = 16 / kElemBytes<P>;  // elements per 16-byte word
   const int lane = threadIdx.x % kWarp;
   const int64_t row = int64_t(blockIdx.x) * kVecRowsPerBlock + threadIdx.x / kWarp;
@@ -49,6 +50,7 @@ __global__ void __launch_bounds__(kVecRowsPerBlock* kWarp)
 #pragma unroll
   for (int j = 0; j < M; ++j) acc[j] = 0.0f;
   if constexpr (kVec) {
+#pragma unroll 4
     for (int64_t g = lane; g < k / V; g += kWarp) {  // word g holds elements V g .. V g + V - 1
       float wv[V];
       unpack16<P>(reinterpret_cast<const uint4*>(wr)[g], wv);
@@ -120,10 +122,17 @@ void launch_plain(const void* w, size_t row_bytes, int64_t k, int64_t n, const f
 cudaError_t launch_matvec_plain(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                 int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream) {
   switch (type) {
-    case DType::F32: launch_plain<Plain::f32>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream); break;
-    case DType::F16: launch_plain<Plain::f16>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream); break;
-    case DType::BF16: launch_plain<Plain::bf16>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream); break;
-    default: return cudaErrorInvalidValue;
+    case DType::F32:
+      launch_plain<Plain::f32>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+      break;
+    case DType::F16:
+      launch_plain<Plain::f16>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+      break;
+    case DType::BF16:
+      launch_plain<Plain::bf16>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+      break;
+    default:
+      return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }

@@ -263,13 +263,26 @@ struct Tag {
 template <typename F>
 bool dispatch_blocks32(DType type, F&& f) {
   switch (type) {
-    case DType::Q4_0: f(Tag<Q4_0>{}); return true;
-    case DType::Q4_1: f(Tag<Q4_1>{}); return true;
-    case DType::Q5_0: f(Tag<Q5_0>{}); return true;
-    case DType::Q5_1: f(Tag<Q5_1>{}); return true;
-    case DType::Q8_0: f(Tag<Q8_0>{}); return true;
-    case DType::IQ4_NL: f(Tag<IQ4_NL>{}); return true;
-    default: return false;
+    case DType::Q4_0:
+      f(Tag<Q4_0>{});
+      return true;
+    case DType::Q4_1:
+      f(Tag<Q4_1>{});
+      return true;
+    case DType::Q5_0:
+      f(Tag<Q5_0>{});
+      return true;
+    case DType::Q5_1:
+      f(Tag<Q5_1>{});
+      return true;
+    case DType::Q8_0:
+      f(Tag<Q8_0>{});
+      return true;
+    case DType::IQ4_NL:
+      f(Tag<IQ4_NL>{});
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -277,14 +290,29 @@ bool dispatch_blocks32(DType type, F&& f) {
 template <typename F>
 bool dispatch_blocks256(DType type, F&& f) {
   switch (type) {
-    case DType::Q2_K: f(Tag<Q2_K>{}); return true;
-    case DType::Q3_K: f(Tag<Q3_K>{}); return true;
-    case DType::Q4_K: f(Tag<Q4_K>{}); return true;
-    case DType::Q5_K: f(Tag<Q5_K>{}); return true;
-    case DType::Q6_K: f(Tag<Q6_K>{}); return true;
-    case DType::Q8_K: f(Tag<Q8_K>{}); return true;
-    case DType::IQ4_XS: f(Tag<IQ4_XS>{}); return true;
-    default: return false;
+    case DType::Q2_K:
+      f(Tag<Q2_K>{});
+      return true;
+    case DType::Q3_K:
+      f(Tag<Q3_K>{});
+      return true;
+    case DType::Q4_K:
+      f(Tag<Q4_K>{});
+      return true;
+    case DType::Q5_K:
+      f(Tag<Q5_K>{});
+      return true;
+    case DType::Q6_K:
+      f(Tag<Q6_K>{});
+      return true;
+    case DType::Q8_K:
+      f(Tag<Q8_K>{});
+      return true;
+    case DType::IQ4_XS:
+      f(Tag<IQ4_XS>{});
+      return true;
+    default:
+      return false;
   }
 }
 
