@@ -79,7 +79,8 @@ void run_bench(const BenchArgs& args) {
   // Weights read per decoded token: all but the embedding table (one row of it is read),
   // unless the output matrix is that table.
   const size_t decode_bytes = c.tied_output ? model_bytes : model_bytes - embd_bytes;
-  const int64_t n_ctx = args.model.ctx_size > 0 ? args.model.ctx_size : std::max<int64_t>({args.n_prompt, args.n_gen, 1});
+  const int64_t n_ctx =
+      args.model.ctx_size > 0 ? args.model.ctx_size : std::max<int64_t>({args.n_prompt, args.n_gen, 1});
   Session session(*m.model, *m.backend, {n_ctx, kv_dtype(args.model)});
   if (args.n_prompt > session.n_ctx() || args.n_gen > session.n_ctx()) {
     fail("bench: -p {} / -n {} do not fit the context of {}", args.n_prompt, args.n_gen, session.n_ctx());
@@ -131,7 +132,8 @@ void run_bench(const BenchArgs& args) {
   std::printf("| %-8s | %12s | %12s | %14s |\n", "test", "t/s (best)", "t/s (mean)", "weights GB/s");
   for (const BenchResult& r : results) {
     const double tps = double(r.n_tokens) / r.best();
-    const std::string bandwidth = r.test.starts_with("tg") ? fmt::format("{:.1f}", tps * double(decode_bytes) / 1e9) : "";
+    const std::string bandwidth =
+        r.test.starts_with("tg") ? fmt::format("{:.1f}", tps * double(decode_bytes) / 1e9) : "";
     std::printf("| %-8s | %12.2f | %12.2f | %14s |\n", r.test.c_str(), tps, double(r.n_tokens) / r.mean(),
                 bandwidth.c_str());
   }

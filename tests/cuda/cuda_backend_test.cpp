@@ -1,11 +1,12 @@
 // The CUDA backend's behaviour around the ops: device tensors, errors with clear messages,
 // and (without a GPU) a clean refusal to start.
+#include "backend/cuda/cuda_backend.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <iostream>
 
-#include "backend/cuda/cuda_backend.h"
 #include "core/error.h"
 
 namespace strata::test {
