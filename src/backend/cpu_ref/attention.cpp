@@ -15,16 +15,6 @@
 namespace strata::cpu_ref {
 namespace {
 
-void check_cache(std::string_view op, std::string_view role, const Tensor& cache) {
-  if (cache.dtype() != DType::F32 && cache.dtype() != DType::F16) {
-    fail("{}: {} {} must be f32 or f16", op, role, cache.describe());
-  }
-  if (cache.nb(0) != cache.traits().type_size) {
-    fail("{}: {} {} has element stride {} bytes; its rows must be packed", op, role, cache.describe(), cache.nb(0));
-  }
-  check_max_dims(op, role, cache, 3);
-}
-
 // out[:, h, t] = sum_s p_s v[:, h/g, s],  p = softmax_s(scale * q[:, h, t] . k[:, h/g, s]),
 // s over cache positions 0..n_past+t (causal).
 template <typename Acc>
@@ -71,21 +61,8 @@ void attention_heads(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
 // cache[:, :, pos + t] = src[:, :, t]   src [head_dim, n_kv_heads, n_tokens] f32;
 //                                       cache [head_dim, n_kv_heads, n_ctx] f32 or f16
 void store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
-  constexpr std::string_view op = "store_kv";
-  check_f32(op, "src", src);
-  check_max_dims(op, "src", src, 3);
-  check_cache(op, "cache", cache);
-  if (!cache.is_writable()) fail("{}: cache {} is read-only", op, cache.describe());
-  if (src.ne(0) != cache.ne(0) || src.ne(1) != cache.ne(1)) {
-    fail("{}: src {} and cache {} differ in head_dim or n_kv_heads", op, src.describe(), cache.describe());
-  }
+  check_store_kv_args(src, cache, pos);
   const int64_t n_tokens = src.ne(2);
-  const int64_t n_ctx = cache.ne(2);
-  if (pos < 0 || pos > n_ctx || n_tokens > n_ctx - pos) {
-    fail("{}: positions {}..{} do not fit cache {} of {} positions", op, pos, pos + n_tokens - 1, cache.describe(),
-         n_ctx);
-  }
-  check_no_alias(op, "cache", cache, "src", src);
   const int64_t head_dim = src.ne(0);
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t h = 0; h < src.ne(1); ++h) {
@@ -104,32 +81,7 @@ void store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
 // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale, Tensor& out,
                Accumulation acc) {
-  constexpr std::string_view op = "attention";
-  check_f32(op, "q", q);
-  check_max_dims(op, "q", q, 3);
-  check_cache(op, "k_cache", k_cache);
-  check_cache(op, "v_cache", v_cache);
-  check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "q", q);
-  const int64_t n_heads = q.ne(1);
-  const int64_t n_kv_heads = k_cache.ne(1);
-  if (k_cache.ne(0) != q.ne(0)) {
-    fail("{}: q {} has head_dim {} but k_cache {} has {}", op, q.describe(), q.ne(0), k_cache.describe(),
-         k_cache.ne(0));
-  }
-  if (n_kv_heads == 0 || n_heads % n_kv_heads != 0) {
-    fail("{}: q {} has {} heads, not a multiple of the {} KV heads of k_cache {}", op, q.describe(), n_heads,
-         n_kv_heads, k_cache.describe());
-  }
-  const int64_t n_ctx = k_cache.ne(2);
-  if (n_past < 0 || n_past > n_ctx || q.ne(2) > n_ctx - n_past) {
-    fail("{}: n_past {} + {} new tokens exceed the {} positions of k_cache {}", op, n_past, q.ne(2), n_ctx,
-         k_cache.describe());
-  }
-  check_no_alias(op, "out", out, "q", q);
-  check_no_alias(op, "out", out, "k_cache", k_cache);
-  check_no_alias(op, "out", out, "v_cache", v_cache);
+  check_attention_args(q, k_cache, v_cache, n_past, out);
   if (acc == Accumulation::f64) {
     attention_heads<double>(q, k_cache, v_cache, n_past, scale, out);
   } else {

@@ -54,17 +54,7 @@ void swiglu_rows(const Tensor& gate, const Tensor& up, Tensor& out) {
 
 // a, out [n, rows...] f32; b [n, rows...] or [n] of any dequantizable type. out may be a.
 void add(const Tensor& a, const Tensor& b, Tensor& out, Accumulation acc) {
-  constexpr std::string_view op = "add";
-  check_f32(op, "a", a);
-  check_dequantizable(op, "b", b);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "a", a);
-  const bool broadcast = b.ne() != a.ne();
-  if (broadcast && b.ne() != Tensor::Dims{a.ne(0), 1, 1, 1}) {
-    fail("{}: b {} should have the shape of a {} or be one row [{}]", op, b.describe(), a.describe(), a.ne(0));
-  }
-  check_same_or_no_alias(op, "out", out, "a", a);
-  check_no_alias(op, "out", out, "b", b);
+  const bool broadcast = check_add_args(a, b, out, check_dequantizable);
   if (acc == Accumulation::f64) {
     add_rows<double>(a, b, broadcast, out);
   } else {
@@ -74,11 +64,7 @@ void add(const Tensor& a, const Tensor& b, Tensor& out, Accumulation acc) {
 
 // x, out [n, rows...] f32. out may be x.
 void scale(const Tensor& x, float s, Tensor& out, Accumulation acc) {
-  constexpr std::string_view op = "scale";
-  check_f32(op, "x", x);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "x", x);
-  check_same_or_no_alias(op, "out", out, "x", x);
+  check_scale_args(x, out);
   if (acc == Accumulation::f64) {
     scale_rows<double>(x, s, out);
   } else {
@@ -88,14 +74,7 @@ void scale(const Tensor& x, float s, Tensor& out, Accumulation acc) {
 
 // gate, up, out [n, rows...] f32
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, Accumulation acc) {
-  constexpr std::string_view op = "swiglu";
-  check_f32(op, "gate", gate);
-  check_f32(op, "up", up);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "up", up, "gate", gate);
-  check_same_shape(op, "out", out, "gate", gate);
-  check_no_alias(op, "out", out, "gate", gate);
-  check_no_alias(op, "out", out, "up", up);
+  check_swiglu_args(gate, up, out);
   if (acc == Accumulation::f64) {
     swiglu_rows<double>(gate, up, out);
   } else {

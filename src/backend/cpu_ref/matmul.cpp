@@ -98,19 +98,9 @@ constexpr double kMinWorkPerThread = 1 << 17;
 
 // w [k, n] any type; x [k, m...] f32; out [n, m...] f32
 void matmul(const Tensor& w, const Tensor& x, Tensor& out, Accumulation acc, int n_threads) {
-  constexpr std::string_view op = "matmul";
-  check_dequantizable(op, "weight", w);
-  check_max_dims(op, "weight", w, 2);
-  check_f32(op, "x", x);
-  check_f32_output(op, "out", out);
+  check_matmul_args(w, x, out, check_dequantizable);
   const int64_t k = w.ne(0);
   const int64_t n = w.ne(1);
-  if (x.ne(0) != k) {
-    fail("{}: weight {} has k = {} elements per row but x {} has {}", op, w.describe(), k, x.describe(), x.ne(0));
-  }
-  check_shape(op, "out", out, {n, x.ne(1), x.ne(2), x.ne(3)});
-  check_no_alias(op, "out", out, "x", x);
-  check_no_alias(op, "out", out, "weight", w);
 
   const std::vector<const float*> x_cols = f32_rows(x);        // m columns of [k]
   const std::vector<float*> out_cols = mutable_f32_rows(out);  // m columns of [n]

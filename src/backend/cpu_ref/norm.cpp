@@ -47,14 +47,7 @@ void softmax_rows(Tensor& x) {
 
 // x, out [n, rows] f32; weight [n] any dequantizable type
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out, Accumulation acc) {
-  constexpr std::string_view op = "rms_norm";
-  check_f32(op, "x", x);
-  check_dequantizable(op, "weight", weight);
-  check_shape(op, "weight", weight, {x.ne(0), 1, 1, 1});
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "x", x);
-  check_no_alias(op, "out", out, "x", x);
-  check_no_alias(op, "out", out, "weight", weight);
+  check_rms_norm_args(x, weight, out, check_dequantizable);
   std::vector<float> w(static_cast<size_t>(x.ne(0)));  // [n]
   weight.dequantize_row(w.data(), 0);
   if (acc == Accumulation::f64) {
@@ -66,7 +59,7 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out, Acc
 
 // x [n, rows] f32, in place
 void softmax(Tensor& x, Accumulation acc) {
-  check_f32_output("softmax", "x", x);
+  check_softmax_args(x);
   if (acc == Accumulation::f64) {
     softmax_rows<double>(x);
   } else {

@@ -18,27 +18,6 @@
 namespace strata::cpu_ref {
 namespace {
 
-void check_rope_config(const Tensor& x, const RopeConfig& c) {
-  constexpr std::string_view op = "rope";
-  const int64_t head_dim = x.ne(0);
-  if (c.n_rot <= 0 || c.n_rot % 2 != 0 || c.n_rot > head_dim) {
-    fail("{}: n_rot = {} must be even and in 2..head_dim = {} (x {})", op, c.n_rot, head_dim, x.describe());
-  }
-  if (!(c.freq_base > 0.0f) || !std::isfinite(c.freq_base)) fail("{}: freq_base = {} is not positive", op, c.freq_base);
-  if (!(c.freq_scale > 0.0f) || !std::isfinite(c.freq_scale)) {
-    fail("{}: freq_scale = {} is not positive", op, c.freq_scale);
-  }
-  if (c.freq_factors.empty()) return;
-  if (c.freq_factors.size() != size_t(c.n_rot / 2)) {
-    fail("{}: {} freq_factors given, expected n_rot / 2 = {}", op, c.freq_factors.size(), c.n_rot / 2);
-  }
-  for (size_t i = 0; i < c.freq_factors.size(); ++i) {
-    if (!(c.freq_factors[i] > 0.0f) || !std::isfinite(c.freq_factors[i])) {
-      fail("{}: freq_factors[{}] = {} is not a positive number", op, i, c.freq_factors[i]);
-    }
-  }
-}
-
 // theta_i for one position, i in 0..n_rot/2-1
 std::vector<double> rope_angles(int32_t pos, const RopeConfig& c) {
   std::vector<double> theta(size_t(c.n_rot / 2));
@@ -77,13 +56,7 @@ void rope_rows(Tensor& x, std::span<const int32_t> positions, const RopeConfig& 
 
 // x [head_dim, n_heads, n_tokens] f32, in place; positions [n_tokens]
 void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config, Accumulation acc) {
-  constexpr std::string_view op = "rope";
-  check_f32_output(op, "x", x);
-  check_max_dims(op, "x", x, 3);
-  if (int64_t(positions.size()) != x.ne(2)) {
-    fail("{}: {} positions given for x {} with {} tokens", op, positions.size(), x.describe(), x.ne(2));
-  }
-  check_rope_config(x, config);
+  check_rope_args(x, positions, config);
   if (acc == Accumulation::f64) {
     rope_rows<double>(x, positions, config);
   } else {

@@ -11,9 +11,9 @@
 // instead (gemm(): f32 tiles, CUBLAS_COMPUTE_32F_FAST_TF32, f32's range for activations).
 #include <algorithm>
 
-#include "backend/cpu_ref/checks.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/op_checks.h"
 #include "core/error.h"
 
 namespace strata {
@@ -33,23 +33,18 @@ int64_t column_stride(std::string_view op, std::string_view role, const Tensor& 
   return t.n_rows() > 1 ? s1 / int64_t(sizeof(float)) : t.ne(0);
 }
 
+void check_matvec_supported(std::string_view op, std::string_view role, const Tensor& t) {
+  if (!cuda::matvec_supported(t.dtype())) {
+    fail("{}: {} {}: type {} is not supported by the cuda backend", op, role, t.describe(), t.traits().name);
+  }
+}
+
 }  // namespace
 
 void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
   constexpr std::string_view op = "matmul";
-  if (!cuda::matvec_supported(w.dtype())) {
-    fail("{}: weight {}: type {} is not supported by the cuda backend", op, w.describe(), w.traits().name);
-  }
-  cpu_ref::check_max_dims(op, "weight", w, 2);
-  cpu_ref::check_f32(op, "x", x);
-  cpu_ref::check_f32_output(op, "out", out);
+  check_matmul_args(w, x, out, check_matvec_supported);
   const int64_t k = w.ne(0), n = w.ne(1);
-  if (x.ne(0) != k) {
-    fail("{}: weight {} has k = {} elements per row but x {} has {}", op, w.describe(), k, x.describe(), x.ne(0));
-  }
-  cpu_ref::check_shape(op, "out", out, {n, x.ne(1), x.ne(2), x.ne(3)});
-  cpu_ref::check_no_alias(op, "out", out, "x", x);
-  cpu_ref::check_no_alias(op, "out", out, "weight", w);
   for (const auto& [role, t] : {std::pair<const char*, const Tensor*>{"weight", &w}, {"x", &x}, {"out", &out}}) {
     if (!t->is_device() && t->n_elements() > 0) fail("{}: {} {} is in host memory", op, role, t->describe());
   }

@@ -1,21 +1,14 @@
-// The CUDA backend's ops except matmul: argument checks (shared with cpu_ref, so both
-// backends refuse the same calls with the same messages), then one kernel launch each.
+// The CUDA backend's ops except matmul: the argument checks every backend shares
+// (backend/op_checks.h, so all refuse the same calls with the same messages), then the
+// cuda backend's own (device memory, supported types, kernel limits), then one kernel launch each.
 #include <cmath>
 
-#include "backend/cpu_ref/checks.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/op_checks.h"
 #include "core/error.h"
 
 namespace strata {
-
-using cpu_ref::check_f32;
-using cpu_ref::check_f32_output;
-using cpu_ref::check_max_dims;
-using cpu_ref::check_no_alias;
-using cpu_ref::check_same_or_no_alias;
-using cpu_ref::check_same_shape;
-using cpu_ref::check_shape;
 
 namespace {
 
@@ -26,41 +19,30 @@ void check_device(std::string_view op, std::string_view role, const Tensor& t) {
   }
 }
 
-void check_cache(std::string_view op, std::string_view role, const Tensor& cache) {
-  if (cache.dtype() != DType::F32 && cache.dtype() != DType::F16) {
-    fail("{}: {} {} must be f32 or f16", op, role, cache.describe());
+// The add and rms_norm kernels read b / weight as packed f32.
+void check_packed_f32(std::string_view op, std::string_view role, const Tensor& t) {
+  if (t.dtype() != DType::F32 || t.nb(0) != sizeof(float)) {
+    fail("{}: {} {} must be packed f32 on the cuda backend", op, role, t.describe());
   }
-  if (cache.nb(0) != cache.traits().type_size) {
-    fail("{}: {} {} has element stride {} bytes; its rows must be packed", op, role, cache.describe(), cache.nb(0));
+}
+
+void check_convert_supported(std::string_view op, std::string_view role, const Tensor& t) {
+  if (!cuda::convert_supported(t.dtype())) {
+    fail("{}: {} {}: type {} is not supported by the cuda backend", op, role, t.describe(), t.traits().name);
   }
-  check_max_dims(op, role, cache, 3);
-  check_device(op, role, cache);
 }
 
 }  // namespace
 
 void CudaBackend::get_rows(const Tensor& table, std::span<const int32_t> ids, Tensor& out) {
   constexpr std::string_view op = "get_rows";
-  if (!cuda::convert_supported(table.dtype())) {
-    fail("{}: table {}: type {} is not supported by the cuda backend", op, table.describe(), table.traits().name);
-  }
-  check_max_dims(op, "table", table, 2);
-  check_f32_output(op, "out", out);
-  const int64_t n_embd = table.ne(0), n_vocab = table.ne(1), n_ids = int64_t(ids.size());
-  check_shape(op, "out", out, {n_embd, n_ids, 1, 1});
+  check_get_rows_args(table, ids, out, check_convert_supported);
   check_device(op, "table", table);
   check_device(op, "out", out);
-  check_no_alias(op, "out", out, "table", table);
   if (table.traits().is_quantized && table.nb(0) != table.traits().type_size) {
     fail("{}: table {} has strided blocks", op, table.describe());
   }
-  for (int64_t i = 0; i < n_ids; ++i) {
-    const int32_t id = ids[size_t(i)];
-    if (id < 0 || id >= n_vocab) {
-      fail("{}: id {} (ids[{}]) is out of range for {} (valid ids are 0..{})", op, id, i, table.describe(),
-           n_vocab - 1);
-    }
-  }
+  const int64_t n_embd = table.ne(0), n_ids = int64_t(ids.size());
   if (n_ids == 0) return;
   const int32_t* d_ids = upload_ints(ids_, ids, "token ids");
   cuda::ProfileScope scope(profiler_, stream_, "get_rows");
@@ -71,15 +53,7 @@ void CudaBackend::get_rows(const Tensor& table, std::span<const int32_t> ids, Te
 
 void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
   constexpr std::string_view op = "rms_norm";
-  check_f32(op, "x", x);
-  if (weight.dtype() != DType::F32 || weight.nb(0) != sizeof(float)) {
-    fail("{}: weight {} must be packed f32 on the cuda backend", op, weight.describe());
-  }
-  check_shape(op, "weight", weight, {x.ne(0), 1, 1, 1});
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "x", x);
-  check_no_alias(op, "out", out, "x", x);
-  check_no_alias(op, "out", out, "weight", weight);
+  check_rms_norm_args(x, weight, out, check_packed_f32);
   check_device(op, "x", x);
   check_device(op, "weight", weight);
   check_device(op, "out", out);
@@ -90,18 +64,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Ten
 
 void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   constexpr std::string_view op = "add";
-  check_f32(op, "a", a);
-  if (b.dtype() != DType::F32 || b.nb(0) != sizeof(float)) {
-    fail("{}: b {} must be packed f32 on the cuda backend", op, b.describe());
-  }
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "a", a);
-  const bool broadcast = b.ne() != a.ne();
-  if (broadcast && b.ne() != Tensor::Dims{a.ne(0), 1, 1, 1}) {
-    fail("{}: b {} should have the shape of a {} or be one row [{}]", op, b.describe(), a.describe(), a.ne(0));
-  }
-  check_same_or_no_alias(op, "out", out, "a", a);
-  check_no_alias(op, "out", out, "b", b);
+  const bool broadcast = check_add_args(a, b, out, check_packed_f32);
   check_device(op, "a", a);
   check_device(op, "b", b);
   check_device(op, "out", out);
@@ -112,10 +75,7 @@ void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
 
 void CudaBackend::scale(const Tensor& x, float s, Tensor& out) {
   constexpr std::string_view op = "scale";
-  check_f32(op, "x", x);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "x", x);
-  check_same_or_no_alias(op, "out", out, "x", x);
+  check_scale_args(x, out);
   check_device(op, "x", x);
   check_device(op, "out", out);
   cuda::ProfileScope scope(profiler_, stream_, "scale");
@@ -125,13 +85,7 @@ void CudaBackend::scale(const Tensor& x, float s, Tensor& out) {
 
 void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   constexpr std::string_view op = "swiglu";
-  check_f32(op, "gate", gate);
-  check_f32(op, "up", up);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "up", up, "gate", gate);
-  check_same_shape(op, "out", out, "gate", gate);
-  check_no_alias(op, "out", out, "gate", gate);
-  check_no_alias(op, "out", out, "up", up);
+  check_swiglu_args(gate, up, out);
   check_device(op, "gate", gate);
   check_device(op, "up", up);
   check_device(op, "out", out);
@@ -141,7 +95,7 @@ void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
 }
 
 void CudaBackend::softmax(Tensor& x) {
-  check_f32_output("softmax", "x", x);
+  check_softmax_args(x);
   check_device("softmax", "x", x);
   cuda::ProfileScope scope(profiler_, stream_, "softmax");
   STRATA_CUDA_CHECK(cuda::launch_softmax(x.mutable_data(), row_layout(x), x.ne(0), x.n_rows(), stream_));
@@ -163,29 +117,8 @@ const double* CudaBackend::rope_table(const RopeConfig& c) {
 }
 
 void CudaBackend::rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& c) {
-  constexpr std::string_view op = "rope";
-  check_f32_output(op, "x", x);
-  check_max_dims(op, "x", x, 3);
-  check_device(op, "x", x);
-  if (int64_t(positions.size()) != x.ne(2)) {
-    fail("{}: {} positions given for x {} with {} tokens", op, positions.size(), x.describe(), x.ne(2));
-  }
-  const int64_t head_dim = x.ne(0);
-  if (c.n_rot <= 0 || c.n_rot % 2 != 0 || c.n_rot > head_dim) {
-    fail("{}: n_rot = {} must be even and in 2..head_dim = {} (x {})", op, c.n_rot, head_dim, x.describe());
-  }
-  if (!(c.freq_base > 0.0f) || !std::isfinite(c.freq_base)) fail("{}: freq_base = {} is not positive", op, c.freq_base);
-  if (!(c.freq_scale > 0.0f) || !std::isfinite(c.freq_scale)) {
-    fail("{}: freq_scale = {} is not positive", op, c.freq_scale);
-  }
-  if (!c.freq_factors.empty() && c.freq_factors.size() != size_t(c.n_rot / 2)) {
-    fail("{}: {} freq_factors given, expected n_rot / 2 = {}", op, c.freq_factors.size(), c.n_rot / 2);
-  }
-  for (size_t i = 0; i < c.freq_factors.size(); ++i) {
-    if (!(c.freq_factors[i] > 0.0f) || !std::isfinite(c.freq_factors[i])) {
-      fail("{}: freq_factors[{}] = {} is not a positive number", op, i, c.freq_factors[i]);
-    }
-  }
+  check_rope_args(x, positions, c);
+  check_device("rope", "x", x);
   if (x.n_elements() == 0) return;
   const double* table = rope_table(c);
   const int32_t* d_positions = upload_ints(positions_, positions, "positions");
@@ -195,21 +128,10 @@ void CudaBackend::rope(Tensor& x, std::span<const int32_t> positions, const Rope
 }
 
 void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
-  constexpr std::string_view op = "store_kv";
-  check_f32(op, "src", src);
-  check_max_dims(op, "src", src, 3);
-  check_device(op, "src", src);
-  check_cache(op, "cache", cache);
-  if (!cache.is_writable()) fail("{}: cache {} is read-only", op, cache.describe());
-  if (src.ne(0) != cache.ne(0) || src.ne(1) != cache.ne(1)) {
-    fail("{}: src {} and cache {} differ in head_dim or n_kv_heads", op, src.describe(), cache.describe());
-  }
-  const int64_t n_tokens = src.ne(2), n_ctx = cache.ne(2);
-  if (pos < 0 || pos > n_ctx || n_tokens > n_ctx - pos) {
-    fail("{}: positions {}..{} do not fit cache {} of {} positions", op, pos, pos + n_tokens - 1, cache.describe(),
-         n_ctx);
-  }
-  check_no_alias(op, "cache", cache, "src", src);
+  check_store_kv_args(src, cache, pos);
+  check_device("store_kv", "src", src);
+  check_device("store_kv", "cache", cache);
+  const int64_t n_tokens = src.ne(2);
   cuda::ProfileScope scope(profiler_, stream_, "store_kv");
   STRATA_CUDA_CHECK(cuda::launch_store_kv(src.data(), row_layout(src), cache.mutable_data(), row_layout(cache),
                                           cache.dtype() == DType::F16, src.ne(0), src.ne(1), n_tokens, pos, stream_));
@@ -218,39 +140,19 @@ void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
 void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                             Tensor& out) {
   constexpr std::string_view op = "attention";
-  check_f32(op, "q", q);
-  check_max_dims(op, "q", q, 3);
-  check_cache(op, "k_cache", k_cache);
-  check_cache(op, "v_cache", v_cache);
-  check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache);
+  check_attention_args(q, k_cache, v_cache, n_past, out);
   if (v_cache.dtype() != k_cache.dtype()) {
     fail("{}: v_cache {} and k_cache {} differ in type", op, v_cache.describe(), k_cache.describe());
   }
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "q", q);
   check_device(op, "q", q);
+  check_device(op, "k_cache", k_cache);
+  check_device(op, "v_cache", v_cache);
   check_device(op, "out", out);
   const int64_t head_dim = q.ne(0), n_heads = q.ne(1), n_kv_heads = k_cache.ne(1);
-  if (k_cache.ne(0) != head_dim) {
-    fail("{}: q {} has head_dim {} but k_cache {} has {}", op, q.describe(), head_dim, k_cache.describe(),
-         k_cache.ne(0));
-  }
   if (head_dim > cuda::kMaxHeadDim) {
     fail("{}: head_dim {} of q {} is above the cuda kernel's limit of {}", op, head_dim, q.describe(),
          cuda::kMaxHeadDim);
   }
-  if (n_kv_heads == 0 || n_heads % n_kv_heads != 0) {
-    fail("{}: q {} has {} heads, not a multiple of the {} KV heads of k_cache {}", op, q.describe(), n_heads,
-         n_kv_heads, k_cache.describe());
-  }
-  const int64_t n_ctx = k_cache.ne(2);
-  if (n_past < 0 || n_past > n_ctx || q.ne(2) > n_ctx - n_past) {
-    fail("{}: n_past {} + {} new tokens exceed the {} positions of k_cache {}", op, n_past, q.ne(2), n_ctx,
-         k_cache.describe());
-  }
-  check_no_alias(op, "out", out, "q", q);
-  check_no_alias(op, "out", out, "k_cache", k_cache);
-  check_no_alias(op, "out", out, "v_cache", v_cache);
   cuda::ProfileScope scope(profiler_, stream_, "attention");
   STRATA_CUDA_CHECK(cuda::launch_attention(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
                                            row_layout(v_cache), k_cache.dtype() == DType::F16, out.mutable_data(),

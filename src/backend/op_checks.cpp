@@ -1,0 +1,246 @@
+#include "backend/op_checks.h"
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "core/error.h"
+
+namespace strata {
+namespace {
+
+std::string dims_string(const Tensor::Dims& ne) {
+  int n = kMaxDims;
+  while (n > 1 && ne[size_t(n - 1)] == 1) --n;
+  std::string s = "[";
+  for (int i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(ne[size_t(i)]);
+  return s + "]";
+}
+
+// First and one-past-last byte that `t` can touch; empty when it has no elements.
+std::pair<const uint8_t*, const uint8_t*> byte_extent(const Tensor& t) {
+  if (t.n_elements() == 0) return {nullptr, nullptr};
+  size_t last = t.nb(0);  // the last block (or element) of dim 0
+  last += size_t(t.ne(0) / t.traits().block_size - 1) * t.nb(0);
+  for (int d = 1; d < kMaxDims; ++d) last += size_t(t.ne(d) - 1) * t.nb(d);
+  return {t.data(), t.data() + last};
+}
+
+void check_rope_config(const Tensor& x, const RopeConfig& c) {
+  constexpr std::string_view op = "rope";
+  const int64_t head_dim = x.ne(0);
+  if (c.n_rot <= 0 || c.n_rot % 2 != 0 || c.n_rot > head_dim) {
+    fail("{}: n_rot = {} must be even and in 2..head_dim = {} (x {})", op, c.n_rot, head_dim, x.describe());
+  }
+  if (!(c.freq_base > 0.0f) || !std::isfinite(c.freq_base)) fail("{}: freq_base = {} is not positive", op, c.freq_base);
+  if (!(c.freq_scale > 0.0f) || !std::isfinite(c.freq_scale)) {
+    fail("{}: freq_scale = {} is not positive", op, c.freq_scale);
+  }
+  if (c.freq_factors.empty()) return;
+  if (c.freq_factors.size() != size_t(c.n_rot / 2)) {
+    fail("{}: {} freq_factors given, expected n_rot / 2 = {}", op, c.freq_factors.size(), c.n_rot / 2);
+  }
+  for (size_t i = 0; i < c.freq_factors.size(); ++i) {
+    if (!(c.freq_factors[i] > 0.0f) || !std::isfinite(c.freq_factors[i])) {
+      fail("{}: freq_factors[{}] = {} is not a positive number", op, i, c.freq_factors[i]);
+    }
+  }
+}
+
+}  // namespace
+
+// ---- small checks ----------------------------------------------------------------------
+
+void check_f32(std::string_view op, std::string_view role, const Tensor& t) {
+  if (t.dtype() != DType::F32) fail("{}: {} {} must be f32", op, role, t.describe());
+  if (t.nb(0) != sizeof(float)) {
+    fail("{}: {} {} has element stride {} bytes; its rows must be packed (stride 4)", op, role, t.describe(), t.nb(0));
+  }
+}
+
+void check_f32_output(std::string_view op, std::string_view role, const Tensor& t) {
+  check_f32(op, role, t);
+  if (!t.is_writable()) fail("{}: {} {} is read-only", op, role, t.describe());
+}
+
+void check_shape(std::string_view op, std::string_view role, const Tensor& t, const Tensor::Dims& ne) {
+  if (t.ne() != ne) fail("{}: {} {} should have shape {}", op, role, t.describe(), dims_string(ne));
+}
+
+void check_same_shape(std::string_view op, std::string_view role, const Tensor& t, std::string_view ref_role,
+                      const Tensor& ref) {
+  if (t.ne() != ref.ne()) {
+    fail("{}: {} {} should have the shape of {} {}", op, role, t.describe(), ref_role, ref.describe());
+  }
+}
+
+void check_max_dims(std::string_view op, std::string_view role, const Tensor& t, int n) {
+  if (t.n_dims() > n) fail("{}: {} {} should have at most {} dims", op, role, t.describe(), n);
+}
+
+void check_no_alias(std::string_view op, std::string_view out_role, const Tensor& out, std::string_view in_role,
+                    const Tensor& in) {
+  const auto [out_begin, out_end] = byte_extent(out);
+  const auto [in_begin, in_end] = byte_extent(in);
+  if (out_begin != nullptr && in_begin != nullptr && out_begin < in_end && in_begin < out_end) {
+    fail("{}: {} {} overlaps {} {} in memory; this op needs a separate output", op, out_role, out.describe(), in_role,
+         in.describe());
+  }
+}
+
+void check_same_or_no_alias(std::string_view op, std::string_view out_role, const Tensor& out, std::string_view in_role,
+                            const Tensor& in) {
+  if (out.data() == in.data() && out.nb() == in.nb() && out.ne() == in.ne()) return;
+  check_no_alias(op, out_role, out, in_role, in);
+}
+
+void check_kv_cache(std::string_view op, std::string_view role, const Tensor& cache) {
+  if (cache.dtype() != DType::F32 && cache.dtype() != DType::F16) {
+    fail("{}: {} {} must be f32 or f16", op, role, cache.describe());
+  }
+  if (cache.nb(0) != cache.traits().type_size) {
+    fail("{}: {} {} has element stride {} bytes; its rows must be packed", op, role, cache.describe(), cache.nb(0));
+  }
+  check_max_dims(op, role, cache, 3);
+}
+
+// ---- whole ops ---------------------------------------------------------------------------
+
+void check_get_rows_args(const Tensor& table, std::span<const int32_t> ids, const Tensor& out, TypeCheck check_type) {
+  constexpr std::string_view op = "get_rows";
+  check_type(op, "table", table);
+  check_max_dims(op, "table", table, 2);
+  check_f32_output(op, "out", out);
+  const int64_t n_embd = table.ne(0), n_vocab = table.ne(1), n_ids = int64_t(ids.size());
+  check_shape(op, "out", out, {n_embd, n_ids, 1, 1});
+  check_no_alias(op, "out", out, "table", table);
+  for (int64_t i = 0; i < n_ids; ++i) {
+    const int32_t id = ids[size_t(i)];
+    if (id < 0 || id >= n_vocab) {
+      fail("{}: id {} (ids[{}]) is out of range for {} (valid ids are 0..{})", op, id, i, table.describe(),
+           n_vocab - 1);
+    }
+  }
+}
+
+void check_matmul_args(const Tensor& w, const Tensor& x, const Tensor& out, TypeCheck check_type) {
+  constexpr std::string_view op = "matmul";
+  check_type(op, "weight", w);
+  check_max_dims(op, "weight", w, 2);
+  check_f32(op, "x", x);
+  check_f32_output(op, "out", out);
+  const int64_t k = w.ne(0), n = w.ne(1);
+  if (x.ne(0) != k) {
+    fail("{}: weight {} has k = {} elements per row but x {} has {}", op, w.describe(), k, x.describe(), x.ne(0));
+  }
+  check_shape(op, "out", out, {n, x.ne(1), x.ne(2), x.ne(3)});
+  check_no_alias(op, "out", out, "x", x);
+  check_no_alias(op, "out", out, "weight", w);
+}
+
+void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& out, TypeCheck check_weight) {
+  constexpr std::string_view op = "rms_norm";
+  check_f32(op, "x", x);
+  check_weight(op, "weight", weight);
+  check_shape(op, "weight", weight, {x.ne(0), 1, 1, 1});
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "x", x);
+  check_no_alias(op, "out", out, "x", x);
+  check_no_alias(op, "out", out, "weight", weight);
+}
+
+void check_softmax_args(const Tensor& x) {
+  check_f32_output("softmax", "x", x);
+}
+
+bool check_add_args(const Tensor& a, const Tensor& b, const Tensor& out, TypeCheck check_b) {
+  constexpr std::string_view op = "add";
+  check_f32(op, "a", a);
+  check_b(op, "b", b);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "a", a);
+  const bool broadcast = b.ne() != a.ne();
+  if (broadcast && b.ne() != Tensor::Dims{a.ne(0), 1, 1, 1}) {
+    fail("{}: b {} should have the shape of a {} or be one row [{}]", op, b.describe(), a.describe(), a.ne(0));
+  }
+  check_same_or_no_alias(op, "out", out, "a", a);
+  check_no_alias(op, "out", out, "b", b);
+  return broadcast;
+}
+
+void check_scale_args(const Tensor& x, const Tensor& out) {
+  constexpr std::string_view op = "scale";
+  check_f32(op, "x", x);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "x", x);
+  check_same_or_no_alias(op, "out", out, "x", x);
+}
+
+void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  constexpr std::string_view op = "swiglu";
+  check_f32(op, "gate", gate);
+  check_f32(op, "up", up);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "up", up, "gate", gate);
+  check_same_shape(op, "out", out, "gate", gate);
+  check_no_alias(op, "out", out, "gate", gate);
+  check_no_alias(op, "out", out, "up", up);
+}
+
+void check_rope_args(const Tensor& x, std::span<const int32_t> positions, const RopeConfig& c) {
+  constexpr std::string_view op = "rope";
+  check_f32_output(op, "x", x);
+  check_max_dims(op, "x", x, 3);
+  if (int64_t(positions.size()) != x.ne(2)) {
+    fail("{}: {} positions given for x {} with {} tokens", op, positions.size(), x.describe(), x.ne(2));
+  }
+  check_rope_config(x, c);
+}
+
+void check_store_kv_args(const Tensor& src, const Tensor& cache, int64_t pos) {
+  constexpr std::string_view op = "store_kv";
+  check_f32(op, "src", src);
+  check_max_dims(op, "src", src, 3);
+  check_kv_cache(op, "cache", cache);
+  if (!cache.is_writable()) fail("{}: cache {} is read-only", op, cache.describe());
+  if (src.ne(0) != cache.ne(0) || src.ne(1) != cache.ne(1)) {
+    fail("{}: src {} and cache {} differ in head_dim or n_kv_heads", op, src.describe(), cache.describe());
+  }
+  const int64_t n_tokens = src.ne(2), n_ctx = cache.ne(2);
+  if (pos < 0 || pos > n_ctx || n_tokens > n_ctx - pos) {
+    fail("{}: positions {}..{} do not fit cache {} of {} positions", op, pos, pos + n_tokens - 1, cache.describe(),
+         n_ctx);
+  }
+  check_no_alias(op, "cache", cache, "src", src);
+}
+
+void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                          const Tensor& out) {
+  constexpr std::string_view op = "attention";
+  check_f32(op, "q", q);
+  check_max_dims(op, "q", q, 3);
+  check_kv_cache(op, "k_cache", k_cache);
+  check_kv_cache(op, "v_cache", v_cache);
+  check_same_shape(op, "v_cache", v_cache, "k_cache", k_cache);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "q", q);
+  const int64_t n_heads = q.ne(1), n_kv_heads = k_cache.ne(1);
+  if (k_cache.ne(0) != q.ne(0)) {
+    fail("{}: q {} has head_dim {} but k_cache {} has {}", op, q.describe(), q.ne(0), k_cache.describe(),
+         k_cache.ne(0));
+  }
+  if (n_kv_heads == 0 || n_heads % n_kv_heads != 0) {
+    fail("{}: q {} has {} heads, not a multiple of the {} KV heads of k_cache {}", op, q.describe(), n_heads,
+         n_kv_heads, k_cache.describe());
+  }
+  const int64_t n_ctx = k_cache.ne(2);
+  if (n_past < 0 || n_past > n_ctx || q.ne(2) > n_ctx - n_past) {
+    fail("{}: n_past {} + {} new tokens exceed the {} positions of k_cache {}", op, n_past, q.ne(2), n_ctx,
+         k_cache.describe());
+  }
+  check_no_alias(op, "out", out, "q", q);
+  check_no_alias(op, "out", out, "k_cache", k_cache);
+  check_no_alias(op, "out", out, "v_cache", v_cache);
+}
+
+}  // namespace strata

@@ -1,0 +1,71 @@
+// Argument checks of the backend ops, shared by every backend so that all of them refuse the
+// same calls with the same messages. A backend calls check_<op>_args before it computes, then
+// adds only its own limits (memory location, kernel limits, supported types).
+//
+// Every check throws strata::Error "<op>: <role> <tensor description>: <problem>".
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "backend/backend.h"
+#include "core/tensor.h"
+
+namespace strata {
+
+// ---- small checks ----------------------------------------------------------------------
+
+// f32 with packed rows (nb0 == 4); row strides may be anything.
+void check_f32(std::string_view op, std::string_view role, const Tensor& t);
+// The output of an op: f32 with packed rows, and writable.
+void check_f32_output(std::string_view op, std::string_view role, const Tensor& t);
+// Exactly the shape `ne` (trailing 1s implied).
+void check_shape(std::string_view op, std::string_view role, const Tensor& t, const Tensor::Dims& ne);
+// The same shape as `ref`.
+void check_same_shape(std::string_view op, std::string_view role, const Tensor& t, std::string_view ref_role,
+                      const Tensor& ref);
+// At most `n` dims (ne[i] == 1 for i >= n).
+void check_max_dims(std::string_view op, std::string_view role, const Tensor& t, int n);
+// `out` and `in` do not share any byte (for ops whose output must not alias an input).
+void check_no_alias(std::string_view op, std::string_view out_role, const Tensor& out, std::string_view in_role,
+                    const Tensor& in);
+// For ops whose output may alias an input: `out` is `in` itself (same memory and strides)
+// or does not overlap it at all.
+void check_same_or_no_alias(std::string_view op, std::string_view out_role, const Tensor& out, std::string_view in_role,
+                            const Tensor& in);
+// A KV cache [head_dim, n_kv_heads, n_ctx]: f32 or f16 with packed rows.
+void check_kv_cache(std::string_view op, std::string_view role, const Tensor& cache);
+
+// ---- whole ops ---------------------------------------------------------------------------
+
+// The check a backend makes of an input whose types it chooses itself (a weight, a table,
+// an added tensor): e.g. "has a reference dequantize" or "the kernels support it".
+using TypeCheck = void (*)(std::string_view op, std::string_view role, const Tensor& t);
+
+// table [n_embd, n_vocab] (type: check_type); out [n_embd, n_ids] f32; every id in range.
+void check_get_rows_args(const Tensor& table, std::span<const int32_t> ids, const Tensor& out, TypeCheck check_type);
+// w [k, n] (type: check_type); x [k, m...] f32; out [n, m...] f32, separate from both.
+void check_matmul_args(const Tensor& w, const Tensor& x, const Tensor& out, TypeCheck check_type);
+// x, out [n, rows...] f32, separate; weight [n] (type: check_weight).
+void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& out, TypeCheck check_weight);
+// x [n, rows...] f32, writable (softmax works in place).
+void check_softmax_args(const Tensor& x);
+// a, out [n, rows...] f32 (out may be a); b [n, rows...] or [n] (type: check_b).
+// Returns whether b is one row broadcast over a.
+bool check_add_args(const Tensor& a, const Tensor& b, const Tensor& out, TypeCheck check_b);
+// x, out [n, rows...] f32; out may be x.
+void check_scale_args(const Tensor& x, const Tensor& out);
+// gate, up, out [n, rows...] f32; out separate from both.
+void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out);
+// x [head_dim, n_heads, n_tokens] f32, writable; one position per token; a valid config.
+void check_rope_args(const Tensor& x, std::span<const int32_t> positions, const RopeConfig& c);
+// src [head_dim, n_kv_heads, n_tokens] f32; cache [head_dim, n_kv_heads, n_ctx] writable,
+// with room for positions pos..pos+n_tokens-1.
+void check_store_kv_args(const Tensor& src, const Tensor& cache, int64_t pos);
+// q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx],
+// n_heads a multiple of n_kv_heads, n_past + n_tokens <= n_ctx; out separate from the rest.
+void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                          const Tensor& out);
+
+}  // namespace strata
