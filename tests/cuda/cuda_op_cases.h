@@ -3,7 +3,8 @@
 // rows per block, k of many blocks or super-blocks, m around the switch from the
 // matrix-vector kernels (m <= 8) to the GEMM path (m > 8), GEMM tiles, grids with more than
 // 65535 rows, vocab-sized softmax, long-context decode attention, head sizes that are not a
-// power of two, and a column view as input (the last token's logits).
+// power of two, prompt attention on tensor cores, and a column view as input (the last
+// token's logits).
 #pragma once
 
 #include <memory>
@@ -135,6 +136,18 @@ inline std::vector<OpCase> cuda_op_cases() {
     cases.push_back(attention_case({256, 2, 1, 2, 7, 12, type}, ++seed));        // the largest head
     cases.push_back(attention_case({96, 12, 3, 1, 0, 1, type}, ++seed));         // the first token
   }
+  // The tensor-core prefill kernel (attention_prefill.cu: f16 cache, head_dim 64 or 128,
+  // n_tokens >= 16): GQA groups 1, 4 and 8; token counts at, just past and off its 64-query
+  // tiles; with and without a prefix (n_past); caches longer than the part in use.
+  const DType f16 = DType::F16;
+  cases.push_back(attention_case({64, 8, 2, 16, 0, 40, f16}, ++seed));       // the smallest prompt, group 4
+  cases.push_back(attention_case({64, 4, 4, 17, 37, 80, f16}, ++seed));      // no GQA, after a prefix
+  cases.push_back(attention_case({128, 8, 1, 64, 0, 100, f16}, ++seed));     // one whole tile, group 8
+  cases.push_back(attention_case({128, 4, 1, 100, 37, 200, f16}, ++seed));   // a partial second tile
+  cases.push_back(attention_case({128, 8, 2, 16, 300, 400, f16}, ++seed));   // a short prompt, long prefix
+  cases.push_back(attention_case({64, 32, 4, 100, 300, 512, f16}, ++seed));  // TinyLlama's heads
+  cases.push_back(attention_case({64, 8, 1, 512, 300, 1024, f16}, ++seed));  // pp512 after a prefix, group 8
+  cases.push_back(attention_case({128, 4, 4, 512, 0, 600, f16}, ++seed));    // pp512, no GQA
   return cases;
 }
 

@@ -153,6 +153,18 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
     fail("{}: head_dim {} of q {} is above the cuda kernel's limit of {}", op, head_dim, q.describe(),
          cuda::kMaxHeadDim);
   }
+  // Prompts on tensor cores (attention_prefill.cu) where that kernel applies.
+  const bool cache_f16 = k_cache.dtype() == DType::F16;
+  if (cuda::attention_prefill_applies(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
+                                      row_layout(v_cache), cache_f16, out.data(), row_layout(out), head_dim, n_heads,
+                                      n_kv_heads, q.ne(2), n_past)) {
+    cuda::ProfileScope scope(profiler_, stream_, "attention_prefill");
+    STRATA_CUDA_CHECK(cuda::launch_attention_prefill(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache),
+                                                     v_cache.data(), row_layout(v_cache), out.mutable_data(),
+                                                     row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past,
+                                                     scale, stream_));
+    return;
+  }
   cuda::ProfileScope scope(profiler_, stream_, "attention");
   STRATA_CUDA_CHECK(cuda::launch_attention(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
                                            row_layout(v_cache), k_cache.dtype() == DType::F16, out.mutable_data(),

@@ -56,6 +56,19 @@ cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayo
                              bool cache_f16, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
                              int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, float scale, cudaStream_t stream);
 
+// ---- attention_prefill.cu: the same on tensor cores, for prompts ----------------------------
+// Whether launch_attention_prefill takes these arguments: f16 caches, head_dim 64 or 128,
+// n_tokens >= kAttentionPrefillMinTokens, 16-byte aligned rows; STRATA_CUDA_ATTENTION=scalar
+// in the environment says no (launch_attention then runs, for comparisons).
+inline constexpr int64_t kAttentionPrefillMinTokens = 16;
+bool attention_prefill_applies(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
+                               bool cache_f16, const void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
+                               int64_t n_kv_heads, int64_t n_tokens, int64_t n_past);
+cudaError_t launch_attention_prefill(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
+                                     RowLayout lv, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
+                                     int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, float scale,
+                                     cudaStream_t stream);
+
 // ---- convert.cu: rows of any supported type to f32 ---------------------------------------
 // dst row r (dst + r * dst_stride floats) = src row ids[r] (ids == nullptr: flat row r) of
 // `type`, ne0 elements; plain types may have an element stride nb0.
