@@ -102,6 +102,17 @@ inline std::vector<OpCase> cuda_op_cases() {
   cases.push_back(lazy_matmul_case(DType::Q4_0, 65536, 515, 9, seed += 10));  // several GEMM tiles
   cases.push_back(lazy_matmul_case(DType::Q6_K, 4096, 2048, 1, seed += 10));  // TinyLlama's output shape, smaller
   cases.push_back(matmul_column_view_case(DType::Q4_0, 2048, 300, 7, 6, seed += 10));
+  // The fast matrix-vector kernels (matmul_vec_fast.cu): each rows-per-CTA choice (4 rows
+  // from n = 4096, 2 from 1024, else 1) with a partial last CTA, every column-count variant
+  // (m = 2, 4, 5, 7), n far below the GPU's multiprocessor count, and for F16 rows that are
+  // not 16-byte aligned (the generic kernel's fallback).
+  for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16}) {
+    cases.push_back(lazy_matmul_case(type, 512, 4097, 1, seed += 10));
+    cases.push_back(lazy_matmul_case(type, 768, 1501, 1, seed += 10));
+    for (int64_t m : {2, 4, 5, 7}) cases.push_back(lazy_matmul_case(type, 256, 33, m, seed += 10));
+    cases.push_back(lazy_matmul_case(type, 2048, 7, 1, seed += 10));
+  }
+  cases.push_back(lazy_matmul_case(DType::F16, 1004, 40, 1, seed += 10));
   cases.push_back(matmul_column_view_case(DType::F16, 2048, 300, 7, 3, seed += 10));
 
   cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
@@ -135,6 +146,10 @@ inline std::vector<OpCase> cuda_op_cases() {
     cases.push_back(attention_case({80, 4, 2, 3, 5, 9, type}, ++seed));          // head_dim not a power of 2
     cases.push_back(attention_case({256, 2, 1, 2, 7, 12, type}, ++seed));        // the largest head
     cases.push_back(attention_case({96, 12, 3, 1, 0, 1, type}, ++seed));         // the first token
+    // Decode splits of 128 keys (attention.cu): one whole split, one key past it, many splits.
+    cases.push_back(attention_case({64, 32, 4, 1, 127, 130, type}, ++seed));
+    cases.push_back(attention_case({64, 4, 2, 1, 128, 300, type}, ++seed));
+    cases.push_back(attention_case({128, 8, 2, 1, 4095, 4096, type}, ++seed));
   }
   // The tensor-core prefill kernel (attention_prefill.cu: f16 cache, head_dim 64 or 128,
   // n_tokens >= 16): GQA groups 1, 4 and 8; token counts at, just past and off its 64-query

@@ -86,7 +86,15 @@ inline constexpr int kMaxVecColumns = 8;
 bool matvec_supported(DType type);
 cudaError_t launch_matvec(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                           int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
-// The parts of launch_matvec by type family (matmul_vec_plain.cu: F32, F16, BF16;
+// launch_matvec tries launch_matvec_fast (matmul_vec_fast.cu: Q4_0, Q8_0, Q4_K, Q6_K, F16,
+// bank-conflict-free loads of x, several rows per CTA), which answers cudaErrorNotSupported
+// for other types and for alignments it does not take, then launch_matvec_generic (one warp
+// per row, every type; kept as the fallback and as the baseline of bench/cuda_matvec_bench).
+cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                               int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+cudaError_t launch_matvec_generic(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                                  int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+// The parts of launch_matvec_generic by type family (matmul_vec_plain.cu: F32, F16, BF16;
 // matmul_vec_legacy.cu: the 32-element block types; matmul_vec_k.cu: the 256-element ones);
 // each returns cudaErrorInvalidValue for a type not its own.
 cudaError_t launch_matvec_plain(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,

@@ -21,6 +21,15 @@ cudaError_t launch_matvec(DType type, const void* w, size_t row_bytes, int64_t k
                           int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream) {
   if (n == 0 || m == 0) return cudaSuccess;
   if (m > kMaxVecColumns) return cudaErrorInvalidValue;
+  const cudaError_t fast = launch_matvec_fast(type, w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+  if (fast != cudaErrorNotSupported) return fast;
+  return launch_matvec_generic(type, w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+}
+
+cudaError_t launch_matvec_generic(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                                  int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream) {
+  if (n == 0 || m == 0) return cudaSuccess;
+  if (m > kMaxVecColumns) return cudaErrorInvalidValue;
   if (type == DType::F32 || type == DType::F16 || type == DType::BF16) {
     return launch_matvec_plain(type, w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
   }

@@ -1,0 +1,373 @@
+// Decode matmul (m <= kMaxVecColumns columns) for the types that carry the models' weights:
+// Q4_0, Q8_0, Q4_K, Q6_K and F16. Why the generic kernel (matmul_vec.cuh) is slow: a lane
+// there takes a whole 32-element chunk, so the 32 lanes of a warp read x at a stride of
+// 128 bytes, and every 16-byte load of x lands in the same 4 of the L1's 32 banks
+// (32 wavefronts for 512 bytes); that, not the DRAM, bounds it at ~0.45 TB/s.
+//
+// Here a CTA of kFastWarps warps computes R rows; its warps split the row's blocks, and
+// kLanes lanes share a block, each lane taking a piece of it (8 or 16 elements) for all R
+// rows, so each load of x serves R rows. The pieces are chosen, and their two halves
+// ordered by block parity ("flip"), so that the 32 lanes' 16-byte loads of x fall on all
+// 32 banks (4 wavefronts for 512 bytes, the minimum). Quantized values become floats with
+// the magic-number trick: the bits 0x4B0000qq are the float 2^23 + qq, one byte permute
+// and one subtraction, exact. The block scale is applied once per piece:
+// sum_i d (q_i - o) x_i = d * sum_i (q_i - o) x_i, accumulated in f32.
+//
+// Requirements (checked by launch_matvec_fast, which answers cudaErrorNotSupported when
+// they fail so the caller can use the generic kernel): x 16-byte aligned, x_stride a
+// multiple of 4; rows 2-byte aligned (Q4_0, Q8_0, Q6_K) or 16-byte aligned (Q4_K, F16).
+#include "backend/cuda/matmul_vec.cuh"
+
+namespace strata::cuda {
+namespace {
+
+inline constexpr int kFastWarps = 4;  // warps per CTA; they split the blocks of its R rows
+
+// Element e (0..3) of a word of 4 bytes, each holding a small unsigned integer q, as the
+// float 2^23 + q (subtract 2^23 + offset to get q - offset exactly).
+__device__ __forceinline__ float magic_byte(uint32_t w, int e) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7650u + unsigned(e)));
+}
+inline constexpr float kMagic = 8388608.0f;  // 2^23
+
+// The 4 values of a word of bytes, less (2^23 + offset).
+__device__ __forceinline__ void unpack4(uint32_t w, float offset, float (&v)[4]) {
+#pragma unroll
+  for (int e = 0; e < 4; ++e) v[e] = magic_byte(w, e) - (kMagic + offset);
+}
+
+__device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {  // 2-byte aligned
+  return uint32_t(load_u16(p)) | uint32_t(load_u16(p + 2)) << 16;
+}
+
+__device__ __forceinline__ float dot4(const float (&v)[4], float4 x) {
+  return v[0] * x.x + v[1] * x.y + v[2] * x.z + v[3] * x.w;
+}
+
+__device__ __forceinline__ float4 load_x4(const float* x, int64_t i4) {  // float4 number i4
+  return __ldg(reinterpret_cast<const float4*>(x) + i4);
+}
+
+// ---- per-type pieces ------------------------------------------------------------------------
+// accumulate<R, M>(rows, b, t, x, x_stride, m, acc): lane t (0..kLanes-1) of block b adds its
+// piece's contribution for every row r and column j < m to acc[r][j].
+
+// Q4_0 (18 bytes: f16 d, 16 bytes of nibbles; byte i holds elements i and i + 16). Lane t
+// takes bytes 4t..4t+3: elements 4t..4t+3 (low nibbles) and 16+4t.. (high nibbles).
+struct FastQ4_0 {
+  static constexpr int kLanes = 4, kBytes = 18, kElems = 32;
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
+                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+    const int flip = b & 1;  // odd blocks take their high nibbles first (bank spread of x)
+    float va[R][4], vb[R][4], d[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
+      d[r] = f16_bits_to_f32(load_u16(blk));
+      const uint32_t q = load_u32_2(blk + 2 + 4 * t);
+      unpack4((q >> (4 * flip)) & 0x0F0F0F0Fu, 8.0f, va[r]);
+      unpack4((q >> (4 - 4 * flip)) & 0x0F0F0F0Fu, 8.0f, vb[r]);
+    }
+    const int64_t ia = int64_t(b) * 8 + t + 4 * flip, ib = int64_t(b) * 8 + t + 4 - 4 * flip;
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) {
+        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r][j] += d[r] * (dot4(va[r], xa) + dot4(vb[r], xb));
+      }
+    }
+  }
+};
+
+// Q8_0 (34 bytes: f16 d, 32 int8). Lane t takes elements 8t..8t+7.
+struct FastQ8_0 {
+  static constexpr int kLanes = 4, kBytes = 34, kElems = 32;
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
+                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+    const int flip = b & 1;
+    float va[R][4], vb[R][4], d[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
+      d[r] = f16_bits_to_f32(load_u16(blk));
+      const uint32_t q0 = load_u32_2(blk + 2 + 8 * t), q1 = load_u32_2(blk + 6 + 8 * t);
+      // int8 v: the byte v ^ 0x80 is v + 128.
+      unpack4((flip ? q1 : q0) ^ 0x80808080u, 128.0f, va[r]);
+      unpack4((flip ? q0 : q1) ^ 0x80808080u, 128.0f, vb[r]);
+    }
+    const int64_t ia = int64_t(b) * 8 + 2 * t + flip, ib = int64_t(b) * 8 + 2 * t + 1 - flip;
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) {
+        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r][j] += d[r] * (dot4(va[r], xa) + dot4(vb[r], xb));
+      }
+    }
+  }
+};
+
+// Byte i (run-time, 0..11) of three words, without indexing a register array.
+__device__ __forceinline__ uint32_t byte_of3(uint32_t w0, uint32_t w1, uint32_t w2, int i) {
+  const uint32_t w = i < 4 ? w0 : i < 8 ? w1 : w2;
+  return (w >> (8 * (i & 3))) & 0xffu;
+}
+
+// Q4_K (144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles;
+// element 64u + 32h + l is nibble h of qs[32u + l], of sub-block 2u + h). Lane t (0..15)
+// takes qs bytes 32u + l0 .. + 7 with u = t / 4, l0 = 8 (t % 4): 8 elements of sub-block 2u
+// and 8 of 2u + 1. Rows must be 16-byte aligned (qs read 8 bytes at a time).
+struct FastQ4_K {
+  static constexpr int kLanes = 16, kBytes = 144, kElems = 256;
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
+                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+    const int u = t / 4, l0 = 8 * (t % 4), flip = u & 1;
+    float v[R][2][2][4];       // [row][sub-block lo/hi][first/second word][element]
+    float scale[R][2], bias[R][2];  // value = scale * q - bias per sub-block
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
+      const uint32_t dd = *reinterpret_cast<const uint32_t*>(blk);
+      const uint32_t* s = reinterpret_cast<const uint32_t*>(blk + 4);
+      const uint32_t s0 = s[0], s1 = s[1], s2 = s[2];
+      const uint2 q = *reinterpret_cast<const uint2*>(blk + 16 + 32 * u + l0);
+      const float d = f16_bits_to_f32(uint16_t(dd & 0xffffu)), dmin = f16_bits_to_f32(uint16_t(dd >> 16));
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * u + h;  // sub-block (scale_min_k4's layout)
+        int sc, mn;
+        if (j < 4) {
+          sc = int(byte_of3(s0, s1, s2, j) & 63u);
+          mn = int(byte_of3(s0, s1, s2, j + 4) & 63u);
+        } else {
+          sc = int((byte_of3(s0, s1, s2, j + 4) & 15u) | ((byte_of3(s0, s1, s2, j - 4) >> 6) << 4));
+          mn = int((byte_of3(s0, s1, s2, j + 4) >> 4) | ((byte_of3(s0, s1, s2, j) >> 6) << 4));
+        }
+        scale[r][h] = d * float(sc);
+        bias[r][h] = dmin * float(mn);
+        const uint32_t first = flip ? q.y : q.x, second = flip ? q.x : q.y;
+        unpack4((first >> (4 * h)) & 0x0F0F0F0Fu, 0.0f, v[r][h][0]);
+        unpack4((second >> (4 * h)) & 0x0F0F0F0Fu, 0.0f, v[r][h][1]);
+      }
+    }
+    const int64_t base = int64_t(b) * 64 + 16 * u + l0 / 4;  // float4 number of element 64u + l0
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) {
+        const float* xj = x + j * x_stride;
+        float4 xv[2][2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          xv[h][0] = load_x4(xj, base + 8 * h + flip);
+          xv[h][1] = load_x4(xj, base + 8 * h + 1 - flip);
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const float xs = (xv[h][0].x + xv[h][0].y + xv[h][0].z + xv[h][0].w) +
+                           (xv[h][1].x + xv[h][1].y + xv[h][1].z + xv[h][1].w);
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const float qx = dot4(v[r][h][0], xv[h][0]) + dot4(v[r][h][1], xv[h][1]);
+            acc[r][j] += scale[r][h] * qx - bias[r][h] * xs;
+          }
+        }
+      }
+    }
+  }
+};
+
+// Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], f16 d; element 128g + 32k + l has
+// low bits (ql[64g + 32(k&1) + l] >> 4(k>>1)) & 15, high bits (qh[32g + l] >> 2k) & 3,
+// value d * scales[8g + 2k + l/16] * (q - 32)). Lane t (0..15) takes l = l0..l0+3 of group
+// g = t / 8 (l0 = 4 (t % 8)) for k = 0..3: 16 elements. Rows 2-byte aligned.
+struct FastQ6_K {
+  static constexpr int kLanes = 16, kBytes = 210, kElems = 256;
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
+                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+    const int g = t / 8, l0 = 4 * (t % 8);
+    float v[R][4][4], scale[R][4];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
+      const uint32_t ql0 = load_u32_2(blk + 64 * g + l0), ql1 = load_u32_2(blk + 64 * g + 32 + l0);
+      const uint32_t qh = load_u32_2(blk + 128 + 32 * g + l0);
+      const float d = f16_bits_to_f32(load_u16(blk + 208));
+      const int sc_shift = 8 * (l0 / 16);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const uint32_t ql = k & 1 ? ql1 : ql0;
+        const uint32_t q = ((ql >> (4 * (k >> 1))) & 0x0F0F0F0Fu) | (((qh >> (2 * k)) & 0x03030303u) << 4);
+        unpack4(q, 32.0f, v[r][k]);
+        const int sc = int(int8_t(uint8_t(load_u16(blk + 192 + 8 * g + 2 * k) >> sc_shift)));
+        scale[r][k] = d * float(sc);
+      }
+    }
+    const int64_t base = int64_t(b) * 64 + 32 * g + l0 / 4;  // float4 number of element 128g + l0
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) {
+        const float* xj = x + j * x_stride;
+        float4 xv[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) xv[k] = load_x4(xj, base + 8 * k);
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          float s = 0.0f;
+#pragma unroll
+          for (int k = 0; k < 4; ++k) s += scale[r][k] * dot4(v[r][k], xv[k]);
+          acc[r][j] += s;
+        }
+      }
+    }
+  }
+};
+
+// F16 rows, a "block" being 8 elements (16 bytes); one lane per block. Rows and x 16-byte
+// aligned.
+struct FastF16 {
+  static constexpr int kLanes = 1, kBytes = 16, kElems = 8;
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int /*t*/,
+                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+    const int flip = (b >> 2) & 1;  // lanes 4..7 of each 8 take their second half first
+    float va[R][4], vb[R][4];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint4 q = *reinterpret_cast<const uint4*>(rows[r] + int64_t(b) * kBytes);
+      const uint32_t a0 = flip ? q.z : q.x, a1 = flip ? q.w : q.y, b0 = flip ? q.x : q.z, b1 = flip ? q.y : q.w;
+      const float2 fa0 = __half22float2(*reinterpret_cast<const __half2*>(&a0));
+      const float2 fa1 = __half22float2(*reinterpret_cast<const __half2*>(&a1));
+      const float2 fb0 = __half22float2(*reinterpret_cast<const __half2*>(&b0));
+      const float2 fb1 = __half22float2(*reinterpret_cast<const __half2*>(&b1));
+      va[r][0] = fa0.x, va[r][1] = fa0.y, va[r][2] = fa1.x, va[r][3] = fa1.y;
+      vb[r][0] = fb0.x, vb[r][1] = fb0.y, vb[r][2] = fb1.x, vb[r][3] = fb1.y;
+    }
+    const int64_t ia = int64_t(b) * 2 + flip, ib = int64_t(b) * 2 + 1 - flip;
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) {
+        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r][j] += dot4(va[r], xa) + dot4(vb[r], xb);
+      }
+    }
+  }
+};
+
+// ---- the kernel -------------------------------------------------------------------------------
+// CTA c computes rows c R .. c R + R - 1 (rows past n repeat row n - 1 and are not written).
+// Warp w's lanes take blocks w * (32 / kLanes) + lane / kLanes, stepping by the CTA's
+// blocks per step; the warps' sums meet in shared memory.
+template <typename T, int R, int M>
+__global__ void __launch_bounds__(kFastWarps* kWarp)
+    matvec_fast_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int n_blocks, int64_t n,
+                       const float* __restrict__ x, int64_t x_stride, float* __restrict__ out, int64_t out_stride,
+                       int m) {
+  constexpr int kBlocksPerWarp = kWarp / T::kLanes, kStep = kBlocksPerWarp * kFastWarps;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int64_t row0 = int64_t(blockIdx.x) * R;
+  const uint8_t* rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) rows[r] = w + size_t(row0 + r < n ? row0 + r : n - 1) * row_bytes;
+  float acc[R][M];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int j = 0; j < M; ++j) acc[r][j] = 0.0f;
+  }
+  const int t = lane % T::kLanes;
+#pragma unroll 2
+  for (int b = warp * kBlocksPerWarp + lane / T::kLanes; b < n_blocks; b += kStep) {
+    T::template accumulate<R, M>(rows, b, t, x, x_stride, m, acc);
+  }
+  __shared__ float partial[kFastWarps][R * M];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      const float s = warp_sum(acc[r][j]);
+      if (lane == 0) partial[warp][r * M + j] = s;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < R * M) {
+    const int r = int(threadIdx.x) / M, j = int(threadIdx.x) % M;
+    if (j < m && row0 + r < n) {
+      float s = 0.0f;
+#pragma unroll
+      for (int v = 0; v < kFastWarps; ++v) s += partial[v][threadIdx.x];
+      out[j * out_stride + row0 + r] = s;
+    }
+  }
+}
+
+template <typename T, int R, int M>
+void launch_fast_rm(const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride,
+                    float* out, int64_t out_stride, int m, cudaStream_t stream) {
+  const dim3 grid(unsigned(ceil_div(n, R)));
+  matvec_fast_kernel<T, R, M><<<grid, kFastWarps * kWarp, 0, stream>>>(
+      static_cast<const uint8_t*>(w), row_bytes, int(k / T::kElems), n, x, x_stride, out, out_stride, m);
+}
+
+// Rows per CTA: 4 when there are rows enough to fill the GPU with them (each x load then
+// serves 4 rows), fewer for small n and for several columns (registers).
+template <typename T>
+void launch_fast(const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride, float* out,
+                 int64_t out_stride, int m, cudaStream_t stream) {
+  if (m == 1) {
+    if (n >= 4096) {
+      launch_fast_rm<T, 4, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    } else if (n >= 1024) {
+      launch_fast_rm<T, 2, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    } else {
+      launch_fast_rm<T, 1, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    }
+  } else if (m == 2) {
+    launch_fast_rm<T, 2, 2>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+  } else if (m <= 4) {
+    launch_fast_rm<T, 2, 4>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+  } else {
+    launch_fast_rm<T, 1, 8>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+  }
+}
+
+bool aligned(const void* p, size_t a) {
+  return reinterpret_cast<uintptr_t>(p) % a == 0;
+}
+
+}  // namespace
+
+cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                               int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream) {
+  if (!aligned(x, 16) || (m > 1 && x_stride % 4 != 0) || m > kMaxVecColumns || k > int64_t(INT32_MAX)) {
+    return cudaErrorNotSupported;
+  }
+  const bool rows2 = aligned(w, 2) && row_bytes % 2 == 0, rows16 = aligned(w, 16) && row_bytes % 16 == 0;
+  auto go = [&](auto tag, bool ok) {
+    using T = typename decltype(tag)::type;
+    if (!ok || k % T::kElems != 0) return cudaErrorNotSupported;
+    launch_fast<T>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    return cudaGetLastError();
+  };
+  switch (type) {
+    case DType::Q4_0:
+      return go(quant::Tag<FastQ4_0>{}, rows2);
+    case DType::Q8_0:
+      return go(quant::Tag<FastQ8_0>{}, rows2);
+    case DType::Q4_K:
+      return go(quant::Tag<FastQ4_K>{}, rows16);
+    case DType::Q6_K:
+      return go(quant::Tag<FastQ6_K>{}, rows2);
+    case DType::F16:
+      return go(quant::Tag<FastF16>{}, rows16);
+    default:
+      return cudaErrorNotSupported;
+  }
+}
+
+}  // namespace strata::cuda
