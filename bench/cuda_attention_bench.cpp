@@ -101,8 +101,8 @@ void bench_shape(const Shape& s, int64_t n_tokens, int64_t n_past, int runs) {
     std::exit(1);
   }
   auto old_kernel = [&] {
-    return strata::cuda::launch_attention(q, lq, k, lc, v, lc, true, out_old, lq, d, s.n_heads, s.n_kv_heads,
-                                          n_tokens, n_past, scale, nullptr);
+    return strata::cuda::launch_attention(q, lq, k, lc, v, lc, true, out_old, lq, d, s.n_heads, s.n_kv_heads, n_tokens,
+                                          n_past, scale, nullptr);
   };
   auto new_kernel = [&] {
     return strata::cuda::launch_attention_prefill(q, lq, k, lc, v, lc, out_new, lq, d, s.n_heads, s.n_kv_heads,
@@ -117,9 +117,11 @@ void bench_shape(const Shape& s, int64_t n_tokens, int64_t n_past, int runs) {
   // Causal pairs: query t sees n_past + t + 1 keys.
   const double pairs = double(n_tokens) * double(n_past) + double(n_tokens) * double(n_tokens + 1) / 2;
   const double flop = 4.0 * double(s.n_heads) * double(d) * pairs;
-  fmt::print("| {:<10} | {:>2} | {:>2} | {:>3} | {:>4} | {:>4} | {:>8.3f} | {:>6.2f} | {:>8.3f} | {:>6.2f} | {:>6.1f}x | {:.1e} |\n",
-             s.name, s.n_heads, s.n_kv_heads, d, n_tokens, n_past, ms_old, flop / ms_old * 1e-9, ms_new,
-             flop / ms_new * 1e-9, ms_old / ms_new, nmse(a, b));
+  fmt::print(
+      "| {:<10} | {:>2} | {:>2} | {:>3} | {:>4} | {:>4} | {:>8.3f} | {:>6.2f} | {:>8.3f} | {:>6.2f} | {:>6.1f}x | "
+      "{:.1e} |\n",
+      s.name, s.n_heads, s.n_kv_heads, d, n_tokens, n_past, ms_old, flop / ms_old * 1e-9, ms_new, flop / ms_new * 1e-9,
+      ms_old / ms_new, nmse(a, b));
   for (void* p : {static_cast<void*>(q), static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(out_old),
                   static_cast<void*>(out_new)}) {
     cudaFree(p);
@@ -152,7 +154,9 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
   fmt::print("GPU: {}; f16 caches; median of {} runs after 3 warm-up\n\n", prop.name, runs);
-  fmt::print("| shape      |  H | KV |   D |    T | past | old (ms) | TFLOP/s | new (ms) | TFLOP/s | speedup | NMSE new vs old |\n");
+  fmt::print(
+      "| shape      |  H | KV |   D |    T | past | old (ms) | TFLOP/s | new (ms) | TFLOP/s | speedup | NMSE new vs "
+      "old |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   const Shape shapes[] = {{"TinyLlama", 32, 4, 64}, {"Llama-2-7B", 32, 32, 128}, {"Llama-3-8B", 32, 8, 128}};
   for (const Shape& s : shapes) bench_shape(s, n_tokens, n_past, runs);
