@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,6 +26,12 @@ struct RopeConfig {
   float freq_scale = 1.0f;     // 1 / linear scaling factor
   bool neox = false;           // rotate pairs (i, i + n_rot/2) (NEOX, qwen2) instead of (2i, 2i+1) (llama)
   std::vector<float> freq_factors;  // [n_rot/2] per-pair divisors (Llama 3 rope scaling); empty = none
+};
+
+// What a backend keeps of one recorded decode step between run_step calls (a CUDA graph).
+// Owned by the caller; dropping it drops the recording.
+struct StepRecording {
+  std::shared_ptr<void> state;
 };
 
 class Backend {
@@ -74,6 +81,18 @@ public:
   // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                          Tensor& out) = 0;
+
+  // ---- decode steps --------------------------------------------------------------------
+  // Queues one decode step: `queue` queues the ops of a forward pass of the single token
+  // `token` at position `pos`, whose only step-dependent arguments are get_rows ids {token},
+  // rope positions {pos}, store_kv at pos and attention with n_past = pos. A backend may
+  // record what `queue` queues and, for later steps with the same `recording`, replay it with
+  // the new token and position instead of calling `queue` (CUDA graphs: one launch per token).
+  // So `queue` must queue the same ops on the same tensors every time, and nothing else.
+  virtual void run_step(StepRecording& recording, int32_t token, int64_t pos, const std::function<void()>& queue) {
+    (void)recording, (void)token, (void)pos;
+    queue();
+  }
 };
 
 }  // namespace strata

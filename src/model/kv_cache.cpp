@@ -1,12 +1,19 @@
 #include "model/kv_cache.h"
 
+#include <atomic>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
 
 namespace strata {
 
-KvCache::KvCache(Backend& backend, const ModelConfig& c, int64_t n_ctx, DType type) : n_ctx_(n_ctx), type_(type) {
+namespace {
+std::atomic<uint64_t> next_cache_id{1};
+}
+
+KvCache::KvCache(Backend& backend, const ModelConfig& c, int64_t n_ctx, DType type)
+    : n_ctx_(n_ctx), type_(type), id_(next_cache_id++) {
   if (type != DType::F32 && type != DType::F16) fail("KV cache type must be f32 or f16, got {}", dtype_name(type));
   if (n_ctx <= 0) fail("context size must be positive, got {}", n_ctx);
   for (int64_t il = 0; il < c.n_layer; ++il) {

@@ -1,6 +1,7 @@
 // Keys and values of every past position, per layer, on the backend's device.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "backend/backend.h"
@@ -18,10 +19,14 @@ public:
   size_t n_bytes() const;
   Tensor& k(int64_t layer) { return k_.at(size_t(layer)); }  // [head_dim, n_head_kv, n_ctx]
   Tensor& v(int64_t layer) { return v_.at(size_t(layer)); }  // [head_dim, n_head_kv, n_ctx]
+  // Distinct for every cache constructed (copies share it, and their tensors): what a
+  // recorded decode step that wrote into this cache's tensors is keyed by.
+  uint64_t id() const { return id_; }
 
 private:
   int64_t n_ctx_;
   DType type_;
+  uint64_t id_;
   std::vector<Tensor> k_;
   std::vector<Tensor> v_;
 };

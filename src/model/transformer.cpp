@@ -25,13 +25,19 @@ struct Transformer::Buffers {
   Tensor down;    // [n_embd, n]
   Tensor logits;  // [n_vocab, n]   (all tokens)
   Tensor last;    // [n_vocab, 1]   (last token only)
+  // Decode steps recorded by the backend (n == 1), for logits into `logits` / `last`, and the
+  // cache they wrote into (a step for another cache is recorded anew).
+  StepRecording steps[2];
+  uint64_t steps_cache_id = 0;
 };
 
 Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend)
     : config_(config), weights_(weights), backend_(backend) {}
 
 Transformer::Buffers& Transformer::buffers_for(int64_t n) {
-  if (buffers_ && buffers_->n_tokens == n) return *buffers_;
+  // One token (decode) keeps its own buffers, so that its recorded steps outlive prompts.
+  std::shared_ptr<Buffers>& slot = n == 1 ? step_buffers_ : buffers_;
+  if (slot && slot->n_tokens == n) return *slot;
   const ModelConfig& c = config_;
   auto b = std::make_shared<Buffers>();
   auto alloc = [&](int64_t ne0, int64_t ne1, const char* name) { return backend_.alloc(DType::F32, {ne0, ne1}, name); };
@@ -49,8 +55,8 @@ Transformer::Buffers& Transformer::buffers_for(int64_t n) {
   b->down = alloc(c.n_embd, n, "down");
   b->logits = alloc(c.n_vocab, n, "logits");
   b->last = alloc(c.n_vocab, 1, "logits");
-  buffers_ = std::move(b);
-  return *buffers_;
+  slot = std::move(b);
+  return *slot;
 }
 
 void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_t> positions, int64_t n_past,
@@ -125,6 +131,31 @@ const Tensor& Transformer::forward(std::span<const int32_t> tokens, int64_t n_pa
     fail("forward: {} tokens at position {} do not fit the context of {}", n, n_past, cache.n_ctx());
   }
   Buffers& b = buffers_for(n);
+  Tensor& out = all_logits ? b.logits : b.last;
+  if (n > 1 || tap) {
+    queue_forward(b, tokens, n_past, cache, out, tap);
+    return out;
+  }
+  if (b.steps_cache_id != cache.id()) {
+    for (StepRecording& r : b.steps) r = {};
+    b.steps_cache_id = cache.id();
+  }
+  // Two pointers: small enough for std::function to keep without a heap allocation per token.
+  struct Args {
+    Buffers& b;
+    std::span<const int32_t> tokens;
+    int64_t n_past;
+    KvCache& cache;
+    Tensor& out;
+  } args{b, tokens, n_past, cache, out};
+  backend_.run_step(b.steps[all_logits ? 0 : 1], tokens[0], n_past,
+                    [this, &args] { queue_forward(args.b, args.tokens, args.n_past, args.cache, args.out, {}); });
+  return out;
+}
+
+void Transformer::queue_forward(Buffers& b, std::span<const int32_t> tokens, int64_t n_past, KvCache& cache,
+                                Tensor& out, const Tap& tap) {
+  const int64_t n = b.n_tokens;
   std::vector<int32_t> positions(static_cast<size_t>(n));
   std::iota(positions.begin(), positions.end(), int32_t(n_past));
 
@@ -136,11 +167,9 @@ const Tensor& Transformer::forward(std::span<const int32_t> tokens, int64_t n_pa
   }
   backend_.rms_norm(b.x, weights_.output_norm, config_.rms_eps, b.cur);
   if (tap) tap("result_norm", b.cur);
-  Tensor& out = all_logits ? b.logits : b.last;
-  const Tensor normed = all_logits ? b.cur : b.cur.slice(1, n - 1, 1);
+  const Tensor normed = out.ne(1) == n ? b.cur : b.cur.slice(1, n - 1, 1);
   backend_.matmul(weights_.output, normed, out);
   if (tap) tap("logits", out);
-  return out;
 }
 
 }  // namespace strata

@@ -22,7 +22,8 @@ public:
 
   // Runs `tokens` at positions n_past, n_past+1, ... (their K/V are stored in `cache`) and
   // returns the logits [n_vocab, n] on the backend: n = tokens.size() if all_logits, else 1
-  // (the last token's). Valid until the next call.
+  // (the last token's). Valid until the next call. A single token without a tap is a decode
+  // step: the backend may replay a recording of the previous step (Backend::run_step).
   const Tensor& forward(std::span<const int32_t> tokens, int64_t n_past, KvCache& cache, bool all_logits,
                         const Tap& tap = {});
 
@@ -32,6 +33,8 @@ public:
 private:
   struct Buffers;  // activations for one batch size
   Buffers& buffers_for(int64_t n_tokens);
+  void queue_forward(Buffers& b, std::span<const int32_t> tokens, int64_t n_past, KvCache& cache, Tensor& out,
+                     const Tap& tap);
   void attention_block(int64_t il, Buffers& b, std::span<const int32_t> positions, int64_t n_past, KvCache& cache,
                        const Tap& tap);
   void ffn_block(int64_t il, Buffers& b, const Tap& tap);
@@ -39,7 +42,7 @@ private:
   const ModelConfig& config_;
   const ModelWeights& weights_;
   Backend& backend_;
-  std::shared_ptr<Buffers> buffers_;
+  std::shared_ptr<Buffers> buffers_, step_buffers_;  // for n > 1 tokens, for n == 1
 };
 
 }  // namespace strata

@@ -7,6 +7,7 @@
 #include <functional>
 #include <iostream>
 
+#include "backend/op_harness.h"
 #include "core/error.h"
 
 namespace strata::test {
@@ -86,6 +87,70 @@ TEST_F(CudaDevice, BadArgumentsThrowLikeCpuRef) {
   Tensor k = backend_->alloc(DType::F16, {8, 1, 4}, "k");
   Tensor src = backend_->alloc(DType::F32, {8, 1, 2}, "src");
   EXPECT_NE(error_of([&] { backend_->store_kv(src, k, 3); }).find("do not fit"), std::string::npos);
+}
+
+// A toy decode step on the ops whose arguments change per step: the embedding of `token`
+// roped at `pos` is the query, its first n_kv heads are stored as key and value at `pos`, and
+// attention runs over positions 0..pos.
+struct ToyStep {
+  static constexpr int64_t kHeadDim = 64, kHeads = 4, kKvHeads = 2, kCtx = 300, kVocab = 50;
+  Backend& backend;
+  Tensor table, x, out, k_cache, v_cache;
+  RopeConfig rope{int(kHeadDim), 10000.0f, 1.0f, false, {}};
+
+  explicit ToyStep(Backend& b)
+      : backend(b),
+        table(b.upload(Tensor::from_f32(random_values(size_t(kHeadDim * kHeads * kVocab), 7),
+                                        {kHeadDim * kHeads, kVocab}, DType::F32, "table"))),
+        x(b.alloc(DType::F32, {kHeadDim * kHeads, 1}, "x")),
+        out(b.alloc(DType::F32, {kHeadDim, kHeads, 1}, "out")),
+        k_cache(b.alloc(DType::F16, {kHeadDim, kKvHeads, kCtx}, "k")),
+        v_cache(b.alloc(DType::F16, {kHeadDim, kKvHeads, kCtx}, "v")) {}
+
+  void queue(int32_t token, int64_t pos, int32_t rope_pos) {
+    backend.get_rows(table, {&token, 1}, x);
+    Tensor q = x.reshape({kHeadDim, kHeads, 1});
+    backend.rope(q, {&rope_pos, 1}, rope);
+    const Tensor kv = q.slice(1, 0, kKvHeads);
+    backend.store_kv(kv, k_cache, pos);
+    backend.store_kv(kv, v_cache, pos);
+    backend.attention(q, k_cache, v_cache, pos, 0.125f, out);
+  }
+  std::vector<float> result() {
+    const Tensor host = backend.to_host_f32(out);
+    const auto* p = reinterpret_cast<const float*>(host.data());
+    return {p, p + host.n_elements()};
+  }
+};
+
+// Steps recorded once (run_step) and replayed with new tokens and positions compute exactly
+// what the same ops compute one by one, across several attention splits (128 keys each).
+TEST_F(CudaDevice, RecordedDecodeStepsEqualOpByOp) {
+  ToyStep direct(*backend_), recorded(*backend_);
+  StepRecording recording;
+  int queued = 0;
+  for (int64_t pos = 0; pos < 260; ++pos) {
+    const int32_t token = int32_t((pos * 7) % ToyStep::kVocab);
+    direct.queue(token, pos, int32_t(pos));
+    backend_->run_step(recording, token, pos, [&] {
+      ++queued;
+      recorded.queue(token, pos, int32_t(pos));
+    });
+    ASSERT_EQ(recorded.result(), direct.result()) << "position " << pos;
+  }
+  EXPECT_EQ(queued, 2);  // sized op by op, then captured; every later step replayed the graph
+}
+
+TEST_F(CudaDevice, RecordingRefusesOtherStepArguments) {
+  ToyStep toy(*backend_);
+  StepRecording recording;
+  backend_->run_step(recording, 3, 0, [&] { toy.queue(3, 0, 0); });
+  const std::string message =
+      error_of([&] { backend_->run_step(recording, 4, 1, [&] { toy.queue(4, 1, 2); }); });  // rope at 2, not 1
+  EXPECT_NE(message.find("during the recording of the decode step of token 4 at position 1"), std::string::npos)
+      << message;
+  toy.queue(4, 1, 1);  // the stream works op by op again
+  EXPECT_EQ(toy.result().size(), size_t(ToyStep::kHeadDim * ToyStep::kHeads));
 }
 
 }  // namespace

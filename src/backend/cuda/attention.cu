@@ -28,9 +28,11 @@ __device__ __forceinline__ float cache_value(const void* row, int64_t d) {
 
 template <bool kF16>
 __global__ void store_kv_kernel(const void* src, RowLayout ls, void* cache, RowLayout lc, int64_t head_dim,
-                                int64_t n_rows, int64_t first_cache_row) {
+                                int64_t n_rows, int64_t n_kv_heads, int64_t pos, const int32_t* pos_dev) {
+  start_after_previous_kernel();
   const int64_t d = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (d >= head_dim) return;
+  const int64_t first_cache_row = (pos_dev != nullptr ? int64_t(*pos_dev) : pos) * n_kv_heads;
   for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {  // r = kv_head + t * n_kv_heads
     const float value = row_ptr<float>(src, ls, r)[d];
     if constexpr (kF16) {
@@ -72,89 +74,193 @@ __device__ __forceinline__ float dot_row(const float* q, const void* k, int64_t 
   return dot;
 }
 
+// One warp's share of the keys of one head: tiles of 32 keys starting at `first`, `stride`
+// apart, below `end`. Online softmax: running max m, denominator l and weighted sum o (lane
+// holds o[d] for d = lane + 32 i), all f32.
+struct WarpState {
+  float m = -INFINITY, l = 0.0f;
+  float o[kPerLane] = {};
+};
+
+template <bool kF16>
+__device__ __forceinline__ void attend_keys(const float* q_s, const void* k, const RowLayout& lk, const void* v,
+                                            const RowLayout& lv, int64_t kv_head, int64_t n_kv_heads,
+                                            int64_t head_dim, int64_t first, int64_t end, int64_t stride, float scale,
+                                            bool vec, WarpState& st) {
+  const int lane = threadIdx.x % kWarp;
+  for (int64_t base = first; base < end; base += stride) {
+    const int64_t s = base + lane;
+    float score = -INFINITY;
+    if (s < end) score = dot_row<kF16>(q_s, row_ptr<char>(k, lk, kv_head + s * n_kv_heads), head_dim, vec) * scale;
+    const float m_new = fmaxf(st.m, warp_max(score));  // finite: key `base` is visible
+    const float correction = expf(st.m - m_new);
+    const float p = s < end ? expf(score - m_new) : 0.0f;
+    st.l = st.l * correction + warp_sum(p);
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) st.o[i] *= correction;
+    const int n_valid = int(end - base < kWarp ? end - base : kWarp);  // the same in every lane
+#pragma unroll 4
+    for (int j = 0; j < n_valid; ++j) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+      const void* vr = row_ptr<char>(v, lv, kv_head + (base + j) * n_kv_heads);
+#pragma unroll
+      for (int i = 0; i < kPerLane; ++i) {
+        const int64_t d = lane + kWarp * i;
+        if (d < head_dim) st.o[i] += pj * cache_value<kF16>(vr, d);
+      }
+    }
+    st.m = m_new;
+  }
+}
+
+// Shared memory of a block of kN warps for merging their states.
+template <int kN>
+struct MergeSpace {
+  float m[kN], l[kN];
+  float o[kN][kMaxHeadDim];
+};
+
+// Merges the block's warp states: calls write(d, o_d, m, l) for d < head_dim (spread over the
+// block's threads) with the block's unnormalized sum o_d, running max m and denominator l.
+template <int kN, typename Write>
+__device__ __forceinline__ void merge_warps(const WarpState& st, int64_t head_dim, MergeSpace<kN>& sm, Write&& write) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) sm.m[warp] = st.m, sm.l[warp] = st.l;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int64_t d = lane + kWarp * i;
+    if (d < head_dim) sm.o[warp][d] = st.o[i];
+  }
+  __syncthreads();
+  float m_all = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kN; ++w) m_all = fmaxf(m_all, sm.m[w]);
+  float weight[kN], l_all = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kN; ++w) {
+    weight[w] = sm.l[w] > 0.0f ? expf(sm.m[w] - m_all) : 0.0f;  // warps without keys count 0
+    l_all += sm.l[w] * weight[w];
+  }
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kN; ++w) sum += sm.o[w][d] * weight[w];
+    write(d, sum, m_all, l_all);
+  }
+}
+
 template <bool kF16>
 __global__ void __launch_bounds__(kWarps* kWarp)
     attention_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv, void* out,
                      RowLayout lo, int64_t head_dim, int64_t n_heads, int64_t group, int64_t n_kv_heads,
                      int64_t n_tokens, int64_t n_past, float scale, bool vec) {
+  start_after_previous_kernel();
   __shared__ __align__(16) float q_s[kMaxHeadDim];
-  __shared__ float part_m[kWarps], part_l[kWarps];
-  __shared__ float part_o[kWarps][kMaxHeadDim];
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  __shared__ MergeSpace<kWarps> sm;
+  const int warp = threadIdx.x / kWarp;
   const int64_t h = blockIdx.x, kv_head = h / group;
   for (int64_t t = blockIdx.y; t < n_tokens; t += gridDim.y) {
-    __syncthreads();  // the previous token is done with q_s and the partial results
+    __syncthreads();  // the previous token is done with q_s and the merge space
     const float* qr = row_ptr<float>(q, lq, h + t * n_heads);
     for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) q_s[d] = qr[d];
     __syncthreads();
-    float o[kPerLane];
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) o[i] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
+    WarpState st;
     const int64_t n_kv = n_past + t + 1;  // causal: positions 0..n_past+t
-    for (int64_t base = int64_t(warp) * kWarp; base < n_kv; base += int64_t(kWarps) * kWarp) {
-      const int64_t s = base + lane;
-      float score = -INFINITY;
-      if (s < n_kv) score = dot_row<kF16>(q_s, row_ptr<char>(k, lk, kv_head + s * n_kv_heads), head_dim, vec) * scale;
-      const float m_new = fmaxf(m, warp_max(score));  // finite: key `base` is visible
-      const float correction = expf(m - m_new);
-      const float p = s < n_kv ? expf(score - m_new) : 0.0f;
-      l = l * correction + warp_sum(p);
-#pragma unroll
-      for (int i = 0; i < kPerLane; ++i) o[i] *= correction;
-      const int n_valid = int(n_kv - base < kWarp ? n_kv - base : kWarp);  // the same in every lane
-#pragma unroll 4
-      for (int j = 0; j < n_valid; ++j) {
-        const float pj = __shfl_sync(0xffffffffu, p, j);
-        const void* vr = row_ptr<char>(v, lv, kv_head + (base + j) * n_kv_heads);
-#pragma unroll
-        for (int i = 0; i < kPerLane; ++i) {
-          const int64_t d = lane + kWarp * i;
-          if (d < head_dim) o[i] += pj * cache_value<kF16>(vr, d);
-        }
-      }
-      m = m_new;
-    }
-    if (lane == 0) part_m[warp] = m, part_l[warp] = l;
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int64_t d = lane + kWarp * i;
-      if (d < head_dim) part_o[warp][d] = o[i];
-    }
-    __syncthreads();
-    float m_all = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) m_all = fmaxf(m_all, part_m[w]);
-    float weight[kWarps], l_all = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      weight[w] = part_l[w] > 0.0f ? expf(part_m[w] - m_all) : 0.0f;  // warps without keys count 0
-      l_all += part_l[w] * weight[w];
-    }
+    attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, int64_t(warp) * kWarp, n_kv,
+                      int64_t(kWarps) * kWarp, scale, vec, st);
     float* orow = row_ptr<float>(out, lo, h + t * n_heads);
-    for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
-      float sum = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) sum += part_o[w][d] * weight[w];
-      orow[d] = sum / l_all;
+    merge_warps(st, head_dim, sm, [&](int64_t d, float o, float, float l) { orow[d] = o / l; });
+  }
+}
+
+// Decode (one query token) split over the keys: block (h, split) takes keys
+// split * kSplitKeys .. + kSplitKeys - 1 of query head h and writes its partial state to
+// part[h, split] = {m, l, o[head_dim]} (`stride` splits per head). For a recorded step the
+// grid covers the whole context, so that it does not depend on n_past (then read from the
+// device, n_past_dev); blocks past the visible keys return at once.
+constexpr int kSplitWarps = 4;
+constexpr int64_t kSplitKeys = 128;
+
+__device__ __forceinline__ int64_t visible_keys(const int32_t* n_past_dev, int64_t n_past) {
+  return (n_past_dev != nullptr ? int64_t(*n_past_dev) : n_past) + 1;
+}
+
+template <bool kF16>
+__global__ void __launch_bounds__(kSplitWarps* kWarp)
+    attention_split_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
+                           float* part, int64_t stride, int64_t head_dim, int64_t group, int64_t n_kv_heads,
+                           const int32_t* n_past_dev, int64_t n_past, float scale, bool vec) {
+  start_after_previous_kernel();
+  __shared__ __align__(16) float q_s[kMaxHeadDim];
+  __shared__ MergeSpace<kSplitWarps> sm;
+  const int warp = threadIdx.x / kWarp;
+  const int64_t h = blockIdx.x, split = blockIdx.y, kv_head = h / group;
+  const int64_t n_kv = visible_keys(n_past_dev, n_past);
+  const int64_t begin = split * kSplitKeys;
+  if (begin >= n_kv) return;  // the whole block: nothing to see
+  const int64_t end = begin + kSplitKeys < n_kv ? begin + kSplitKeys : n_kv;
+  const float* qr = row_ptr<float>(q, lq, h);
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) q_s[d] = qr[d];
+  __syncthreads();
+  WarpState st;
+  attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, begin + int64_t(warp) * kWarp, end,
+                    int64_t(kSplitWarps) * kWarp, scale, vec, st);
+  float* p = part + (h * stride + split) * (head_dim + 2);
+  merge_warps(st, head_dim, sm, [&](int64_t d, float o, float m, float l) {
+    if (d == 0) p[0] = m, p[1] = l;
+    p[2 + d] = o;
+  });
+}
+
+// out[:, h] = the partial states of head h's first ceil(n_kv / kSplitKeys) splits merged
+// (block h; `stride` splits per head in `part`).
+__global__ void attention_combine_kernel(const float* part, int64_t stride, int64_t head_dim, void* out, RowLayout lo,
+                                         const int32_t* n_past_dev, int64_t n_past) {
+  start_after_previous_kernel();
+  const int64_t h = blockIdx.x;
+  const int64_t n_used = ceil_div(visible_keys(n_past_dev, n_past), kSplitKeys);
+  const float* ph = part + h * stride * (head_dim + 2);
+  float m_all = -INFINITY;
+  for (int64_t s = 0; s < n_used; ++s) m_all = fmaxf(m_all, ph[s * (head_dim + 2)]);
+  float l_all = 0.0f;
+  for (int64_t s = 0; s < n_used; ++s) l_all += ph[s * (head_dim + 2) + 1] * expf(ph[s * (head_dim + 2)] - m_all);
+  float* orow = row_ptr<float>(out, lo, h);
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float sum = 0.0f;
+    for (int64_t s = 0; s < n_used; ++s) {
+      const float* p = ph + s * (head_dim + 2);
+      sum += p[2 + d] * expf(p[0] - m_all);
     }
+    orow[d] = sum / l_all;
   }
 }
 
 }  // namespace
 
 cudaError_t launch_store_kv(const void* src, RowLayout ls, void* cache, RowLayout lc, bool cache_f16, int64_t head_dim,
-                            int64_t n_kv_heads, int64_t n_tokens, int64_t pos, cudaStream_t stream) {
+                            int64_t n_kv_heads, int64_t n_tokens, int64_t pos, const int32_t* pos_dev,
+                            cudaStream_t stream) {
   const int64_t n_rows = n_kv_heads * n_tokens;
   if (head_dim == 0 || n_rows == 0) return cudaSuccess;
   const dim3 grid(unsigned(ceil_div(head_dim, 128)), unsigned(n_rows < kMaxGridY ? n_rows : kMaxGridY));
   if (cache_f16) {
-    store_kv_kernel<true><<<grid, 128, 0, stream>>>(src, ls, cache, lc, head_dim, n_rows, pos * n_kv_heads);
-  } else {
-    store_kv_kernel<false><<<grid, 128, 0, stream>>>(src, ls, cache, lc, head_dim, n_rows, pos * n_kv_heads);
+    return launch(store_kv_kernel<true>, grid, 128, 0, stream, src, ls, cache, lc, head_dim, n_rows, n_kv_heads, pos,
+                  pos_dev);
   }
-  return cudaGetLastError();
+  return launch(store_kv_kernel<false>, grid, 128, 0, stream, src, ls, cache, lc, head_dim, n_rows, n_kv_heads, pos,
+                pos_dev);
 }
+
+namespace {
+
+// 16-byte loads of key rows: rows of whole 16-byte words at 16-byte aligned addresses.
+bool key_rows_vectorizable(const void* k, const RowLayout& lk, int64_t head_dim, bool cache_f16) {
+  const int64_t elem = cache_f16 ? 2 : 4;
+  return head_dim % 8 == 0 && (reinterpret_cast<uintptr_t>(k) & 15) == 0 && lk.nb1 % 16 == 0 && lk.nb2 % 16 == 0 &&
+         (head_dim * elem) % 16 == 0;
+}
+
+}  // namespace
 
 cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                              bool cache_f16, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
@@ -163,18 +269,39 @@ cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayo
   if (head_dim > kMaxHeadDim || n_kv_heads == 0) return cudaErrorInvalidValue;
   const dim3 grid(unsigned(n_heads), unsigned(n_tokens < kMaxGridY ? n_tokens : kMaxGridY));
   const int64_t group = n_heads / n_kv_heads;
-  // 16-byte loads of key rows: rows of whole 16-byte words at 16-byte aligned addresses.
-  const int64_t elem = cache_f16 ? 2 : 4;
-  const bool vec = head_dim % 8 == 0 && (reinterpret_cast<uintptr_t>(k) & 15) == 0 && lk.nb1 % 16 == 0 &&
-                   lk.nb2 % 16 == 0 && (head_dim * elem) % 16 == 0;
+  const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
   if (cache_f16) {
-    attention_kernel<true><<<grid, kWarps * kWarp, 0, stream>>>(q, lq, k, lk, v, lv, out, lo, head_dim, n_heads, group,
-                                                                n_kv_heads, n_tokens, n_past, scale, vec);
-  } else {
-    attention_kernel<false><<<grid, kWarps * kWarp, 0, stream>>>(q, lq, k, lk, v, lv, out, lo, head_dim, n_heads, group,
-                                                                 n_kv_heads, n_tokens, n_past, scale, vec);
+    return launch(attention_kernel<true>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim,
+                  n_heads, group, n_kv_heads, n_tokens, n_past, scale, vec);
   }
-  return cudaGetLastError();
+  return launch(attention_kernel<false>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim, n_heads,
+                group, n_kv_heads, n_tokens, n_past, scale, vec);
+}
+
+size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_t n_ctx) {
+  return size_t(n_heads * ceil_div(n_ctx, kSplitKeys) * (head_dim + 2));
+}
+
+cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
+                                    RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
+                                    int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
+                                    const int32_t* n_past_dev, float scale, float* partials, cudaStream_t stream) {
+  if (n_heads == 0 || head_dim == 0) return cudaSuccess;
+  if (head_dim > kMaxHeadDim || n_kv_heads == 0 || n_ctx > int64_t(kMaxGridY) * kSplitKeys) {
+    return cudaErrorInvalidValue;
+  }
+  // Recorded (n_past on the device): splits for the whole context; else for the visible keys.
+  const int64_t n_splits = ceil_div(n_past_dev != nullptr ? n_ctx : n_past + 1, kSplitKeys);
+  const int64_t stride = ceil_div(n_ctx, kSplitKeys);  // splits per head in `partials`
+  const dim3 grid{unsigned(n_heads), unsigned(n_splits)};
+  const int64_t group = n_heads / n_kv_heads;
+  const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
+  const cudaError_t split =
+      launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp, 0,
+             stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past, scale, vec);
+  if (split != cudaSuccess) return split;
+  return launch(attention_combine_kernel, unsigned(n_heads), 128, 0, stream, partials, stride, head_dim, out, lo,
+                n_past_dev, n_past);
 }
 
 }  // namespace strata::cuda

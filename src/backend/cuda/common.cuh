@@ -97,8 +97,49 @@ __device__ __forceinline__ uint32_t byte_at(const uint32_t (&w)[N], int i) {
   return (w[i / 4] >> (8 * (i % 4))) & 0xffu;
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) {
+__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
+}
+
+// ---- programmatic dependent launch (Hopper) ------------------------------------------------
+// A kernel started with launch() may be scheduled while the kernel before it on the stream
+// is still running, which hides most of the gap between two small kernels (a decode step is
+// hundreds of them). Such a kernel must call wait_for_previous_kernel() before it touches
+// global memory: it returns once the previous kernel has finished and its writes are
+// visible. allow_next_kernel() lets the next kernel be scheduled (once every block of this one
+// has called it or exited). STRATA_CUDA_PDL=0 turns the overlap off (for comparisons).
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_next_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// Both, in the order every kernel here uses them: at its first line.
+__device__ __forceinline__ void start_after_previous_kernel() {
+  wait_for_previous_kernel();
+  allow_next_kernel();
+}
+
+bool dependent_launch_enabled();  // step.cu
+
+template <typename... Params, typename... Args>
+cudaError_t launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                   Args... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = dependent_launch_enabled() ? 1 : 0;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, Params(args)...);
 }
 
 }  // namespace strata::cuda

@@ -27,6 +27,7 @@ __device__ __forceinline__ void store(__half* p, float v) {
 template <typename T, typename Out>
 __global__ void quant_rows_kernel(const uint8_t* src, RowLayout ls, const int32_t* ids, int64_t n_rows,
                                   int64_t n_chunks, Out* dst, int64_t dst_stride) {
+  start_after_previous_kernel();
   const int64_t total = n_rows * n_chunks;
   for (int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
        idx += int64_t(gridDim.x) * blockDim.x) {
@@ -77,6 +78,7 @@ __device__ __forceinline__ float plain_value(const uint8_t* p) {
 template <Plain P, typename Out>
 __global__ void plain_rows_kernel(const uint8_t* src, RowLayout ls, int64_t nb0, const int32_t* ids, int64_t n_rows,
                                   int64_t ne0, Out* dst, int64_t dst_stride) {
+  start_after_previous_kernel();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= ne0) return;
   for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
@@ -91,9 +93,8 @@ dim3 grid_for(int64_t blocks_per_row, int64_t n_rows) {
 template <Plain P, typename Out>
 cudaError_t launch_plain(const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0, int64_t n_rows,
                          Out* dst, int64_t dst_stride, cudaStream_t stream) {
-  plain_rows_kernel<P, Out><<<grid_for(ceil_div(ne0, kThreads), n_rows), kThreads, 0, stream>>>(
-      static_cast<const uint8_t*>(src), ls, int64_t(nb0), ids, n_rows, ne0, dst, dst_stride);
-  return cudaGetLastError();
+  return launch(plain_rows_kernel<P, Out>, grid_for(ceil_div(ne0, kThreads), n_rows), kThreads, 0, stream,
+                static_cast<const uint8_t*>(src), ls, int64_t(nb0), ids, n_rows, ne0, dst, dst_stride);
 }
 
 bool convert_supported_impl(DType type) {
@@ -117,11 +118,12 @@ cudaError_t launch_rows(DType type, const void* src, RowLayout ls, size_t nb0, c
   }
   const int64_t n_chunks = ne0 / 32;
   const int64_t blocks = std::min<int64_t>(ceil_div(n_rows * n_chunks, kThreads), int64_t(1) << 20);
-  const bool known = quant::dispatch_quant(type, [&](auto tag) {
-    quant_rows_kernel<typename decltype(tag)::type, Out><<<unsigned(blocks), kThreads, 0, stream>>>(
-        static_cast<const uint8_t*>(src), ls, ids, n_rows, n_chunks, dst, dst_stride);
+  cudaError_t status = cudaErrorInvalidValue;  // for a type without a kernel
+  quant::dispatch_quant(type, [&](auto tag) {
+    status = launch(quant_rows_kernel<typename decltype(tag)::type, Out>, unsigned(blocks), kThreads, 0, stream,
+                    static_cast<const uint8_t*>(src), ls, ids, n_rows, n_chunks, dst, dst_stride);
   });
-  return known ? cudaGetLastError() : cudaErrorInvalidValue;
+  return status;
 }
 
 }  // namespace

@@ -162,6 +162,7 @@ void* CudaBackend::scratch(std::shared_ptr<void>& buffer, size_t& capacity, size
     const size_t grown = std::max(bytes, capacity * 2);
     buffer = device_alloc(grown, what, false);
     capacity = grown;
+    ++scratch_generation_;
   }
   return buffer.get();
 }

@@ -5,10 +5,12 @@
 //
 // Files: cuda_backend.cpp (device, memory, upload, copies to the host), cuda_ops.cpp (the
 // ops but matmul), cuda_matmul.cpp (matmul: matrix-vector kernels for m <= 8 columns,
-// dequantized tiles + cuBLAS GEMM above), cuda_profile.cpp (per-op GPU times on request).
+// dequantized tiles + cuBLAS GEMM above), cuda_step.cpp (decode steps recorded as CUDA graphs),
+// cuda_profile.cpp (per-op GPU times on request).
 //
-// Environment: STRATA_CUDA_PROFILE=1 prints per-op GPU times at exit; STRATA_CUDA_GEMM=tf32
-// makes the prefill GEMM multiply TF32 operands instead of f16 (see cuda_matmul.cpp).
+// Environment: STRATA_CUDA_PROFILE=1 prints per-op GPU times at exit (and turns recording
+// off); STRATA_CUDA_GEMM=tf32 makes the prefill GEMM multiply TF32 operands instead of f16
+// (see cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op.
 #pragma once
 
 #include <cublas_v2.h>
@@ -54,7 +56,21 @@ public:
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                  Tensor& out) override;
 
+  // The first step of a recording runs op by op (it sizes the scratch buffers), the second is
+  // captured as a CUDA graph and launched, later ones launch the graph after writing their
+  // token and position to the device (cuda_step.cpp).
+  void run_step(StepRecording& recording, int32_t token, int64_t pos, const std::function<void()>& queue) override;
+
 private:
+  // While a step is captured, the ops read their step-dependent arguments (token id,
+  // position, n_past) from step_values_ = int32 {token, pos} on the device instead of taking
+  // them by value; step_value() checks that the argument is the step's and returns its address.
+  struct Capture {
+    bool active = false;
+    int32_t token = 0;
+    int64_t pos = 0;
+  };
+  const int32_t* step_value(std::string_view op, std::span<const int32_t> values, int index);
   // Small int arrays (token ids, positions) copied to the device through pinned memory, so
   // the copy does not wait for the GPU; a repeat of the last values reuses the device copy
   // (every layer ropes with the same positions).
@@ -88,9 +104,14 @@ private:
   GemmMode gemm_mode_ = GemmMode::f16;
   cuda::Profiler profiler_;
 
+  Capture capture_;
+  std::shared_ptr<void> step_values_;
+  // Changes whenever a scratch buffer moves or the rope table changes: recorded steps read
+  // those buffers, so a step recorded before is recorded again.
+  uint64_t scratch_generation_ = 0;
   IntBuffer ids_, positions_;
-  std::shared_ptr<void> rope_, gemm_, gemm_x_;
-  size_t rope_capacity_ = 0, gemm_capacity_ = 0, gemm_x_capacity_ = 0;
+  std::shared_ptr<void> rope_, gemm_, gemm_x_, attention_partials_;
+  size_t rope_capacity_ = 0, gemm_capacity_ = 0, gemm_x_capacity_ = 0, attention_partials_capacity_ = 0;
   std::vector<double> rope_key_;  // the table now in rope_ (theta scales), to skip re-uploads
 };
 

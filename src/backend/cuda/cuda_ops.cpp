@@ -44,7 +44,7 @@ void CudaBackend::get_rows(const Tensor& table, std::span<const int32_t> ids, Te
   }
   const int64_t n_embd = table.ne(0), n_ids = int64_t(ids.size());
   if (n_ids == 0) return;
-  const int32_t* d_ids = upload_ints(ids_, ids, "token ids");
+  const int32_t* d_ids = capture_.active ? step_value(op, ids, 0) : upload_ints(ids_, ids, "token ids");
   cuda::ProfileScope scope(profiler_, stream_, "get_rows");
   STRATA_CUDA_CHECK(cuda::launch_rows_to_f32(table.dtype(), table.data(), row_layout(table), table.nb(0), d_ids, n_embd,
                                              n_ids, reinterpret_cast<float*>(out.mutable_data()),
@@ -112,6 +112,7 @@ const double* CudaBackend::rope_table(const RopeConfig& c) {
     void* d = scratch(rope_, rope_capacity_, table.size() * sizeof(double), "rope angles");
     STRATA_CUDA_CHECK(cudaMemcpyAsync(d, table.data(), table.size() * sizeof(double), cudaMemcpyHostToDevice, stream_));
     rope_key_ = std::move(table);
+    ++scratch_generation_;
   }
   return static_cast<const double*>(rope_.get());
 }
@@ -121,7 +122,8 @@ void CudaBackend::rope(Tensor& x, std::span<const int32_t> positions, const Rope
   check_device("rope", "x", x);
   if (x.n_elements() == 0) return;
   const double* table = rope_table(c);
-  const int32_t* d_positions = upload_ints(positions_, positions, "positions");
+  const int32_t* d_positions =
+      capture_.active ? step_value("rope", positions, 1) : upload_ints(positions_, positions, "positions");
   cuda::ProfileScope scope(profiler_, stream_, "rope");
   STRATA_CUDA_CHECK(cuda::launch_rope(x.mutable_data(), row_layout(x), x.ne(1), x.ne(2), d_positions, table, c.n_rot,
                                       c.neox, stream_));
@@ -132,9 +134,12 @@ void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
   check_device("store_kv", "src", src);
   check_device("store_kv", "cache", cache);
   const int64_t n_tokens = src.ne(2);
+  const int32_t p32 = int32_t(pos);
+  const int32_t* pos_dev = capture_.active ? step_value("store_kv", {&p32, 1}, 1) : nullptr;
   cuda::ProfileScope scope(profiler_, stream_, "store_kv");
   STRATA_CUDA_CHECK(cuda::launch_store_kv(src.data(), row_layout(src), cache.mutable_data(), row_layout(cache),
-                                          cache.dtype() == DType::F16, src.ne(0), src.ne(1), n_tokens, pos, stream_));
+                                          cache.dtype() == DType::F16, src.ne(0), src.ne(1), n_tokens, pos, pos_dev,
+                                          stream_));
 }
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
@@ -163,6 +168,20 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
                                                      v_cache.data(), row_layout(v_cache), out.mutable_data(),
                                                      row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past,
                                                      scale, stream_));
+    return;
+  }
+  if (q.ne(2) == 1) {  // decode: split over the keys; a recorded step reads n_past on the device
+    const int32_t p32 = int32_t(n_past);
+    const int32_t* n_past_dev = capture_.active ? step_value(op, {&p32, 1}, 1) : nullptr;
+    const int64_t n_ctx = k_cache.ne(2);
+    auto* partials = static_cast<float*>(
+        scratch(attention_partials_, attention_partials_capacity_,
+                cuda::attention_decode_partial_floats(n_heads, head_dim, n_ctx) * sizeof(float), "attention partials"));
+    cuda::ProfileScope scope(profiler_, stream_, "attention decode");
+    STRATA_CUDA_CHECK(cuda::launch_attention_decode(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache),
+                                                    v_cache.data(), row_layout(v_cache), cache_f16, out.mutable_data(),
+                                                    row_layout(out), head_dim, n_heads, n_kv_heads, n_ctx, n_past,
+                                                    n_past_dev, scale, partials, stream_));
     return;
   }
   cuda::ProfileScope scope(profiler_, stream_, "attention");

@@ -14,6 +14,7 @@ dim3 grid_for(int64_t n, int64_t rows) {
 
 __global__ void add_kernel(const void* a, RowLayout la, const void* b, RowLayout lb, bool broadcast, void* out,
                            RowLayout lo, int64_t n, int64_t rows) {
+  start_after_previous_kernel();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
@@ -23,6 +24,7 @@ __global__ void add_kernel(const void* a, RowLayout la, const void* b, RowLayout
 }
 
 __global__ void scale_kernel(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows) {
+  start_after_previous_kernel();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
@@ -32,6 +34,7 @@ __global__ void scale_kernel(const void* x, RowLayout lx, float s, void* out, Ro
 // silu(g) * u = g / (1 + exp(-g)) * u, as the reference computes it in f32.
 __global__ void swiglu_kernel(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
                               int64_t n, int64_t rows) {
+  start_after_previous_kernel();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
@@ -46,22 +49,19 @@ __global__ void swiglu_kernel(const void* gate, RowLayout lg, const void* up, Ro
 cudaError_t launch_add(const void* a, RowLayout la, const void* b, RowLayout lb, bool broadcast, void* out,
                        RowLayout lo, int64_t n, int64_t rows, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  add_kernel<<<grid_for(n, rows), kThreads, 0, stream>>>(a, la, b, lb, broadcast, out, lo, n, rows);
-  return cudaGetLastError();
+  return launch(add_kernel, grid_for(n, rows), kThreads, 0, stream, a, la, b, lb, broadcast, out, lo, n, rows);
 }
 
 cudaError_t launch_scale(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows,
                          cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  scale_kernel<<<grid_for(n, rows), kThreads, 0, stream>>>(x, lx, s, out, lo, n, rows);
-  return cudaGetLastError();
+  return launch(scale_kernel, grid_for(n, rows), kThreads, 0, stream, x, lx, s, out, lo, n, rows);
 }
 
 cudaError_t launch_swiglu(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
                           int64_t n, int64_t rows, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  swiglu_kernel<<<grid_for(n, rows), kThreads, 0, stream>>>(gate, lg, up, lu, out, lo, n, rows);
-  return cudaGetLastError();
+  return launch(swiglu_kernel, grid_for(n, rows), kThreads, 0, stream, gate, lg, up, lu, out, lo, n, rows);
 }
 
 cudaError_t probe_kernel_image() {

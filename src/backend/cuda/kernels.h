@@ -47,8 +47,10 @@ cudaError_t launch_rope(void* x, RowLayout lx, int64_t n_heads, int64_t n_tokens
 
 // ---- attention.cu -------------------------------------------------------------------------
 // cache[:, :, pos + t] = src[:, :, t]     src [head_dim, n_kv, n_tokens] f32; cache f32 or f16
+// pos_dev: read the position from the device instead of pos (a recorded step).
 cudaError_t launch_store_kv(const void* src, RowLayout ls, void* cache, RowLayout lc, bool cache_f16, int64_t head_dim,
-                            int64_t n_kv_heads, int64_t n_tokens, int64_t pos, cudaStream_t stream);
+                            int64_t n_kv_heads, int64_t n_tokens, int64_t pos, const int32_t* pos_dev,
+                            cudaStream_t stream);
 // Causal GQA attention (backend.h); q, out [head_dim, n_heads, n_tokens] f32; caches
 // [head_dim, n_kv_heads, n_ctx] f32 or f16. head_dim <= kMaxHeadDim.
 inline constexpr int64_t kMaxHeadDim = 256;
@@ -68,6 +70,20 @@ cudaError_t launch_attention_prefill(const void* q, RowLayout lq, const void* k,
                                      RowLayout lv, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
                                      int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, float scale,
                                      cudaStream_t stream);
+
+// Attention of one query token (decode), split over the keys (split-K): q, out
+// [head_dim, n_heads, 1]; caches of n_ctx rows per kv head; n_past_dev: read n_past from the
+// device instead (a recorded step: the launch then covers the whole context). partials: device
+// scratch of attention_decode_partial_floats(n_heads, head_dim, n_ctx) floats.
+size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_t n_ctx);
+cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
+                                    RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
+                                    int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
+                                    const int32_t* n_past_dev, float scale, float* partials, cudaStream_t stream);
+
+// ---- step.cu: the step-dependent values of a recorded decode step -------------------------
+// values[0] = token, values[1] = pos (device int32[2], read by the recorded kernels).
+cudaError_t launch_set_step(int32_t* values, int32_t token, int32_t pos, cudaStream_t stream);
 
 // ---- convert.cu: rows of any supported type to f32 ---------------------------------------
 // dst row r (dst + r * dst_stride floats) = src row ids[r] (ids == nullptr: flat row r) of

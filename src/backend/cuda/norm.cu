@@ -10,6 +10,7 @@ constexpr int64_t kMaxBlocks = 65535;
 
 __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo,
                                 int64_t n, int64_t rows) {
+  start_after_previous_kernel();
   __shared__ float scratch[kWarp];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = row_ptr<float>(x, lx, r);
@@ -23,6 +24,7 @@ __global__ void rms_norm_kernel(const void* x, RowLayout lx, const float* weight
 }
 
 __global__ void softmax_kernel(void* x, RowLayout lx, int64_t n, int64_t rows) {
+  start_after_previous_kernel();
   __shared__ float scratch[kWarp];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     float* xr = row_ptr<float>(x, lx, r);
@@ -45,14 +47,12 @@ unsigned blocks_for(int64_t rows) {
 cudaError_t launch_rms_norm(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo,
                             int64_t n, int64_t rows, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  rms_norm_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(x, lx, weight, eps, out, lo, n, rows);
-  return cudaGetLastError();
+  return launch(rms_norm_kernel, blocks_for(rows), kThreads, 0, stream, x, lx, weight, eps, out, lo, n, rows);
 }
 
 cudaError_t launch_softmax(void* x, RowLayout lx, int64_t n, int64_t rows, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  softmax_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(x, lx, n, rows);
-  return cudaGetLastError();
+  return launch(softmax_kernel, blocks_for(rows), kThreads, 0, stream, x, lx, n, rows);
 }
 
 }  // namespace strata::cuda

@@ -12,6 +12,7 @@ constexpr int64_t kMaxGridY = 65535;
 // grid.x: heads; grid.y: tokens (strided); threads: pairs.
 __global__ void rope_kernel(void* x, RowLayout lx, int64_t n_heads, int64_t n_tokens, const int32_t* positions,
                             const double* theta_scale, int n_rot, bool neox) {
+  start_after_previous_kernel();
   const int64_t h = blockIdx.x;
   const int half = n_rot / 2;
   for (int64_t t = blockIdx.y; t < n_tokens; t += gridDim.y) {
@@ -36,8 +37,7 @@ cudaError_t launch_rope(void* x, RowLayout lx, int64_t n_heads, int64_t n_tokens
                         const double* theta_scale, int n_rot, bool neox, cudaStream_t stream) {
   if (n_heads == 0 || n_tokens == 0) return cudaSuccess;
   const dim3 grid(unsigned(n_heads), unsigned(n_tokens < kMaxGridY ? n_tokens : kMaxGridY));
-  rope_kernel<<<grid, kThreads, 0, stream>>>(x, lx, n_heads, n_tokens, positions, theta_scale, n_rot, neox);
-  return cudaGetLastError();
+  return launch(rope_kernel, grid, kThreads, 0, stream, x, lx, n_heads, n_tokens, positions, theta_scale, n_rot, neox);
 }
 
 }  // namespace strata::cuda
