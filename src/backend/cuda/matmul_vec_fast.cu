@@ -16,6 +16,8 @@
 // Requirements (checked by launch_matvec_fast, which answers cudaErrorNotSupported when
 // they fail so the caller can use the generic kernel): x 16-byte aligned, x_stride a
 // multiple of 4; rows 2-byte aligned (Q4_0, Q8_0, Q6_K) or 16-byte aligned (Q4_K, F16).
+#include <cstdlib>
+
 #include "backend/cuda/matmul_vec.cuh"
 
 namespace strata::cuda {
@@ -36,6 +38,35 @@ __device__ __forceinline__ void unpack4(uint32_t w, float offset, float (&v)[4])
   for (int e = 0; e < 4; ++e) v[e] = magic_byte(w, e) - (kMagic + offset);
 }
 
+// The factored form, for 4-bit values: a word whose bytes hold q << 3 (q = 0..15, bits 3..6)
+// gives, byte e moved to bits 16..23 under the exponent of 2^23, the float 2^23 + q 2^19 =
+// 2^23 (1 + q / 16), exact. Then sum_i (2^23 + q_i 2^19) x_i = 2^23 X + 2^19 sum_i q_i x_i
+// with X = sum_i x_i, so sum_i q_i x_i = S 2^-19 - 16 X: one permute and one FMA per
+// element, and no subtraction; S carries ~4 bits less than the exact form (relative error
+// ~1e-6 per block, far below the quantization's).
+__device__ __forceinline__ float magic_q3(uint32_t w, int e) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7054u | (unsigned(e) << 8)));
+}
+inline constexpr float kInv2Pow19 = 1.0f / 524288.0f;
+
+// sum_e (2^23 + q_e 2^19) x_e over a word of 4 values (bytes q << 3).
+__device__ __forceinline__ float dot4_q3(uint32_t w, float4 x) {
+  return magic_q3(w, 0) * x.x + magic_q3(w, 1) * x.y + magic_q3(w, 2) * x.z + magic_q3(w, 3) * x.w;
+}
+__device__ __forceinline__ float sum4(float4 x) {
+  return (x.x + x.y) + (x.z + x.w);
+}
+
+// Whether the Q4_0 and Q4_K kernels use the exact form (q - o as a float, one subtraction
+// more per element) instead of the factored one: STRATA_MATVEC_EXACT=1 (for comparisons).
+bool exact_form() {
+  static const bool exact = [] {
+    const char* e = std::getenv("STRATA_MATVEC_EXACT");
+    return e != nullptr && e[0] == '1';
+  }();
+  return exact;
+}
+
 __device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {  // 2-byte aligned
   return uint32_t(load_u16(p)) | uint32_t(load_u16(p + 2)) << 16;
 }
@@ -54,12 +85,55 @@ __device__ __forceinline__ float4 load_x4(const float* x, int64_t i4) {  // floa
 
 // Q4_0 (18 bytes: f16 d, 16 bytes of nibbles; byte i holds elements i and i + 16). Lane t
 // takes bytes 4t..4t+3: elements 4t..4t+3 (low nibbles) and 16+4t.. (high nibbles).
+template <bool kExact>
 struct FastQ4_0 {
   static constexpr int kLanes = 4, kBytes = 18, kElems = 32;
+  static constexpr bool kManyRows = true;
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+    if constexpr (kExact) {
+      accumulate_exact(rows, b, t, x, x_stride, m, acc);
+    } else {
+      accumulate_factored(rows, b, t, x, x_stride, m, acc);
+    }
+  }
+  // sum_i d (q_i - 8) x_i = d (S 2^-19 - 24 X), S and X as magic_q3 says.
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate_factored(const uint8_t* const (&rows)[R], int b, int t,
+                                                             const float* x, int64_t x_stride, int m,
+                                                             float (&acc)[R][M]) {
     const int flip = b & 1;  // odd blocks take their high nibbles first (bank spread of x)
+    uint32_t wa[R], wb[R];
+    float d[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
+      d[r] = f16_bits_to_f32(load_u16(blk));
+      const uint32_t q = load_u32_2(blk + 2 + 4 * t);
+      const uint32_t lo = (q << 3) & 0x78787878u, hi = (q >> 1) & 0x78787878u;
+      wa[r] = flip ? hi : lo;
+      wb[r] = flip ? lo : hi;
+    }
+    const int64_t ia = int64_t(b) * 8 + t + 4 * flip, ib = int64_t(b) * 8 + t + 4 - 4 * flip;
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) {
+        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+        const float corr = -24.0f * (sum4(xa) + sum4(xb));
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const float sum = dot4_q3(wa[r], xa) + dot4_q3(wb[r], xb);
+          acc[r][j] += d[r] * (sum * kInv2Pow19 + corr);
+        }
+      }
+    }
+  }
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate_exact(const uint8_t* const (&rows)[R], int b, int t,
+                                                          const float* x, int64_t x_stride, int m,
+                                                          float (&acc)[R][M]) {
+    const int flip = b & 1;
     float va[R][4], vb[R][4], d[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -84,6 +158,7 @@ struct FastQ4_0 {
 // Q8_0 (34 bytes: f16 d, 32 int8). Lane t takes elements 8t..8t+7.
 struct FastQ8_0 {
   static constexpr int kLanes = 4, kBytes = 34, kElems = 32;
+  static constexpr bool kManyRows = false;
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -120,13 +195,16 @@ __device__ __forceinline__ uint32_t byte_of3(uint32_t w0, uint32_t w1, uint32_t 
 // element 64u + 32h + l is nibble h of qs[32u + l], of sub-block 2u + h). Lane t (0..15)
 // takes qs bytes 32u + l0 .. + 7 with u = t / 4, l0 = 8 (t % 4): 8 elements of sub-block 2u
 // and 8 of 2u + 1. Rows must be 16-byte aligned (qs read 8 bytes at a time).
+template <bool kExact>
 struct FastQ4_K {
   static constexpr int kLanes = 16, kBytes = 144, kElems = 256;
+  static constexpr bool kManyRows = true;
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     const int u = t / 4, l0 = 8 * (t % 4), flip = u & 1;
-    float v[R][2][2][4];       // [row][sub-block lo/hi][first/second word][element]
+    float v[R][2][2][4];            // [row][sub-block lo/hi][first/second word][element] (exact form)
+    uint32_t wq[R][2][2];           // the same as words of q << 3 (factored form)
     float scale[R][2], bias[R][2];  // value = scale * q - bias per sub-block
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -150,8 +228,16 @@ struct FastQ4_K {
         scale[r][h] = d * float(sc);
         bias[r][h] = dmin * float(mn);
         const uint32_t first = flip ? q.y : q.x, second = flip ? q.x : q.y;
-        unpack4((first >> (4 * h)) & 0x0F0F0F0Fu, 0.0f, v[r][h][0]);
-        unpack4((second >> (4 * h)) & 0x0F0F0F0Fu, 0.0f, v[r][h][1]);
+        if constexpr (kExact) {
+          unpack4((first >> (4 * h)) & 0x0F0F0F0Fu, 0.0f, v[r][h][0]);
+          unpack4((second >> (4 * h)) & 0x0F0F0F0Fu, 0.0f, v[r][h][1]);
+        } else {
+          // scale sum q x - bias X = (scale 2^-19) S - (16 scale + bias) X
+          wq[r][h][0] = (h == 0 ? first << 3 : first >> 1) & 0x78787878u;
+          wq[r][h][1] = (h == 0 ? second << 3 : second >> 1) & 0x78787878u;
+          bias[r][h] = 16.0f * scale[r][h] + bias[r][h];
+          scale[r][h] *= kInv2Pow19;
+        }
       }
     }
     const int64_t base = int64_t(b) * 64 + 16 * u + l0 / 4;  // float4 number of element 64u + l0
@@ -171,7 +257,12 @@ struct FastQ4_K {
                            (xv[h][1].x + xv[h][1].y + xv[h][1].z + xv[h][1].w);
 #pragma unroll
           for (int r = 0; r < R; ++r) {
-            const float qx = dot4(v[r][h][0], xv[h][0]) + dot4(v[r][h][1], xv[h][1]);
+            float qx;
+            if constexpr (kExact) {
+              qx = dot4(v[r][h][0], xv[h][0]) + dot4(v[r][h][1], xv[h][1]);
+            } else {
+              qx = dot4_q3(wq[r][h][0], xv[h][0]) + dot4_q3(wq[r][h][1], xv[h][1]);
+            }
             acc[r][j] += scale[r][h] * qx - bias[r][h] * xs;
           }
         }
@@ -186,6 +277,7 @@ struct FastQ4_K {
 // g = t / 8 (l0 = 4 (t % 8)) for k = 0..3: 16 elements. Rows 2-byte aligned.
 struct FastQ6_K {
   static constexpr int kLanes = 16, kBytes = 210, kElems = 256;
+  static constexpr bool kManyRows = false;
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -231,6 +323,7 @@ struct FastQ6_K {
 // aligned.
 struct FastF16 {
   static constexpr int kLanes = 1, kBytes = 16, kElems = 8;
+  static constexpr bool kManyRows = false;
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int /*t*/,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -263,7 +356,7 @@ struct FastF16 {
 // CTA c computes rows c R .. c R + R - 1 (rows past n repeat row n - 1 and are not written).
 // Warp w's lanes take blocks w * (32 / kLanes) + lane / kLanes, stepping by the CTA's
 // blocks per step; the warps' sums meet in shared memory.
-template <typename T, int R, int M>
+template <typename T, int R, int M, int U>
 __global__ void __launch_bounds__(kFastWarps* kWarp)
     matvec_fast_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int n_blocks, int64_t n,
                        const float* __restrict__ x, int64_t x_stride, float* __restrict__ out, int64_t out_stride,
@@ -281,7 +374,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
     for (int j = 0; j < M; ++j) acc[r][j] = 0.0f;
   }
   const int t = lane % T::kLanes;
-#pragma unroll 2
+#pragma unroll U
   for (int b = warp * kBlocksPerWarp + lane / T::kLanes; b < n_blocks; b += kStep) {
     T::template accumulate<R, M>(rows, b, t, x, x_stride, m, acc);
   }
@@ -309,18 +402,34 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 template <typename T, int R, int M>
 void launch_fast_rm(const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride,
                     float* out, int64_t out_stride, int m, cudaStream_t stream) {
+  // STRATA_MATVEC_UNROLL=4: the block loop unrolled 4 times instead of 2 (comparisons).
+  static const bool unroll4 = [] {
+    const char* e = std::getenv("STRATA_MATVEC_UNROLL");
+    return e != nullptr && std::atoi(e) == 4;
+  }();
   const dim3 grid(unsigned(ceil_div(n, R)));
-  matvec_fast_kernel<T, R, M><<<grid, kFastWarps * kWarp, 0, stream>>>(
-      static_cast<const uint8_t*>(w), row_bytes, int(k / T::kElems), n, x, x_stride, out, out_stride, m);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int n_blocks = int(k / T::kElems);
+  if (unroll4) {
+    matvec_fast_kernel<T, R, M, 4>
+        <<<grid, kFastWarps * kWarp, 0, stream>>>(wb, row_bytes, n_blocks, n, x, x_stride, out, out_stride, m);
+  } else {
+    matvec_fast_kernel<T, R, M, 2>
+        <<<grid, kFastWarps * kWarp, 0, stream>>>(wb, row_bytes, n_blocks, n, x, x_stride, out, out_stride, m);
+  }
 }
 
-// Rows per CTA: 4 when there are rows enough to fill the GPU with them (each x load then
-// serves 4 rows), fewer for small n and for several columns (registers).
+// Rows per CTA for m = 1: for the types with kManyRows (Q4_0, Q4_K) 4 when there are rows
+// enough to fill the GPU with them (each x load then serves 4 rows), fewer for small n; one
+// for the others (measured on an H100: Q8_0, Q6_K and F16 lose 4 to 13 % with 4 rows, their
+// registers cutting the number of warps in flight). Several columns: fewer rows (registers).
 template <typename T>
 void launch_fast(const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride, float* out,
                  int64_t out_stride, int m, cudaStream_t stream) {
   if (m == 1) {
-    if (n >= 4096) {
+    if (!T::kManyRows) {
+      launch_fast_rm<T, 1, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    } else if (n >= 4096) {
       launch_fast_rm<T, 4, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
     } else if (n >= 1024) {
       launch_fast_rm<T, 2, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
@@ -356,11 +465,11 @@ cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int6
   };
   switch (type) {
     case DType::Q4_0:
-      return go(quant::Tag<FastQ4_0>{}, rows2);
+      return exact_form() ? go(quant::Tag<FastQ4_0<true>>{}, rows2) : go(quant::Tag<FastQ4_0<false>>{}, rows2);
     case DType::Q8_0:
       return go(quant::Tag<FastQ8_0>{}, rows2);
     case DType::Q4_K:
-      return go(quant::Tag<FastQ4_K>{}, rows16);
+      return exact_form() ? go(quant::Tag<FastQ4_K<true>>{}, rows16) : go(quant::Tag<FastQ4_K<false>>{}, rows16);
     case DType::Q6_K:
       return go(quant::Tag<FastQ6_K>{}, rows2);
     case DType::F16:
