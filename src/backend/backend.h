@@ -82,10 +82,21 @@ public:
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                          Tensor& out) = 0;
 
+  // ---- fused ops: the same results as the ops they stand for ---------------------------
+  // rope(q), rope(k), store_kv(k, k_cache, pos), store_kv(v, v_cache, pos).
+  virtual void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span<const int32_t> positions,
+                             const RopeConfig& config, Tensor& k_cache, Tensor& v_cache, int64_t pos) {
+    rope(q, positions, config);
+    rope(k, positions, config);
+    store_kv(k, k_cache, pos);
+    store_kv(v, v_cache, pos);
+  }
+
   // ---- decode steps --------------------------------------------------------------------
   // Queues one decode step: `queue` queues the ops of a forward pass of the single token
   // `token` at position `pos`, whose only step-dependent arguments are get_rows ids {token},
-  // rope positions {pos}, store_kv at pos and attention with n_past = pos. A backend may
+  // rope positions {pos}, store_kv at pos and attention with n_past = pos (and the same in
+  // the fused ops). A backend may
   // record what `queue` queues and, for later steps with the same `recording`, replay it with
   // the new token and position instead of calling `queue` (CUDA graphs: one launch per token).
   // So `queue` must queue the same ops on the same tensors every time, and nothing else.

@@ -86,13 +86,9 @@ void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_
   Tensor q = b.q.reshape({c.head_dim(), c.n_head, n});     // [head_dim, n_head, n]
   Tensor k = b.k.reshape({c.head_dim(), c.n_head_kv, n});  // [head_dim, n_head_kv, n]
   const Tensor v = b.v.reshape({c.head_dim(), c.n_head_kv, n});
-  backend_.rope(q, positions, c.rope);
-  backend_.rope(k, positions, c.rope);
+  backend_.rope_store_kv(q, k, v, positions, c.rope, cache.k(il), cache.v(il), n_past);
   emit("q_rope", b.q);
   emit("k_rope", b.k);
-
-  backend_.store_kv(k, cache.k(il), n_past);
-  backend_.store_kv(v, cache.v(il), n_past);
   Tensor att = b.att.reshape({c.head_dim(), c.n_head, n});
   backend_.attention(q, cache.k(il), cache.v(il), n_past, 1.0f / std::sqrt(float(c.head_dim())), att);
   emit("attn_out", b.att);

@@ -118,6 +118,9 @@ inline std::vector<OpCase> cuda_op_cases() {
   cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
   cases.push_back(rms_norm_case(2048, 1, 1e-6f, ++seed));
   cases.push_back(rms_norm_case(5, 70000, 1e-5f, ++seed));  // more rows than one grid dimension holds
+  cases.push_back(rms_norm_case(8192, 2, 1e-5f, ++seed));   // the longest row kept in registers
+  cases.push_back(rms_norm_case(8196, 3, 1e-5f, ++seed));   // longer: the looping path
+  cases.push_back(rms_norm_case(4100, 1, 1e-5f, ++seed));   // a partial last float4 step
   cases.push_back(softmax_case(32000, 3, 4.0f, 0.0f, ++seed));
   cases.push_back(softmax_case(128256, 1, 4.0f, -50.0f, ++seed));
   cases.push_back(add_case(4096, 9, false, ++seed));

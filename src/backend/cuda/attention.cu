@@ -120,17 +120,11 @@ struct MergeSpace {
   float o[kN][kMaxHeadDim];
 };
 
-// Merges the block's warp states: calls write(d, o_d, m, l) for d < head_dim (spread over the
-// block's threads) with the block's unnormalized sum o_d, running max m and denominator l.
+// Merges the block's warp states, stored in `sm` (every warp's m, l and o[0..head_dim)):
+// calls write(d, o_d, m, l) for d < head_dim (spread over the block's threads) with the
+// block's unnormalized sum o_d, running max m and denominator l.
 template <int kN, typename Write>
-__device__ __forceinline__ void merge_warps(const WarpState& st, int64_t head_dim, MergeSpace<kN>& sm, Write&& write) {
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  if (lane == 0) sm.m[warp] = st.m, sm.l[warp] = st.l;
-#pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int64_t d = lane + kWarp * i;
-    if (d < head_dim) sm.o[warp][d] = st.o[i];
-  }
+__device__ __forceinline__ void merge_stored(int64_t head_dim, MergeSpace<kN>& sm, Write&& write) {
   __syncthreads();
   float m_all = -INFINITY;
 #pragma unroll
@@ -147,6 +141,18 @@ __device__ __forceinline__ void merge_warps(const WarpState& st, int64_t head_di
     for (int w = 0; w < kN; ++w) sum += sm.o[w][d] * weight[w];
     write(d, sum, m_all, l_all);
   }
+}
+
+template <int kN, typename Write>
+__device__ __forceinline__ void merge_warps(const WarpState& st, int64_t head_dim, MergeSpace<kN>& sm, Write&& write) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  if (lane == 0) sm.m[warp] = st.m, sm.l[warp] = st.l;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int64_t d = lane + kWarp * i;
+    if (d < head_dim) sm.o[warp][d] = st.o[i];
+  }
+  merge_stored(head_dim, sm, write);
 }
 
 template <bool kF16>
@@ -209,6 +215,91 @@ __global__ void __launch_bounds__(kSplitWarps* kWarp)
   merge_warps(st, head_dim, sm, [&](int64_t d, float o, float m, float l) {
     if (d == 0) p[0] = m, p[1] = l;
     p[2 + d] = o;
+  });
+}
+
+// The decode split kernel for f16 caches with head_dim kHd (64, 128) and 16-byte aligned
+// rows: the same partial states, computed with 16-byte loads throughout. Scores: lane j of a
+// warp takes key j of the tile (kHd / 8 loads, all issued at once). Values: kG = kHd / 8 lanes
+// share a row (8 dims each), so a warp adds 32 / kG rows per step; the row groups' sums are
+// added up by shuffles at the end.
+template <int kHd>
+__global__ void __launch_bounds__(kSplitWarps* kWarp)
+    attention_split_f16_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
+                               float* part, int64_t stride, int64_t group, int64_t n_kv_heads,
+                               const int32_t* n_past_dev, int64_t n_past, float scale) {
+  start_after_previous_kernel();
+  constexpr int kG = kHd / 8, kRows = kWarp / kG;
+  __shared__ __align__(16) float q_s[kHd];
+  __shared__ MergeSpace<kSplitWarps> sm;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  const int64_t h = blockIdx.x, split = blockIdx.y, kv_head = h / group;
+  const int64_t n_kv = visible_keys(n_past_dev, n_past);
+  const int64_t begin = split * kSplitKeys;
+  if (begin >= n_kv) return;
+  const int64_t end = begin + kSplitKeys < n_kv ? begin + kSplitKeys : n_kv;
+  const float* qr = row_ptr<float>(q, lq, h);
+  for (int d = threadIdx.x; d < kHd; d += blockDim.x) q_s[d] = qr[d];
+  __syncthreads();
+  float m = -INFINITY, l = 0.0f, acc[8] = {};
+  const int sub = lane % kG, row_in_step = lane / kG;
+  for (int64_t base = begin + int64_t(warp) * kWarp; base < end; base += int64_t(kSplitWarps) * kWarp) {
+    const int64_t s = base + lane;
+    float score = -INFINITY;
+    if (s < end) {
+      const uint4* kr = row_ptr<uint4>(k, lk, kv_head + s * n_kv_heads);
+      uint4 kw[kG];
+#pragma unroll
+      for (int c = 0; c < kG; ++c) kw[c] = kr[c];
+      float dot = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kG; ++c) {
+        const uint32_t w[4] = {kw[c].x, kw[c].y, kw[c].z, kw[c].w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          dot += q_s[8 * c + 2 * i] * f16_bits_to_f32(uint16_t(w[i] & 0xffffu));
+          dot += q_s[8 * c + 2 * i + 1] * f16_bits_to_f32(uint16_t(w[i] >> 16));
+        }
+      }
+      score = dot * scale;
+    }
+    const float m_new = fmaxf(m, warp_max(score));  // finite: key `base` is visible
+    const float correction = expf(m - m_new);
+    const float p = s < end ? expf(score - m_new) : 0.0f;
+    l = l * correction + warp_sum(p);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] *= correction;
+    const int n_valid = int(end - base < kWarp ? end - base : kWarp);
+#pragma unroll 4
+    for (int j0 = 0; j0 < n_valid; j0 += kRows) {
+      const int j = j0 + row_in_step;
+      const float pj = __shfl_sync(0xffffffffu, p, j < kWarp ? j : 0);
+      if (j < n_valid) {
+        const uint4 vw = row_ptr<uint4>(v, lv, kv_head + (base + j) * n_kv_heads)[sub];
+        const uint32_t w[4] = {vw.x, vw.y, vw.z, vw.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          acc[2 * i] += pj * f16_bits_to_f32(uint16_t(w[i] & 0xffffu));
+          acc[2 * i + 1] += pj * f16_bits_to_f32(uint16_t(w[i] >> 16));
+        }
+      }
+    }
+    m = m_new;
+  }
+#pragma unroll
+  for (int off = kG; off < kWarp; off *= 2) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], off);
+  }
+  if (lane == 0) sm.m[warp] = m, sm.l[warp] = l;
+  if (lane < kG) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) sm.o[warp][8 * lane + i] = acc[i];
+  }
+  float* out = part + (h * stride + split) * (kHd + 2);
+  merge_stored(kHd, sm, [&](int64_t d, float o, float m_all, float l_all) {
+    if (d == 0) out[0] = m_all, out[1] = l_all;
+    out[2 + d] = o;
   });
 }
 
@@ -296,9 +387,17 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
   const dim3 grid{unsigned(n_heads), unsigned(n_splits)};
   const int64_t group = n_heads / n_kv_heads;
   const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
-  const cudaError_t split =
-      launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp, 0,
-             stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past, scale, vec);
+  const bool v_vec = (reinterpret_cast<uintptr_t>(v) & 15) == 0 && lv.nb1 % 16 == 0 && lv.nb2 % 16 == 0;
+  cudaError_t split;
+  if (cache_f16 && vec && v_vec && (head_dim == 64 || head_dim == 128)) {
+    split = launch(head_dim == 64 ? attention_split_f16_kernel<64> : attention_split_f16_kernel<128>, grid,
+                   kSplitWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, partials, stride, group, n_kv_heads,
+                   n_past_dev, n_past, scale);
+  } else {
+    split = launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp,
+                   0, stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past,
+                   scale, vec);
+  }
   if (split != cudaSuccess) return split;
   return launch(attention_combine_kernel, unsigned(n_heads), 128, 0, stream, partials, stride, head_dim, out, lo,
                 n_past_dev, n_past);

@@ -56,6 +56,9 @@ public:
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                  Tensor& out) override;
 
+  void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
+                     Tensor& k_cache, Tensor& v_cache, int64_t pos) override;
+
   // The first step of a recording runs op by op (it sizes the scratch buffers), the second is
   // captured as a CUDA graph and launched, later ones launch the graph after writing their
   // token and position to the device (cuda_step.cpp).

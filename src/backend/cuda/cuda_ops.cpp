@@ -129,6 +129,50 @@ void CudaBackend::rope(Tensor& x, std::span<const int32_t> positions, const Rope
                                       c.neox, stream_));
 }
 
+void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span<const int32_t> positions,
+                                const RopeConfig& c, Tensor& k_cache, Tensor& v_cache, int64_t pos) {
+  constexpr std::string_view op = "rope_store_kv";
+  check_rope_args(q, positions, c);
+  check_rope_args(k, positions, c);
+  check_store_kv_args(k, k_cache, pos);
+  check_store_kv_args(v, v_cache, pos);
+  for (const auto& [role, t] : {std::pair<const char*, const Tensor*>{"q", &q}, {"k", &k}, {"v", &v},
+                                {"k_cache", &k_cache}, {"v_cache", &v_cache}}) {
+    check_device(op, role, *t);
+  }
+  if (q.ne(0) != k.ne(0) || q.ne(2) != k.ne(2) || k_cache.dtype() != v_cache.dtype()) {
+    fail("{}: q {}, k {} and the caches {}, {} do not belong together", op, q.describe(), k.describe(),
+         k_cache.describe(), v_cache.describe());
+  }
+  if (q.n_elements() == 0) return;
+  const double* table = rope_table(c);
+  const int32_t p32 = int32_t(pos);
+  const int32_t* d_positions =
+      capture_.active ? step_value(op, positions, 1) : upload_ints(positions_, positions, "positions");
+  const int32_t* pos_dev = capture_.active ? step_value(op, {&p32, 1}, 1) : nullptr;
+  const cuda::RopeStoreKv args{.q = q.mutable_data(),
+                               .lq = row_layout(q),
+                               .k = k.mutable_data(),
+                               .lk = row_layout(k),
+                               .v = v.data(),
+                               .lv = row_layout(v),
+                               .k_cache = k_cache.mutable_data(),
+                               .lkc = row_layout(k_cache),
+                               .v_cache = v_cache.mutable_data(),
+                               .lvc = row_layout(v_cache),
+                               .cache_f16 = k_cache.dtype() == DType::F16,
+                               .head_dim = q.ne(0),
+                               .n_heads = q.ne(1),
+                               .n_kv_heads = k.ne(1),
+                               .n_tokens = q.ne(2),
+                               .pos = pos,
+                               .theta_scale = table,
+                               .n_rot = c.n_rot,
+                               .neox = c.neox};
+  cuda::ProfileScope scope(profiler_, stream_, "rope_store_kv");
+  STRATA_CUDA_CHECK(cuda::launch_rope_store_kv(args, d_positions, pos_dev, stream_));
+}
+
 void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
   check_store_kv_args(src, cache, pos);
   check_device("store_kv", "src", src);

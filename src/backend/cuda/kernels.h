@@ -45,6 +45,29 @@ cudaError_t launch_softmax(void* x, RowLayout lx, int64_t n, int64_t rows, cudaS
 cudaError_t launch_rope(void* x, RowLayout lx, int64_t n_heads, int64_t n_tokens, const int32_t* positions,
                         const double* theta_scale, int n_rot, bool neox, cudaStream_t stream);
 
+// rope of q [head_dim, n_heads, n_tokens] and k [head_dim, n_kv_heads, n_tokens] in place,
+// then k and v stored at cache row `pos` (as launch_store_kv), in one launch.
+struct RopeStoreKv {
+  void* q;
+  RowLayout lq;
+  void* k;
+  RowLayout lk;
+  const void* v;
+  RowLayout lv;
+  void* k_cache;
+  RowLayout lkc;
+  void* v_cache;
+  RowLayout lvc;
+  bool cache_f16;
+  int64_t head_dim, n_heads, n_kv_heads, n_tokens, pos;
+  const double* theta_scale;
+  int n_rot;
+  bool neox;
+};
+// positions [n_tokens] on the device; pos_dev: read pos from the device (a recorded step).
+cudaError_t launch_rope_store_kv(const RopeStoreKv& args, const int32_t* positions, const int32_t* pos_dev,
+                                 cudaStream_t stream);
+
 // ---- attention.cu -------------------------------------------------------------------------
 // cache[:, :, pos + t] = src[:, :, t]     src [head_dim, n_kv, n_tokens] f32; cache f32 or f16
 // pos_dev: read the position from the device instead of pos (a recorded step).
