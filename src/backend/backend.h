@@ -50,6 +50,9 @@ public:
   virtual Tensor upload(const Tensor& host) = 0;
   // The values of a backend tensor as a host f32 tensor (for taps, logits, verification).
   virtual Tensor to_host_f32(const Tensor& t) = 0;
+  // The values of a packed f32 backend tensor copied into `out` (out.size() == its elements),
+  // without allocating: what a decode loop reads every token.
+  virtual void read_f32(const Tensor& t, std::span<float> out);
   // Waits for queued work (no-op on CPU).
   virtual void synchronize() {}
   // The device the backend computes on, for reports ("CPU", "NVIDIA H100 80GB HBM3").
@@ -90,6 +93,27 @@ public:
     rope(k, positions, config);
     store_kv(k, k_cache, pos);
     store_kv(v, v_cache, pos);
+  }
+  // product = w x; acc += product (a projection and its residual add). acc has product's
+  // shape and overlaps none of the others.
+  virtual void matmul_add(const Tensor& w, const Tensor& x, Tensor& product, Tensor& acc) {
+    matmul(w, x, product);
+    add(acc, product, acc);
+  }
+  // gate = w_gate x; up = w_up x; out = silu(gate) * up (a SwiGLU feed-forward's first half).
+  virtual void matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate, Tensor& up,
+                             Tensor& out) {
+    matmul(w_gate, x, gate);
+    matmul(w_up, x, up);
+    swiglu(gate, up, out);
+  }
+  // out = w x for every job (several projections of one input: q, k, v). Outputs are separate.
+  struct MatmulJob {
+    const Tensor* w;
+    Tensor* out;
+  };
+  virtual void matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) {
+    for (const MatmulJob& job : jobs) matmul(*job.w, x, *job.out);
   }
 
   // ---- decode steps --------------------------------------------------------------------

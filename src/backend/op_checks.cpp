@@ -1,5 +1,7 @@
 #include "backend/op_checks.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <string>
 #include <utility>
@@ -124,18 +126,67 @@ void check_get_rows_args(const Tensor& table, std::span<const int32_t> ids, cons
 }
 
 void check_matmul_args(const Tensor& w, const Tensor& x, const Tensor& out, TypeCheck check_type) {
-  constexpr std::string_view op = "matmul";
-  check_type(op, "weight", w);
-  check_max_dims(op, "weight", w, 2);
+  check_matmul_args_of("matmul", "weight", w, x, "out", out, check_type);
+}
+
+void check_matmul_args_of(std::string_view op, std::string_view w_role, const Tensor& w, const Tensor& x,
+                          std::string_view out_role, const Tensor& out, TypeCheck check_type) {
+  check_type(op, w_role, w);
+  check_max_dims(op, w_role, w, 2);
   check_f32(op, "x", x);
-  check_f32_output(op, "out", out);
+  check_f32_output(op, out_role, out);
   const int64_t k = w.ne(0), n = w.ne(1);
   if (x.ne(0) != k) {
-    fail("{}: weight {} has k = {} elements per row but x {} has {}", op, w.describe(), k, x.describe(), x.ne(0));
+    fail("{}: {} {} has k = {} elements per row but x {} has {}", op, w_role, w.describe(), k, x.describe(), x.ne(0));
   }
-  check_shape(op, "out", out, {n, x.ne(1), x.ne(2), x.ne(3)});
-  check_no_alias(op, "out", out, "x", x);
-  check_no_alias(op, "out", out, "weight", w);
+  check_shape(op, out_role, out, {n, x.ne(1), x.ne(2), x.ne(3)});
+  check_no_alias(op, out_role, out, "x", x);
+  check_no_alias(op, out_role, out, w_role, w);
+}
+
+void check_matmul_add_args(const Tensor& w, const Tensor& x, const Tensor& product, const Tensor& acc,
+                           TypeCheck check_type) {
+  constexpr std::string_view op = "matmul_add";
+  check_matmul_args_of(op, "weight", w, x, "product", product, check_type);
+  check_f32_output(op, "acc", acc);
+  check_same_shape(op, "acc", acc, "product", product);
+  check_no_alias(op, "acc", acc, "product", product);
+  check_no_alias(op, "acc", acc, "x", x);
+  check_no_alias(op, "acc", acc, "weight", w);
+}
+
+void check_matmul_swiglu_args(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, const Tensor& gate,
+                              const Tensor& up, const Tensor& out, TypeCheck check_type) {
+  constexpr std::string_view op = "matmul_swiglu";
+  check_matmul_args_of(op, "gate weight", w_gate, x, "gate", gate, check_type);
+  check_matmul_args_of(op, "up weight", w_up, x, "up", up, check_type);
+  check_same_shape(op, "up", up, "gate", gate);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "gate", gate);
+  check_no_alias(op, "up", up, "gate", gate);
+  for (const auto& [role, t] : {std::pair<const char*, const Tensor*>{"gate", &gate},
+                                {"up", &up},
+                                {"x", &x},
+                                {"gate weight", &w_gate},
+                                {"up weight", &w_up}}) {
+    check_no_alias(op, "out", out, role, *t);
+  }
+  check_no_alias(op, "gate", gate, "up weight", w_up);
+  check_no_alias(op, "up", up, "gate weight", w_gate);
+}
+
+void check_matmul_batch_args(const Tensor& x, std::span<const Backend::MatmulJob> jobs, TypeCheck check_type) {
+  constexpr std::string_view op = "matmul_batch";
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (jobs[i].w == nullptr || jobs[i].out == nullptr) fail("{}: job {} has no weight or no output", op, i);
+    const std::string w_role = fmt::format("weight {}", i), out_role = fmt::format("out {}", i);
+    check_matmul_args_of(op, w_role, *jobs[i].w, x, out_role, *jobs[i].out, check_type);
+    for (size_t j = 0; j < i; ++j) {
+      check_no_alias(op, out_role, *jobs[i].out, fmt::format("out {}", j), *jobs[j].out);
+      check_no_alias(op, out_role, *jobs[i].out, fmt::format("weight {}", j), *jobs[j].w);
+      check_no_alias(op, fmt::format("out {}", j), *jobs[j].out, w_role, *jobs[i].w);
+    }
+  }
 }
 
 void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& out, TypeCheck check_weight) {

@@ -47,6 +47,17 @@ using TypeCheck = void (*)(std::string_view op, std::string_view role, const Ten
 void check_get_rows_args(const Tensor& table, std::span<const int32_t> ids, const Tensor& out, TypeCheck check_type);
 // w [k, n] (type: check_type); x [k, m...] f32; out [n, m...] f32, separate from both.
 void check_matmul_args(const Tensor& w, const Tensor& x, const Tensor& out, TypeCheck check_type);
+// The same for a matmul inside op `op`, naming the weight and output w_role and out_role.
+void check_matmul_args_of(std::string_view op, std::string_view w_role, const Tensor& w, const Tensor& x,
+                          std::string_view out_role, const Tensor& out, TypeCheck check_type);
+// The fused ops (backend.h): each matmul as check_matmul_args says, and outputs separate from
+// every input and from each other. matmul_add: acc f32, the shape of product.
+void check_matmul_add_args(const Tensor& w, const Tensor& x, const Tensor& product, const Tensor& acc,
+                           TypeCheck check_type);
+// matmul_swiglu: out the shape of gate (w_gate and w_up both [k, n]).
+void check_matmul_swiglu_args(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, const Tensor& gate,
+                              const Tensor& up, const Tensor& out, TypeCheck check_type);
+void check_matmul_batch_args(const Tensor& x, std::span<const Backend::MatmulJob> jobs, TypeCheck check_type);
 // x, out [n, rows...] f32, separate; weight [n] (type: check_weight).
 void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& out, TypeCheck check_weight);
 // x [n, rows...] f32, writable (softmax works in place).

@@ -71,9 +71,8 @@ void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_
 
   backend_.rms_norm(b.x, w.attn_norm, c.rms_eps, b.cur);
   emit("attn_norm", b.cur);
-  backend_.matmul(w.wq, b.cur, b.q);
-  backend_.matmul(w.wk, b.cur, b.k);
-  backend_.matmul(w.wv, b.cur, b.v);
+  const Backend::MatmulJob qkv[] = {{&w.wq, &b.q}, {&w.wk, &b.k}, {&w.wv, &b.v}};
+  backend_.matmul_batch(b.cur, qkv);
   if (c.qkv_bias) {
     backend_.add(b.q, w.bq, b.q);
     backend_.add(b.k, w.bk, b.k);
@@ -93,9 +92,8 @@ void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_
   backend_.attention(q, cache.k(il), cache.v(il), n_past, 1.0f / std::sqrt(float(c.head_dim())), att);
   emit("attn_out", b.att);
 
-  backend_.matmul(w.wo, b.att, b.proj);
+  backend_.matmul_add(w.wo, b.att, b.proj, b.x);  // proj = wo att; x += proj
   emit("attn_proj", b.proj);
-  backend_.add(b.x, b.proj, b.x);
   emit("ffn_inp", b.x);
 }
 
@@ -107,15 +105,12 @@ void Transformer::ffn_block(int64_t il, Buffers& b, const Tap& tap) {
   };
   backend_.rms_norm(b.x, w.ffn_norm, config_.rms_eps, b.cur);
   emit("ffn_norm", b.cur);
-  backend_.matmul(w.ffn_gate, b.cur, b.gate);
+  backend_.matmul_swiglu(w.ffn_gate, w.ffn_up, b.cur, b.gate, b.up, b.act);  // act = silu(gate) * up
   emit("ffn_gate", b.gate);
-  backend_.matmul(w.ffn_up, b.cur, b.up);
   emit("ffn_up", b.up);
-  backend_.swiglu(b.gate, b.up, b.act);
   emit("ffn_act", b.act);
-  backend_.matmul(w.ffn_down, b.act, b.down);
+  backend_.matmul_add(w.ffn_down, b.act, b.down, b.x);  // down = w_down act; x += down
   emit("ffn_out", b.down);
-  backend_.add(b.x, b.down, b.x);
   emit("out", b.x);
 }
 

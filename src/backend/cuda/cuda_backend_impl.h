@@ -42,6 +42,7 @@ public:
   Tensor alloc(DType type, ShapeRef ne, std::string name) override;
   Tensor upload(const Tensor& host) override;
   Tensor to_host_f32(const Tensor& t) override;
+  void read_f32(const Tensor& t, std::span<float> out) override;
   void synchronize() override;
 
   void get_rows(const Tensor& table, std::span<const int32_t> ids, Tensor& out) override;
@@ -58,6 +59,12 @@ public:
 
   void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
                      Tensor& k_cache, Tensor& v_cache, int64_t pos) override;
+  // Decode (x of m <= kMaxVecColumns columns, 16-byte aligned, on the fast kernels' types):
+  // one matrix-vector launch with the fused epilogue (cuda_matmul.cpp); otherwise the ops.
+  void matmul_add(const Tensor& w, const Tensor& x, Tensor& product, Tensor& acc) override;
+  void matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate, Tensor& up,
+                     Tensor& out) override;
+  void matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) override;
 
   // The first step of a recording runs op by op (it sizes the scratch buffers), the second is
   // captured as a CUDA graph and launched, later ones launch the graph after writing their

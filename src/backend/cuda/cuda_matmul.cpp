@@ -10,6 +10,9 @@
 // faster than TF32 (docs/benchmarks.md). STRATA_CUDA_GEMM=tf32 selects the TF32 path
 // instead (gemm(): f32 tiles, CUBLAS_COMPUTE_32F_FAST_TF32, f32's range for activations).
 #include <algorithm>
+#include <initializer_list>
+#include <optional>
+#include <utility>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -21,16 +24,58 @@ namespace {
 
 constexpr size_t kGemmScratchBytes = size_t(64) << 20;  // dequantized weight rows per GEMM tile
 
-// The stride in floats between consecutive flat rows of an f32 tensor, which must be evenly
+// The stride in floats between consecutive flat rows of an f32 tensor, if they are evenly
 // spaced (true of every packed tensor and of row slices of one).
-int64_t column_stride(std::string_view op, std::string_view role, const Tensor& t) {
+std::optional<int64_t> even_column_stride(const Tensor& t) {
   const int64_t s1 = int64_t(t.nb(1));
   const bool even = (t.ne(2) == 1 || int64_t(t.nb(2)) == s1 * t.ne(1)) &&
                     (t.ne(3) == 1 || int64_t(t.nb(3)) == int64_t(t.nb(2)) * t.ne(2));
-  if (!even || s1 % int64_t(sizeof(float)) != 0) {
-    fail("{}: {} {}: its rows are not evenly spaced, as the cuda matmul needs", op, role, t.describe());
-  }
+  if (!even || s1 % int64_t(sizeof(float)) != 0) return std::nullopt;
   return t.n_rows() > 1 ? s1 / int64_t(sizeof(float)) : t.ne(0);
+}
+
+// The same, which must exist.
+int64_t column_stride(std::string_view op, std::string_view role, const Tensor& t) {
+  const std::optional<int64_t> stride = even_column_stride(t);
+  if (!stride) fail("{}: {} {}: its rows are not evenly spaced, as the cuda matmul needs", op, role, t.describe());
+  return *stride;
+}
+
+void check_in_device_memory(std::string_view op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
+  for (const auto& [role, t] : tensors) {
+    if (!t->is_device() && t->n_elements() > 0) fail("{}: {} {} is in host memory", op, role, t->describe());
+  }
+}
+
+// x as the fused decode ops hand it to the fast matrix-vector kernels: m <= kMaxVecColumns
+// columns, 16-byte aligned, evenly spaced; nullopt where they take the ops instead (which
+// pack x, or multiply it by the GEMM path, as matmul does).
+struct VecInput {
+  const float* x;
+  int64_t stride;
+  int m;
+};
+std::optional<VecInput> vec_input(const Tensor& x) {
+  const int64_t m = x.n_rows();
+  if (m < 1 || m > cuda::kMaxVecColumns || x.ne(0) == 0) return std::nullopt;
+  const std::optional<int64_t> stride = even_column_stride(x);
+  const auto* xd = reinterpret_cast<const float*>(x.data());
+  if (!stride || (reinterpret_cast<uintptr_t>(xd) & 15) != 0 || (m > 1 && *stride % 4 != 0)) return std::nullopt;
+  return VecInput{xd, *stride, int(m)};
+}
+
+// The fused kernels' job for w and out (and acc), or nullopt where matmul would refuse w or
+// out or not take the fast kernels.
+std::optional<cuda::VecJob> vec_job(const Tensor& w, Tensor& out, Tensor* acc) {
+  if (w.nb(0) != w.traits().type_size) return std::nullopt;
+  const std::optional<int64_t> out_stride = even_column_stride(out);
+  std::optional<int64_t> acc_stride = int64_t(0);
+  if (acc != nullptr) acc_stride = even_column_stride(*acc);
+  if (!out_stride || !acc_stride) return std::nullopt;
+  return cuda::VecJob{w.data(),    w.nb(1),
+                      w.ne(1),     reinterpret_cast<float*>(out.mutable_data()),
+                      *out_stride, acc != nullptr ? reinterpret_cast<float*>(acc->mutable_data()) : nullptr,
+                      *acc_stride};
 }
 
 void check_matvec_supported(std::string_view op, std::string_view role, const Tensor& t) {
@@ -78,6 +123,96 @@ void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
     gemm_f16(w, xd, x_stride, od, out_stride, m);
   } else {
     gemm(w, xd, x_stride, od, out_stride, m);
+  }
+}
+
+// ---- fused decode ops ----------------------------------------------------------------------
+// One launch of the fast matrix-vector kernels (matmul_vec_fast.cu) with the op's epilogue;
+// every row's sum has the bits matmul gives it, and the epilogue does the f32 operations of
+// the add and swiglu kernels, so the results equal the ops' exactly. Where the fast kernels do
+// not apply (other types, m > kMaxVecColumns, unaligned x) the ops run one by one.
+
+void CudaBackend::matmul_add(const Tensor& w, const Tensor& x, Tensor& product, Tensor& acc) {
+  constexpr std::string_view op = "matmul_add";
+  check_matmul_add_args(w, x, product, acc, check_matvec_supported);
+  check_in_device_memory(op, {{"weight", &w}, {"x", &x}, {"product", &product}, {"acc", &acc}});
+  const std::optional<VecInput> in = vec_input(x);
+  const std::optional<cuda::VecJob> job = vec_job(w, product, &acc);
+  if (in && job) {
+    cuda::ProfileScope scope(profiler_, stream_,
+                             profiler_.enabled() ? fmt::format("matmul_add {} vec", w.traits().name) : std::string());
+    const cudaError_t status =
+        cuda::launch_matvec_fast_jobs(w.dtype(), &*job, 1, w.ne(0), in->x, in->stride, in->m, stream_);
+    if (status != cudaErrorNotSupported) {
+      STRATA_CUDA_CHECK(status);
+      return;
+    }
+  }
+  Backend::matmul_add(w, x, product, acc);
+}
+
+void CudaBackend::matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate, Tensor& up,
+                                Tensor& out) {
+  constexpr std::string_view op = "matmul_swiglu";
+  check_matmul_swiglu_args(w_gate, w_up, x, gate, up, out, check_matvec_supported);
+  check_in_device_memory(
+      op, {{"gate weight", &w_gate}, {"up weight", &w_up}, {"x", &x}, {"gate", &gate}, {"up", &up}, {"out", &out}});
+  const std::optional<VecInput> in = vec_input(x);
+  const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
+  const std::optional<int64_t> out_stride = even_column_stride(out);
+  if (in && g && u && out_stride && w_gate.dtype() == w_up.dtype()) {
+    cuda::ProfileScope scope(
+        profiler_, stream_,
+        profiler_.enabled() ? fmt::format("matmul_swiglu {} vec", w_gate.traits().name) : std::string());
+    const cudaError_t status =
+        cuda::launch_matvec_fast_swiglu(w_gate.dtype(), *g, *u, reinterpret_cast<float*>(out.mutable_data()),
+                                        *out_stride, w_gate.ne(0), in->x, in->stride, in->m, stream_);
+    if (status != cudaErrorNotSupported) {
+      STRATA_CUDA_CHECK(status);
+      return;
+    }
+  }
+  Backend::matmul_swiglu(w_gate, w_up, x, gate, up, out);
+}
+
+// Jobs of one weight type share a launch (kMaxVecJobs at a time); Q4_K_M files mix Q4_K and
+// Q6_K among q, k and v, so they take two.
+void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) {
+  constexpr std::string_view op = "matmul_batch";
+  check_matmul_batch_args(x, jobs, check_matvec_supported);
+  check_in_device_memory(op, {{"x", &x}});
+  for (const MatmulJob& j : jobs) check_in_device_memory(op, {{"weight", j.w}, {"out", j.out}});
+  const std::optional<VecInput> in = vec_input(x);
+  if (!in) {
+    Backend::matmul_batch(x, jobs);
+    return;
+  }
+  std::vector<bool> done(jobs.size(), false);
+  for (size_t first = 0; first < jobs.size(); ++first) {
+    if (done[first]) continue;
+    const DType type = jobs[first].w->dtype();
+    std::vector<size_t> group;  // the jobs of this type, kMaxVecJobs at most
+    for (size_t i = first; i < jobs.size() && group.size() < size_t(cuda::kMaxVecJobs); ++i) {
+      if (!done[i] && jobs[i].w->dtype() == type) group.push_back(i);
+    }
+    std::vector<cuda::VecJob> launch;
+    for (size_t i : group) {
+      done[i] = true;
+      if (std::optional<cuda::VecJob> job = vec_job(*jobs[i].w, *jobs[i].out, nullptr)) launch.push_back(*job);
+    }
+    cudaError_t status = cudaErrorNotSupported;
+    if (launch.size() == group.size()) {
+      cuda::ProfileScope scope(
+          profiler_, stream_,
+          profiler_.enabled() ? fmt::format("matmul_batch {} vec", jobs[first].w->traits().name) : std::string());
+      status = cuda::launch_matvec_fast_jobs(type, launch.data(), int(launch.size()), x.ne(0), in->x, in->stride, in->m,
+                                             stream_);
+    }
+    if (status != cudaErrorNotSupported) {
+      STRATA_CUDA_CHECK(status);
+      continue;
+    }
+    for (size_t i : group) matmul(*jobs[i].w, x, *jobs[i].out);
   }
 }
 

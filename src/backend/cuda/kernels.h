@@ -131,6 +131,27 @@ cudaError_t launch_matvec(DType type, const void* w, size_t row_bytes, int64_t k
 // per row, every type; kept as the fallback and as the baseline of bench/cuda_matvec_bench).
 cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+// The fused decode ops' launches (the fast kernels only; cudaErrorNotSupported, nothing
+// launched, where launch_matvec_fast would answer so for any job). A job: out = w x over n rows
+// of row_bytes, and with acc also acc += out (acc[j * acc_stride + row], as launch_add).
+struct VecJob {
+  const void* w;
+  size_t row_bytes;
+  int64_t n;
+  float* out;
+  int64_t out_stride;
+  float* acc;  // nullptr: no add
+  int64_t acc_stride;
+};
+inline constexpr int kMaxVecJobs = 4;
+// Up to kMaxVecJobs jobs of one type and k on the same x, in one launch; each row's sum has
+// the bits launch_matvec_fast gives it.
+cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
+                                    int64_t x_stride, int m, cudaStream_t stream);
+// gate and up (same n and row_bytes, no acc) in one launch, and act = silu(gate) * up (as
+// launch_swiglu), act's column j at act + j * act_stride.
+cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
+                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream);
 cudaError_t launch_matvec_generic(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                   int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 // The parts of launch_matvec_generic by type family (matmul_vec_plain.cu: F32, F16, BF16;

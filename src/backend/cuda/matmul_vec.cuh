@@ -29,6 +29,7 @@ __global__ void __launch_bounds__(kVecRowsPerBlock* kWarp)
     matvec_quant_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t n_chunks, int64_t n,
                         const float* __restrict__ x, int64_t x_stride, float* __restrict__ out, int64_t out_stride,
                         int m) {
+  start_after_previous_kernel();
   const int lane = threadIdx.x % kWarp;
   const int64_t row = int64_t(blockIdx.x) * kVecRowsPerBlock + threadIdx.x / kWarp;
   if (row >= n) return;
@@ -65,13 +66,17 @@ void launch_matvec_quant(const void* w, size_t row_bytes, int64_t k, int64_t n, 
   const auto* wb = static_cast<const uint8_t*>(w);
   const int64_t n_chunks = k / 32;
   if (m <= 1) {
-    matvec_quant_kernel<T, 1><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_quant_kernel<T, 1>, grid, block, 0, stream, wb, row_bytes, n_chunks, n, x, x_stride, out,
+                 out_stride, m);
   } else if (m <= 2) {
-    matvec_quant_kernel<T, 2><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_quant_kernel<T, 2>, grid, block, 0, stream, wb, row_bytes, n_chunks, n, x, x_stride, out,
+                 out_stride, m);
   } else if (m <= 4) {
-    matvec_quant_kernel<T, 4><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_quant_kernel<T, 4>, grid, block, 0, stream, wb, row_bytes, n_chunks, n, x, x_stride, out,
+                 out_stride, m);
   } else {
-    matvec_quant_kernel<T, 8><<<grid, block, 0, stream>>>(wb, row_bytes, n_chunks, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_quant_kernel<T, 8>, grid, block, 0, stream, wb, row_bytes, n_chunks, n, x, x_stride, out,
+                 out_stride, m);
   }
 }
 

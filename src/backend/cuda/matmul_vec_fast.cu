@@ -358,20 +358,56 @@ struct FastF16 {
 };
 
 // ---- the kernel -------------------------------------------------------------------------------
-// CTA c computes rows c R .. c R + R - 1 (rows past n repeat row n - 1 and are not written).
-// Warp w's lanes take blocks w * (32 / kLanes) + lane / kLanes, stepping by the CTA's
-// blocks per step; the warps' sums meet in shared memory.
-template <typename T, int R, int M, int U>
+// One launch computes the rows of one or more jobs (matrices of one type and k, multiplied
+// by the same x): CTAs first_cta .. of job q compute its rows in groups of R. CTA c of a job
+// computes rows c R .. c R + R - 1 (rows past n repeat row n - 1 and are not written). Warp
+// w's lanes take blocks w * (32 / kLanes) + lane / kLanes, stepping by the CTA's blocks per
+// step; the warps' sums meet in shared memory. A row's sum does not depend on R, M or the
+// job it is in (the same lanes add the same pieces in the same order), so every launch shape
+// gives the same bits.
+// Epilogues: out[row] = sum, and with acc also acc[row] = acc[row] + sum (matmul_add, as the
+// add kernel computes it). kSwiglu: jobs 0 (gate) and 1 (up) of the same n; a CTA takes R/2
+// rows of each, writes both sums and act[row] = silu(gate) * up (as the swiglu kernel does).
+struct FastJob {
+  const uint8_t* w;
+  size_t row_bytes;
+  int64_t n;
+  float* out;
+  int64_t out_stride;
+  float* acc;  // nullptr: no add
+  int64_t acc_stride;
+  int first_cta;
+};
+struct FastJobs {
+  FastJob job[kMaxVecJobs];
+  int n_jobs;
+  float* act;  // kSwiglu's output
+  int64_t act_stride;
+};
+
+template <typename T, int R, int M, int U, bool kSwiglu>
 __global__ void __launch_bounds__(kFastWarps* kWarp)
-    matvec_fast_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int n_blocks, int64_t n,
-                       const float* __restrict__ x, int64_t x_stride, float* __restrict__ out, int64_t out_stride,
-                       int m) {
+    matvec_fast_kernel(FastJobs jobs, int n_blocks, const float* __restrict__ x, int64_t x_stride, int m) {
+  start_after_previous_kernel();
   constexpr int kBlocksPerWarp = kWarp / T::kLanes, kStep = kBlocksPerWarp * kFastWarps;
+  constexpr int kJobRows = kSwiglu ? R / 2 : R;  // rows of one job per CTA
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  const int64_t row0 = int64_t(blockIdx.x) * R;
+  FastJob job = jobs.job[0];
+  if constexpr (!kSwiglu) {
+#pragma unroll
+    for (int q = 1; q < kMaxVecJobs; ++q) {
+      if (q < jobs.n_jobs && int(blockIdx.x) >= jobs.job[q].first_cta) job = jobs.job[q];
+    }
+  }
+  const int64_t n = job.n;
+  const int64_t row0 = int64_t(int(blockIdx.x) - job.first_cta) * kJobRows;
   const uint8_t* rows[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r) rows[r] = w + size_t(row0 + r < n ? row0 + r : n - 1) * row_bytes;
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = row0 + r % kJobRows;
+    const uint8_t* w = kSwiglu && r >= kJobRows ? jobs.job[1].w : job.w;
+    rows[r] = w + size_t(row < n ? row : n - 1) * job.row_bytes;
+  }
   float acc[R][M];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -393,23 +429,42 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
     }
   }
   __syncthreads();
-  if (threadIdx.x < R * M) {
-    const int r = int(threadIdx.x) / M, j = int(threadIdx.x) % M;
-    if (j < m && row0 + r < n) {
-      float s = 0.0f;
+  if (threadIdx.x >= kJobRows * M) return;
+  const int r = int(threadIdx.x) / M, j = int(threadIdx.x) % M;
+  const int64_t row = row0 + r;
+  if (j >= m || row >= n) return;
+  float s = 0.0f;
 #pragma unroll
-      for (int v = 0; v < kFastWarps; ++v) s += partial[v][threadIdx.x];
-      out[j * out_stride + row0 + r] = s;
+  for (int v = 0; v < kFastWarps; ++v) s += partial[v][r * M + j];
+  job.out[j * job.out_stride + row] = s;
+  if constexpr (kSwiglu) {
+    float u = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kFastWarps; ++v) u += partial[v][(kJobRows + r) * M + j];
+    jobs.job[1].out[j * jobs.job[1].out_stride + row] = u;
+    const float silu = s / (1.0f + expf(-s));
+    jobs.act[j * jobs.act_stride + row] = silu * u;
+  } else {
+    if (job.acc != nullptr) {
+      float* a = job.acc + j * job.acc_stride + row;
+      *a = *a + s;
     }
   }
 }
 
-template <typename T, int R, int M>
-void launch_fast_rm(const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride,
-                    float* out, int64_t out_stride, int m, cudaStream_t stream) {
-  const dim3 grid(unsigned(ceil_div(n, R)));
-  matvec_fast_kernel<T, R, M, T::kUnroll><<<grid, kFastWarps * kWarp, 0, stream>>>(
-      static_cast<const uint8_t*>(w), row_bytes, int(k / T::kElems), n, x, x_stride, out, out_stride, m);
+template <typename T, int R, int M, bool kSwiglu>
+cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream) {
+  constexpr int kJobRows = kSwiglu ? R / 2 : R;
+  int64_t ctas = 0;
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    jobs.job[q].first_cta = int(ctas);
+    ctas += ceil_div(jobs.job[q].n, kJobRows);
+  }
+  if (kSwiglu) ctas = ceil_div(jobs.job[0].n, kJobRows);
+  if (ctas == 0) return cudaSuccess;
+  if (ctas > int64_t(INT32_MAX)) return cudaErrorInvalidValue;
+  return launch(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu>, dim3(unsigned(ctas)), dim3(kFastWarps * kWarp), 0,
+                stream, jobs, int(k / T::kElems), x, x_stride, m);
 }
 
 // Unrolling of the block loop (T::kUnroll), measured on an H100: 4 for Q4_0, Q4_K and Q8_0
@@ -419,25 +474,42 @@ void launch_fast_rm(const void* w, size_t row_bytes, int64_t k, int64_t n, const
 // enough to fill the GPU with them (each x load then serves 4 rows), fewer for small n; one
 // for the others (measured on an H100: Q8_0, Q6_K and F16 lose 4 to 13 % with 4 rows, their
 // registers cutting the number of warps in flight). Several columns: fewer rows (registers).
+// n: the rows of all jobs together. SwiGLU launches take 2 rows (one of gate, one of up), or
+// 4 for the kManyRows types at m = 1 when n >= 2048.
 template <typename T>
-void launch_fast(const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x, int64_t x_stride, float* out,
-                 int64_t out_stride, int m, cudaStream_t stream) {
+cudaError_t launch_fast(const FastJobs& jobs, int64_t n, int64_t k, const float* x, int64_t x_stride, int m,
+                        cudaStream_t stream) {
   if (m == 1) {
     if (!T::kManyRows) {
-      launch_fast_rm<T, 1, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+      return launch_fast_rm<T, 1, 1, false>(jobs, k, x, x_stride, m, stream);
     } else if (n >= 4096) {
-      launch_fast_rm<T, 4, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+      return launch_fast_rm<T, 4, 1, false>(jobs, k, x, x_stride, m, stream);
     } else if (n >= 1024) {
-      launch_fast_rm<T, 2, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+      return launch_fast_rm<T, 2, 1, false>(jobs, k, x, x_stride, m, stream);
     } else {
-      launch_fast_rm<T, 1, 1>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+      return launch_fast_rm<T, 1, 1, false>(jobs, k, x, x_stride, m, stream);
     }
   } else if (m == 2) {
-    launch_fast_rm<T, 2, 2>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    return launch_fast_rm<T, 2, 2, false>(jobs, k, x, x_stride, m, stream);
   } else if (m <= 4) {
-    launch_fast_rm<T, 2, 4>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    return launch_fast_rm<T, 2, 4, false>(jobs, k, x, x_stride, m, stream);
   } else {
-    launch_fast_rm<T, 1, 8>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+    return launch_fast_rm<T, 1, 8, false>(jobs, k, x, x_stride, m, stream);
+  }
+}
+
+template <typename T>
+cudaError_t launch_fast_swiglu(const FastJobs& jobs, int64_t n, int64_t k, const float* x, int64_t x_stride, int m,
+                               cudaStream_t stream) {
+  if (m == 1) {
+    if (T::kManyRows && n >= 2048) return launch_fast_rm<T, 4, 1, true>(jobs, k, x, x_stride, m, stream);
+    return launch_fast_rm<T, 2, 1, true>(jobs, k, x, x_stride, m, stream);
+  } else if (m == 2) {
+    return launch_fast_rm<T, 2, 2, true>(jobs, k, x, x_stride, m, stream);
+  } else if (m <= 4) {
+    return launch_fast_rm<T, 2, 4, true>(jobs, k, x, x_stride, m, stream);
+  } else {
+    return launch_fast_rm<T, 2, 8, true>(jobs, k, x, x_stride, m, stream);
   }
 }
 
@@ -445,19 +517,28 @@ bool aligned(const void* p, size_t a) {
   return reinterpret_cast<uintptr_t>(p) % a == 0;
 }
 
-}  // namespace
-
-cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
-                               int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream) {
-  if (!aligned(x, 16) || (m > 1 && x_stride % 4 != 0) || m > kMaxVecColumns || k > int64_t(INT32_MAX)) {
+// Launches the jobs (their first_cta aside) when the fast kernels take them, else answers
+// cudaErrorNotSupported and launches nothing.
+cudaError_t dispatch_fast(DType type, FastJobs& jobs, int64_t k, const float* x, int64_t x_stride, int m, bool swiglu,
+                          cudaStream_t stream) {
+  if (!aligned(x, 16) || (m > 1 && x_stride % 4 != 0) || m < 1 || m > kMaxVecColumns || k > int64_t(INT32_MAX) ||
+      jobs.n_jobs < 1 || jobs.n_jobs > kMaxVecJobs) {
     return cudaErrorNotSupported;
   }
-  const bool rows2 = aligned(w, 2) && row_bytes % 2 == 0, rows16 = aligned(w, 16) && row_bytes % 16 == 0;
+  bool rows2 = true, rows16 = true;
+  int64_t n = 0;
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    const FastJob& j = jobs.job[q];
+    rows2 = rows2 && aligned(j.w, 2) && j.row_bytes % 2 == 0;
+    rows16 = rows16 && aligned(j.w, 16) && j.row_bytes % 16 == 0;
+    n += j.n;
+  }
   auto go = [&](auto tag, bool ok) {
     using T = typename decltype(tag)::type;
     if (!ok || k % T::kElems != 0) return cudaErrorNotSupported;
-    launch_fast<T>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
-    return cudaGetLastError();
+    const cudaError_t launched = swiglu ? launch_fast_swiglu<T>(jobs, jobs.job[0].n, k, x, x_stride, m, stream)
+                                        : launch_fast<T>(jobs, n, k, x, x_stride, m, stream);
+    return launched != cudaSuccess ? launched : cudaGetLastError();
   };
   switch (type) {
     case DType::Q4_0:
@@ -473,6 +554,41 @@ cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int6
     default:
       return cudaErrorNotSupported;
   }
+}
+
+FastJob fast_job(const VecJob& j) {
+  return {static_cast<const uint8_t*>(j.w), j.row_bytes, j.n, j.out, j.out_stride, j.acc, j.acc_stride, 0};
+}
+
+}  // namespace
+
+cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+                               int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream) {
+  const VecJob job{w, row_bytes, n, out, out_stride, nullptr, 0};
+  return launch_matvec_fast_jobs(type, &job, 1, k, x, x_stride, m, stream);
+}
+
+cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
+                                    int64_t x_stride, int m, cudaStream_t stream) {
+  if (n_jobs < 1 || n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
+  FastJobs fast{};
+  fast.n_jobs = n_jobs;
+  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]);
+  return dispatch_fast(type, fast, k, x, x_stride, m, false, stream);
+}
+
+cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
+                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream) {
+  if (gate.n != up.n || gate.row_bytes != up.row_bytes || gate.acc != nullptr || up.acc != nullptr) {
+    return cudaErrorNotSupported;
+  }
+  FastJobs fast{};
+  fast.n_jobs = 2;
+  fast.job[0] = fast_job(gate);
+  fast.job[1] = fast_job(up);
+  fast.act = act;
+  fast.act_stride = act_stride;
+  return dispatch_fast(type, fast, k, x, x_stride, m, true, stream);
 }
 
 }  // namespace strata::cuda

@@ -41,6 +41,7 @@ __global__ void __launch_bounds__(kVecRowsPerBlock* kWarp)
     matvec_plain_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t k, int64_t n,
                         const float* __restrict__ x, int64_t x_stride, float* __restrict__ out, int64_t out_stride,
                         int m) {
+  start_after_previous_kernel();
   constexpr int V = 16 / kElemBytes<P>;  // elements per 16-byte word
   const int lane = threadIdx.x % kWarp;
   const int64_t row = int64_t(blockIdx.x) * kVecRowsPerBlock + threadIdx.x / kWarp;
@@ -94,13 +95,17 @@ void launch_plain_m(const void* w, size_t row_bytes, int64_t k, int64_t n, const
   const dim3 block(kVecRowsPerBlock * kWarp);
   const auto* wb = static_cast<const uint8_t*>(w);
   if (m <= 1) {
-    matvec_plain_kernel<P, 1, kVec><<<grid, block, 0, stream>>>(wb, row_bytes, k, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_plain_kernel<P, 1, kVec>, grid, block, 0, stream, wb, row_bytes, k, n, x, x_stride, out,
+                 out_stride, m);
   } else if (m <= 2) {
-    matvec_plain_kernel<P, 2, kVec><<<grid, block, 0, stream>>>(wb, row_bytes, k, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_plain_kernel<P, 2, kVec>, grid, block, 0, stream, wb, row_bytes, k, n, x, x_stride, out,
+                 out_stride, m);
   } else if (m <= 4) {
-    matvec_plain_kernel<P, 4, kVec><<<grid, block, 0, stream>>>(wb, row_bytes, k, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_plain_kernel<P, 4, kVec>, grid, block, 0, stream, wb, row_bytes, k, n, x, x_stride, out,
+                 out_stride, m);
   } else {
-    matvec_plain_kernel<P, 8, kVec><<<grid, block, 0, stream>>>(wb, row_bytes, k, n, x, x_stride, out, out_stride, m);
+    (void)launch(matvec_plain_kernel<P, 8, kVec>, grid, block, 0, stream, wb, row_bytes, k, n, x, x_stride, out,
+                 out_stride, m);
   }
 }
 

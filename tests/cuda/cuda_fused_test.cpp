@@ -1,0 +1,285 @@
+// The fused decode ops (backend.h: matmul_add, matmul_swiglu, matmul_batch). On CUDA each is
+// one matrix-vector launch with an epilogue for m <= kMaxVecColumns, and must give exactly the
+// bits of the ops it stands for (Backend's default composition: matmul, add, swiglu); on
+// cpu_ref the defaults are those ops. CUDA's fused results are also checked against cpu_ref
+// under the matmul threshold, and bad arguments must be refused with the fused op's name.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cpu_ref/cpu_ref_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/op_cases_basic.h"
+#include "backend/op_harness.h"
+#include "core/error.h"
+
+namespace strata::test {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// k not a multiple of 256 where the type allows it (32-element blocks, f16: 1184 = 37 * 32).
+int64_t k_for(DType type) {
+  return type_traits(type).block_size == 256 ? 1280 : 1184;
+}
+
+double threshold_for(DType type) {
+  return type_traits(type).is_quantized ? kNmseQuantMatmul : kNmsePlainMatmul;
+}
+
+// The types of the fast kernels, and Q5_1 for the generic kernel (the ops one by one).
+const std::vector<DType> kTypes = {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F16, DType::Q5_1};
+
+struct Weight {
+  Tensor host;  // quantized on the host
+  int64_t k, n;
+};
+Weight make_weight(DType type, int64_t k, int64_t n, uint32_t seed) {
+  return {Tensor::from_f32(random_values(size_t(k * n), seed), {k, n}, type, "w"), k, n};
+}
+
+using Outputs = std::vector<std::vector<float>>;
+
+void expect_identical(const Outputs& fused, const Outputs& parts, const std::string& what) {
+  ASSERT_EQ(fused.size(), parts.size()) << what;
+  for (size_t o = 0; o < fused.size(); ++o) {
+    ASSERT_EQ(fused[o].size(), parts[o].size()) << what << ", output " << o;
+    for (size_t i = 0; i < fused[o].size(); ++i) {
+      ASSERT_EQ(fused[o][i], parts[o][i]) << what << ", output " << o << ", element " << i;
+    }
+  }
+}
+
+void expect_close(const Outputs& got, const Outputs& want, double threshold, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t o = 0; o < got.size(); ++o) {
+    EXPECT_LE(nmse(to_double(want[o]), got[o]), threshold) << what << ", output " << o;
+  }
+}
+
+// ---- the three ops, fused or as their parts, on any backend ------------------------------
+
+// product = w x; acc += product. Returns {product, acc}.
+Outputs run_matmul_add(Backend& b, const Weight& w, int64_t m, uint32_t seed, bool fused) {
+  const Tensor wd = b.upload(w.host);
+  const Tensor x = upload_values(b, random_values(size_t(w.k * m), seed), {w.k, m});
+  Tensor product = b.alloc(DType::F32, {w.n, m}, "product");
+  Tensor acc = upload_values(b, random_values(size_t(w.n * m), seed + 1), {w.n, m});
+  if (fused) {
+    b.matmul_add(wd, x, product, acc);
+  } else {
+    b.matmul(wd, x, product);
+    b.add(acc, product, acc);
+  }
+  return {download(b, product), download(b, acc)};
+}
+
+// gate = w_gate x; up = w_up x; out = silu(gate) * up. Returns {gate, up, out}.
+Outputs run_matmul_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_t m, uint32_t seed, bool fused) {
+  const Tensor g = b.upload(wg.host), u = b.upload(wu.host);
+  const Tensor x = upload_values(b, random_values(size_t(wg.k * m), seed), {wg.k, m});
+  Tensor gate = b.alloc(DType::F32, {wg.n, m}, "gate"), up = b.alloc(DType::F32, {wg.n, m}, "up");
+  Tensor out = b.alloc(DType::F32, {wg.n, m}, "out");
+  if (fused) {
+    b.matmul_swiglu(g, u, x, gate, up, out);
+  } else {
+    b.matmul(g, x, gate);
+    b.matmul(u, x, up);
+    b.swiglu(gate, up, out);
+  }
+  return {download(b, gate), download(b, up), download(b, out)};
+}
+
+// out_i = w_i x for each weight. Returns the outputs.
+Outputs run_matmul_batch(Backend& b, const std::vector<Weight>& ws, int64_t m, uint32_t seed, bool fused) {
+  const int64_t k = ws[0].k;
+  const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
+  std::vector<Tensor> wd, outs;
+  for (const Weight& w : ws) {
+    wd.push_back(b.upload(w.host));
+    outs.push_back(b.alloc(DType::F32, {w.n, m}, "out"));
+  }
+  std::vector<Backend::MatmulJob> jobs;
+  for (size_t i = 0; i < ws.size(); ++i) jobs.push_back({&wd[i], &outs[i]});
+  if (fused) {
+    b.matmul_batch(x, jobs);
+  } else {
+    for (const auto& job : jobs) b.matmul(*job.w, x, *job.out);
+  }
+  Outputs result;
+  for (const Tensor& t : outs) result.push_back(download(b, t));
+  return result;
+}
+
+// ---- CUDA ------------------------------------------------------------------------------------
+
+class CudaFused : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU";
+    backend_ = make_cuda_backend();
+  }
+  std::unique_ptr<Backend> backend_;
+  CpuRefBackend reference_;
+};
+
+std::string label(DType type, int64_t n, int64_t m) {
+  return fmt::format("{} n={} m={}", dtype_name(type), n, m);
+}
+
+// Odd n (a partial last CTA), 2049 rows (2 rows per CTA on their own, 4 per swiglu CTA),
+// m = 1 and m = 3, and m = 9 (the GEMM path: the ops one by one).
+TEST_F(CudaFused, MatmulAddEqualsMatmulThenAdd) {
+  uint32_t seed = 500;
+  for (DType type : kTypes) {
+    for (int64_t n : {517, 2049}) {
+      const Weight w = make_weight(type, k_for(type), n, seed += 10);
+      for (int64_t m : {1, 3, 9}) {
+        if (n > 1000 && m != 1) continue;
+        const Outputs fused = run_matmul_add(*backend_, w, m, seed, true);
+        expect_identical(fused, run_matmul_add(*backend_, w, m, seed, false),
+                         fmt::format("matmul_add {}", label(type, n, m)));
+        expect_close(fused, run_matmul_add(reference_, w, m, seed, false), threshold_for(type),
+                     fmt::format("matmul_add vs cpu_ref {}", label(type, n, m)));
+      }
+    }
+  }
+}
+
+TEST_F(CudaFused, MatmulSwigluEqualsMatmulsThenSwiglu) {
+  uint32_t seed = 600;
+  for (DType type : kTypes) {
+    for (int64_t n : {517, 2049}) {
+      const Weight wg = make_weight(type, k_for(type), n, seed += 10),
+                   wu = make_weight(type, k_for(type), n, seed += 10);
+      for (int64_t m : {1, 3, 9}) {
+        if (n > 1000 && m != 1) continue;
+        const Outputs fused = run_matmul_swiglu(*backend_, wg, wu, m, seed, true);
+        expect_identical(fused, run_matmul_swiglu(*backend_, wg, wu, m, seed, false),
+                         fmt::format("matmul_swiglu {}", label(type, n, m)));
+        expect_close(fused, run_matmul_swiglu(reference_, wg, wu, m, seed, false), threshold_for(type),
+                     fmt::format("matmul_swiglu vs cpu_ref {}", label(type, n, m)));
+      }
+    }
+  }
+  // Gate and up of different types: the ops one by one.
+  const Weight wg = make_weight(DType::Q4_K, 512, 99, 700), wu = make_weight(DType::Q6_K, 512, 99, 701);
+  expect_identical(run_matmul_swiglu(*backend_, wg, wu, 1, 702, true),
+                   run_matmul_swiglu(*backend_, wg, wu, 1, 702, false), "matmul_swiglu q4_K + q6_K");
+}
+
+// q, k, v of one type (one launch; 3 x 2049 rows take 4 rows per CTA), of two types mixed
+// as Q4_K_M files mix them (two launches), and with types of no fast kernel among them.
+TEST_F(CudaFused, MatmulBatchEqualsMatmuls) {
+  uint32_t seed = 800;
+  std::vector<std::vector<DType>> batches;
+  for (DType type : kTypes) batches.push_back({type, type, type});
+  batches.push_back({DType::Q4_K, DType::Q4_K, DType::Q6_K});
+  batches.push_back({DType::Q4_0, DType::Q8_0, DType::Q4_0, DType::Q8_0, DType::Q4_0, DType::Q4_0});  // > kMaxVecJobs
+  batches.push_back({DType::Q5_1, DType::F16, DType::Q5_1});
+  for (const std::vector<DType>& types : batches) {
+    const int64_t k = types[0] == DType::Q4_K || types[0] == DType::Q6_K ? 1280 : 1184;
+    for (int64_t m : {1, 3}) {
+      for (bool large : {false, true}) {
+        if (large && m != 1) continue;
+        std::vector<Weight> ws;
+        std::string what = fmt::format("matmul_batch m={}", m);
+        for (size_t i = 0; i < types.size(); ++i) {
+          const int64_t n = large ? 2049 : (i == 0 ? 515 : 129 + 2 * int64_t(i));
+          ws.push_back(make_weight(types[i], k, n, seed += 10));
+          what = fmt::format("{} {}", what, label(types[i], n, m));
+        }
+        const Outputs fused = run_matmul_batch(*backend_, ws, m, seed, true);
+        expect_identical(fused, run_matmul_batch(*backend_, ws, m, seed, false), what);
+        expect_close(fused, run_matmul_batch(reference_, ws, m, seed, false), threshold_for(types[0]),
+                     fmt::format("{} vs cpu_ref", what));
+      }
+    }
+  }
+}
+
+// x as a column view that is not 16-byte aligned: the ops one by one, same bits.
+TEST_F(CudaFused, UnalignedInputTakesTheOps) {
+  const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
+  const Tensor wd = backend_->upload(w.host);
+  const Tensor wide = upload_values(*backend_, random_values(size_t(257 * 2), 901), {257, 2});
+  const Tensor x = wide.slice(0, 1, 256);  // starts 4 bytes in
+  auto run = [&](bool fused) {
+    Tensor product = backend_->alloc(DType::F32, {77, 2}, "product");
+    Tensor acc = upload_values(*backend_, random_values(size_t(77 * 2), 902), {77, 2});
+    if (fused) {
+      backend_->matmul_add(wd, x, product, acc);
+    } else {
+      backend_->matmul(wd, x, product);
+      backend_->add(acc, product, acc);
+    }
+    return Outputs{download(*backend_, product), download(*backend_, acc)};
+  };
+  expect_identical(run(true), run(false), "matmul_add, unaligned x");
+}
+
+TEST_F(CudaFused, BadArgumentsNameTheFusedOp) {
+  const Tensor w = backend_->upload(make_weight(DType::Q4_0, 64, 8, 1).host);
+  const Tensor w9 = backend_->upload(make_weight(DType::Q4_0, 64, 9, 2).host);
+  const Tensor x = backend_->alloc(DType::F32, {64, 1}, "x");
+  Tensor out8 = backend_->alloc(DType::F32, {8, 1}, "out8"), acc7 = backend_->alloc(DType::F32, {7, 1}, "acc7");
+  Tensor gate = backend_->alloc(DType::F32, {8, 1}, "gate"), up = backend_->alloc(DType::F32, {8, 1}, "up");
+  Tensor act = backend_->alloc(DType::F32, {8, 1}, "act");
+  const Tensor x32 = backend_->alloc(DType::F32, {32, 1}, "x32");
+
+  std::string message = error_of([&] { backend_->matmul_add(w, x, out8, acc7); });
+  EXPECT_NE(message.find("matmul_add: acc"), std::string::npos) << message;
+  EXPECT_NE(message.find("should have the shape of product"), std::string::npos) << message;
+  message = error_of([&] { backend_->matmul_add(w, x32, out8, acc7); });
+  EXPECT_NE(message.find("matmul_add: weight"), std::string::npos) << message;
+  EXPECT_NE(message.find("elements per row"), std::string::npos) << message;
+  message = error_of([&] { backend_->matmul_add(w, x, out8, out8); });
+  EXPECT_NE(message.find("overlaps"), std::string::npos) << message;
+
+  message = error_of([&] { backend_->matmul_swiglu(w, w9, x, gate, up, act); });
+  EXPECT_NE(message.find("matmul_swiglu: up"), std::string::npos) << message;
+  message = error_of([&] { backend_->matmul_swiglu(w, w, x, gate, gate, act); });
+  EXPECT_NE(message.find("overlaps"), std::string::npos) << message;
+  message = error_of([&] { backend_->matmul_swiglu(w, w, x, gate, up, acc7); });
+  EXPECT_NE(message.find("matmul_swiglu: out"), std::string::npos) << message;
+
+  const std::vector<Backend::MatmulJob> same_out = {{&w, &out8}, {&w, &out8}};
+  message = error_of([&] { backend_->matmul_batch(x, same_out); });
+  EXPECT_NE(message.find("matmul_batch: out 1"), std::string::npos) << message;
+  EXPECT_NE(message.find("overlaps"), std::string::npos) << message;
+  const std::vector<Backend::MatmulJob> bad_shape = {{&w, &out8}, {&w9, &gate}};
+  message = error_of([&] { backend_->matmul_batch(x, bad_shape); });
+  EXPECT_NE(message.find("matmul_batch: out 1"), std::string::npos) << message;
+
+  const Tensor host_x = Tensor::from_f32(std::vector<float>(64, 1.0f), {64, 1}, DType::F32, "x");
+  message = error_of([&] { backend_->matmul_add(w, host_x, out8, gate); });
+  EXPECT_NE(message.find("host memory"), std::string::npos) << message;
+}
+
+// ---- cpu_ref: the defaults are the ops -------------------------------------------------------
+
+TEST(CpuRefFused, DefaultsEqualTheOps) {
+  CpuRefBackend cpu;
+  const Weight w = make_weight(DType::Q4_0, 1184, 37, 1000), w2 = make_weight(DType::Q4_0, 1184, 37, 1001);
+  for (int64_t m : {1, 3}) {
+    expect_identical(run_matmul_add(cpu, w, m, 1002, true), run_matmul_add(cpu, w, m, 1002, false),
+                     "cpu_ref matmul_add");
+    expect_identical(run_matmul_swiglu(cpu, w, w2, m, 1003, true), run_matmul_swiglu(cpu, w, w2, m, 1003, false),
+                     "cpu_ref matmul_swiglu");
+    expect_identical(run_matmul_batch(cpu, {w, w2}, m, 1004, true), run_matmul_batch(cpu, {w, w2}, m, 1004, false),
+                     "cpu_ref matmul_batch");
+  }
+}
+
+}  // namespace
+}  // namespace strata::test
