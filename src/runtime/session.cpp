@@ -28,8 +28,9 @@ std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_l
   }
   const Tensor& logits = transformer_.forward(tokens, n_past_, cache_, all_logits, tap);
   n_past_ += n;
-  logits_ = backend_.to_host_f32(logits);
-  return {reinterpret_cast<const float*>(logits_.data()), size_t(logits_.n_elements())};
+  logits_.resize(size_t(logits.n_elements()));
+  backend_.read_f32(logits, logits_);
+  return logits_;
 }
 
 void Session::rewind(int64_t n) {

@@ -40,7 +40,7 @@ private:
   KvCache cache_;
   Transformer transformer_;
   int64_t n_past_ = 0;
-  Tensor logits_;  // host copy of the last logits
+  std::vector<float> logits_;  // host copy of the last logits (reused: no allocation per token)
 };
 
 // The context size a session gets for `requested` (0 = default) on `config`.

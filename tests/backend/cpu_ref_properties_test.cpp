@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/cpu_ref/cpu_ref_backend.h"
 #include "backend/op_harness.h"
+#include "core/error.h"
 
 namespace strata::test {
 namespace {
@@ -263,6 +265,23 @@ TEST(CpuRefMemory, UploadIsACopyFreeViewAndAllocIsZeroed) {
   const Tensor z = b.alloc(DType::F16, {5, 2}, "z");
   EXPECT_EQ(z.dtype(), DType::F16);
   EXPECT_EQ(host_values(b.to_host_f32(z)), std::vector<float>(10, 0.0f));
+}
+
+// Backend::read_f32's default (through to_host_f32): any type, converted; sizes checked.
+TEST(CpuRefReadF32, CopiesIntoTheCallersMemory) {
+  CpuRefBackend backend;
+  const std::vector<float> values = {1.5f, -2.0f, 3.25f, 0.0f};
+  const Tensor t = Tensor::from_f32(values, {2, 2}, DType::F16, "t");
+  std::vector<float> out(4);
+  backend.read_f32(t, out);
+  EXPECT_EQ(out, values);  // exact in f16
+  std::vector<float> wrong(3);
+  try {
+    backend.read_f32(t, wrong);
+    FAIL() << "a destination of the wrong size was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has 4 elements, the destination 3"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -54,6 +54,11 @@ TEST_F(CudaDevice, TensorsLiveOnTheDeviceAndRefuseHostAccess) {
   EXPECT_FALSE(back.is_device());
   const auto* p = reinterpret_cast<const float*>(back.data());
   EXPECT_EQ(std::vector<float>(p, p + 3), std::vector<float>({4, 5, 6}));
+  std::vector<float> read(6);
+  backend_->read_f32(t, read);  // straight into the caller's memory
+  EXPECT_EQ(read, values);
+  std::vector<float> short_read(5);
+  EXPECT_NE(error_of([&] { backend_->read_f32(t, short_read); }).find("has 6 elements"), std::string::npos);
 }
 
 TEST_F(CudaDevice, WeightsStayQuantized) {

@@ -240,6 +240,18 @@ Tensor CudaBackend::to_host_f32(const Tensor& t) {
   return out;
 }
 
+void CudaBackend::read_f32(const Tensor& t, std::span<float> out) {
+  if (!t.is_device() || t.dtype() != DType::F32 || !t.is_contiguous()) {
+    Backend::read_f32(t, out);  // a conversion or a host tensor: through to_host_f32
+    return;
+  }
+  if (size_t(t.n_elements()) != out.size()) {
+    fail("read_f32: {} has {} elements, the destination {}", t.describe(), t.n_elements(), out.size());
+  }
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(out.data(), t.data(), out.size_bytes(), cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+}
+
 void CudaBackend::synchronize() {
   STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
   profiler_.collect();
