@@ -1,9 +1,11 @@
 // The CUDA backend's behaviour around the ops: device tensors, errors with clear messages,
 // and (without a GPU) a clean refusal to start.
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cpu_ref/cpu_ref_backend.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 
@@ -92,6 +94,33 @@ TEST_F(CudaDevice, BadArgumentsThrowLikeCpuRef) {
   Tensor k = backend_->alloc(DType::F16, {8, 1, 4}, "k");
   Tensor src = backend_->alloc(DType::F32, {8, 1, 2}, "src");
   EXPECT_NE(error_of([&] { backend_->store_kv(src, k, 3); }).find("do not fit"), std::string::npos);
+}
+
+// STRATA_CUDA_GEMM picks the prefill GEMM's operands: f32 (no rounding) agrees with cpu_ref
+// far more tightly than the default f16; an unknown value is refused by name.
+TEST_F(CudaDevice, GemmModeF32KeepsPrefillAtF32Precision) {
+  const int64_t k = 1024, n = 300, m = 64;  // m > kMaxVecColumns: the GEMM path
+  const Tensor w_host = Tensor::from_f32(random_values(size_t(k * n), 11), {k, n}, DType::Q4_K, "w");
+  const std::vector<float> x_values = random_values(size_t(k * m), 12);
+  auto product = [&](Backend& b) {
+    const Tensor w = b.upload(w_host);
+    const Tensor x = b.upload(Tensor::from_f32(x_values, {k, m}, DType::F32, "x"));
+    Tensor out = b.alloc(DType::F32, {n, m}, "out");
+    b.matmul(w, x, out);
+    return download(b, out);
+  };
+  CpuRefBackend reference(Accumulation::f64);
+  const std::vector<double> want = to_double(product(reference));
+  const double nmse_f16 = nmse(want, product(*backend_));
+  setenv("STRATA_CUDA_GEMM", "f32", 1);
+  const double nmse_f32 = nmse(want, product(*make_cuda_backend()));
+  setenv("STRATA_CUDA_GEMM", "f64", 1);
+  const std::string message = error_of([] { make_cuda_backend(); });
+  unsetenv("STRATA_CUDA_GEMM");
+  std::cout << "GEMM NMSE against cpu_ref64: f16 " << nmse_f16 << ", f32 " << nmse_f32 << "\n";
+  EXPECT_LT(nmse_f32, 1e-12);
+  EXPECT_LT(nmse_f32 * 1000, nmse_f16);
+  EXPECT_NE(message.find("STRATA_CUDA_GEMM=f64 is not one of"), std::string::npos) << message;
 }
 
 // rope_store_kv is one kernel on CUDA; it must give exactly what its four ops give (each of

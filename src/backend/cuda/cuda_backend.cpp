@@ -117,6 +117,10 @@ CudaBackend::CudaBackend(int device) : device_(device), held_(std::make_shared<H
   const char* gemm = std::getenv("STRATA_CUDA_GEMM");
   const std::string_view mode = gemm != nullptr ? gemm : "";
   if (mode == "tf32") gemm_mode_ = GemmMode::tf32;
+  if (mode == "f32") gemm_mode_ = GemmMode::f32;
+  if (!mode.empty() && mode != "f16" && mode != "tf32" && mode != "f32") {
+    fail("backend 'cuda': STRATA_CUDA_GEMM={} is not one of f16 (the default), tf32, f32", mode);
+  }
 }
 
 CudaBackend::~CudaBackend() {

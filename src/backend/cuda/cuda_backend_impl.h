@@ -9,8 +9,8 @@
 // cuda_profile.cpp (per-op GPU times on request).
 //
 // Environment: STRATA_CUDA_PROFILE=1 prints per-op GPU times at exit (and turns recording
-// off); STRATA_CUDA_GEMM=tf32 makes the prefill GEMM multiply TF32 operands instead of f16
-// (see cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op.
+// off); STRATA_CUDA_GEMM=tf32 or f32 makes the prefill GEMM multiply TF32 or f32 operands
+// instead of f16 (see cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op.
 #pragma once
 
 #include <cublas_v2.h>
@@ -110,7 +110,7 @@ private:
   cublasHandle_t cublas_ = nullptr;
   struct Held;  // bytes held now: uploaded weights, and everything else (for out-of-memory messages)
   std::shared_ptr<Held> held_;
-  enum class GemmMode { f16, tf32 };  // STRATA_CUDA_GEMM
+  enum class GemmMode { f16, tf32, f32 };  // STRATA_CUDA_GEMM
   GemmMode gemm_mode_ = GemmMode::f16;
   cuda::Profiler profiler_;
 

@@ -8,7 +8,9 @@
 // f16, a tile of rows at a time, into a scratch buffer (F16 weights are used in place).
 // f16 keeps 11 significant bits, as TF32 does; measured on an H100 this path is 1.1 to 1.5x
 // faster than TF32 (docs/benchmarks.md). STRATA_CUDA_GEMM=tf32 selects the TF32 path
-// instead (gemm(): f32 tiles, CUBLAS_COMPUTE_32F_FAST_TF32, f32's range for activations).
+// instead (gemm(): f32 tiles, CUBLAS_COMPUTE_32F_FAST_TF32, f32's range for activations), and
+// STRATA_CUDA_GEMM=f32 the same with plain f32 products (no tensor cores: slower, but no
+// operand rounding, so that prefill computes what cpu_ref computes to f32 precision).
 #include <algorithm>
 #include <initializer_list>
 #include <optional>
@@ -119,7 +121,7 @@ void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
         cuda::launch_matvec(w.dtype(), w.data(), w.nb(1), k, n, xd, x_stride, od, out_stride, int(m), stream_));
     return;
   }
-  if (gemm_mode_ != GemmMode::tf32) {
+  if (gemm_mode_ == GemmMode::f16) {
     gemm_f16(w, xd, x_stride, od, out_stride, m);
   } else {
     gemm(w, xd, x_stride, od, out_stride, m);
@@ -222,11 +224,13 @@ void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs)
 void CudaBackend::gemm(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m) {
   const int64_t k = w.ne(0), n = w.ne(1);
   const float one = 1.0f, zero = 0.0f;
+  const bool tf32 = gemm_mode_ == GemmMode::tf32;
   auto multiply = [&](const float* a, int64_t lda, int64_t rows, int64_t first) {
-    cuda::ProfileScope scope(profiler_, stream_, "gemm tf32 cublas");
+    cuda::ProfileScope scope(profiler_, stream_, tf32 ? "gemm tf32 cublas" : "gemm f32 cublas");
     STRATA_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(m), int(k), &one, a, CUDA_R_32F,
                                      int(lda), x, CUDA_R_32F, int(x_stride), &zero, out + first, CUDA_R_32F,
-                                     int(out_stride), CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+                                     int(out_stride), tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT));
   };
   if (std::max({k, n, m, x_stride, out_stride}) > int64_t(INT32_MAX)) fail("matmul: sizes exceed cuBLAS's int range");
   if (w.dtype() == DType::F32) {
