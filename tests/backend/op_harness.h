@@ -17,9 +17,20 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace strata::test {
+
+// The message of the strata::Error that f throws, or "" if it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 struct OpCase {
   std::string name;  // "matmul/q4_0/k64_n7_m3"

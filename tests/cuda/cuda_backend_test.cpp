@@ -15,15 +15,6 @@
 namespace strata::test {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(CudaBackend, WithoutGpuRefusesWithClearMessage) {
   if (cuda_device_available()) GTEST_SKIP() << "a GPU is present";
   const std::string message = error_of([] { make_cuda_backend(); });

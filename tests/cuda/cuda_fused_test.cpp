@@ -19,15 +19,6 @@
 namespace strata::test {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // k not a multiple of 256 where the type allows it (32-element blocks, f16: 1184 = 37 * 32).
 int64_t k_for(DType type) {
   return type_traits(type).block_size == 256 ? 1280 : 1184;
