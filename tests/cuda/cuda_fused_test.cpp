@@ -200,6 +200,33 @@ TEST_F(CudaFused, MatmulBatchEqualsMatmuls) {
 }
 
 // x as a column view that is not 16-byte aligned: the ops one by one, same bits.
+// Q4_K rows of 16 blocks or more take the 8-lane kernel (the cases above, k = 1280, the
+// 16-lane one): k = 4352 (17 blocks, a partial block step), each fused op against the ops
+// one by one (bit-identical) and against cpu_ref.
+TEST_F(CudaFused, Q4KEightLaneKernelInEveryFusedOp) {
+  const int64_t k = 4352;
+  uint32_t seed = 900;
+  for (int64_t n : {517, 2049}) {
+    const Weight w = make_weight(DType::Q4_K, k, n, seed += 10), w2 = make_weight(DType::Q4_K, k, n, seed += 10),
+                 w3 = make_weight(DType::Q4_K, k, n + 6, seed += 10);
+    for (int64_t m : {1, 3}) {
+      const std::string what = label(DType::Q4_K, n, m);
+      const Outputs add = run_matmul_add(*backend_, w, m, seed, true);
+      expect_identical(add, run_matmul_add(*backend_, w, m, seed, false), "matmul_add " + what);
+      expect_close(add, run_matmul_add(reference_, w, m, seed, false), kNmseQuantMatmul, "matmul_add cpu_ref " + what);
+      const Outputs swiglu = run_matmul_swiglu(*backend_, w, w2, m, seed, true);
+      expect_identical(swiglu, run_matmul_swiglu(*backend_, w, w2, m, seed, false), "matmul_swiglu " + what);
+      expect_close(swiglu, run_matmul_swiglu(reference_, w, w2, m, seed, false), kNmseQuantMatmul,
+                   "matmul_swiglu cpu_ref " + what);
+      const std::vector<Weight> ws = {w, w2, w3};
+      const Outputs batch = run_matmul_batch(*backend_, ws, m, seed, true);
+      expect_identical(batch, run_matmul_batch(*backend_, ws, m, seed, false), "matmul_batch " + what);
+      expect_close(batch, run_matmul_batch(reference_, ws, m, seed, false), kNmseQuantMatmul,
+                   "matmul_batch cpu_ref " + what);
+    }
+  }
+}
+
 TEST_F(CudaFused, UnalignedInputTakesTheOps) {
   const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
   const Tensor wd = backend_->upload(w.host);

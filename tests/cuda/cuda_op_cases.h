@@ -114,6 +114,13 @@ inline std::vector<OpCase> cuda_op_cases() {
   }
   cases.push_back(lazy_matmul_case(DType::F16, 1004, 40, 1, seed += 10));
   cases.push_back(matmul_column_view_case(DType::F16, 2048, 300, 7, 3, seed += 10));
+  // Q4_K's 8-lane kernel (rows of 16 blocks or more) steps 16 blocks per CTA: 19 blocks
+  // (k = 4864) leave a partial step, 4100 rows a partial last CTA; Q4_0 alike (fixed seeds:
+  // the cases around keep theirs).
+  cases.push_back(lazy_matmul_case(DType::Q4_K, 4864, 4100, 1, 7001));
+  cases.push_back(lazy_matmul_case(DType::Q4_K, 4864, 1030, 3, 7011));
+  cases.push_back(lazy_matmul_case(DType::Q4_K, 4096, 33, 8, 7031));
+  cases.push_back(lazy_matmul_case(DType::Q4_0, 2816, 4100, 1, 7021));
 
   cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
   cases.push_back(rms_norm_case(2048, 1, 1e-6f, ++seed));

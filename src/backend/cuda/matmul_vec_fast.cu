@@ -11,7 +11,10 @@
 // 32 banks (4 wavefronts for 512 bytes, the minimum). Quantized values become floats with
 // the magic-number trick: the bits 0x4B0000qq are the float 2^23 + qq, one byte permute
 // and one subtraction, exact. The block scale is applied once per piece:
-// sum_i d (q_i - o) x_i = d * sum_i (q_i - o) x_i, accumulated in f32.
+// sum_i d (q_i - o) x_i = d * sum_i (q_i - o) x_i, accumulated in f32. Q4_K on rows of 16
+// blocks or more (k >= 4096) takes 8 lanes per block, each reading 16 bytes of nibbles and
+// the block's 16-byte header in two 16-byte loads (FastQ4_KWide: fewer instructions per
+// weight byte than 16 lanes of 8 bytes).
 //
 // Requirements (checked by launch_matvec_fast, which answers cudaErrorNotSupported when
 // they fail so the caller can use the generic kernel): x 16-byte aligned, x_stride a
@@ -67,6 +70,16 @@ bool exact_form() {
   return exact;
 }
 
+// The Q4_0 kernel's block-loop unrolling: 4, or STRATA_MATVEC_Q4_0_UNROLL=1 or 2 (a knob
+// for measurements).
+int q4_0_unroll() {
+  static const int unroll = [] {
+    const char* e = std::getenv("STRATA_MATVEC_Q4_0_UNROLL");
+    return e != nullptr ? std::atoi(e) : 4;
+  }();
+  return unroll;
+}
+
 __device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {  // 2-byte aligned
   return uint32_t(load_u16(p)) | uint32_t(load_u16(p + 2)) << 16;
 }
@@ -85,11 +98,11 @@ __device__ __forceinline__ float4 load_x4(const float* x, int64_t i4) {  // floa
 
 // Q4_0 (18 bytes: f16 d, 16 bytes of nibbles; byte i holds elements i and i + 16). Lane t
 // takes bytes 4t..4t+3: elements 4t..4t+3 (low nibbles) and 16+4t.. (high nibbles).
-template <bool kExact>
+template <bool kExact, int kUnrollQ = 4>
 struct FastQ4_0 {
   static constexpr int kLanes = 4, kBytes = 18, kElems = 32;
   static constexpr bool kManyRows = true;
-  static constexpr int kUnroll = 4;  // block-loop unrolling (measured)
+  static constexpr int kUnroll = kUnrollQ;  // block-loop unrolling (measured)
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -187,16 +200,25 @@ struct FastQ8_0 {
   }
 };
 
-// Byte i (run-time, 0..11) of three words, without indexing a register array.
-__device__ __forceinline__ uint32_t byte_of3(uint32_t w0, uint32_t w1, uint32_t w2, int i) {
-  const uint32_t w = i < 4 ? w0 : i < 8 ? w1 : w2;
-  return (w >> (8 * (i & 3))) & 0xffu;
+// The 6-bit scales and mins of sub-blocks 2p and 2p + 1 (p = 0..3) of a Q4_K block, from its
+// 12 scale bytes as the words s0, s1, s2 (scale_min_k4's layout): byte h of sc and mn holds
+// sub-block 2p + h's scale and min. Two bytes at a time, one select instead of a branch.
+__device__ __forceinline__ void q4k_scale_min_pair(uint32_t s0, uint32_t s1, uint32_t s2, int p, uint32_t& sc,
+                                                   uint32_t& mn) {
+  const int sh = 16 * (p & 1);
+  const uint32_t a = s0 >> sh, b = s1 >> sh, c = s2 >> sh;
+  const uint32_t sc_lo = a & 0x3f3fu, mn_lo = b & 0x3f3fu;                                  // p = 0, 1
+  const uint32_t sc_hi = (c & 0x0f0fu) | ((a >> 2) & 0x3030u);                               // p = 2, 3
+  const uint32_t mn_hi = ((c >> 4) & 0x0f0fu) | ((b >> 2) & 0x3030u);
+  sc = p < 2 ? sc_lo : sc_hi;
+  mn = p < 2 ? mn_lo : mn_hi;
 }
 
 // Q4_K (144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles;
 // element 64u + 32h + l is nibble h of qs[32u + l], of sub-block 2u + h). Lane t (0..15)
 // takes qs bytes 32u + l0 .. + 7 with u = t / 4, l0 = 8 (t % 4): 8 elements of sub-block 2u
-// and 8 of 2u + 1. Rows must be 16-byte aligned (qs read 8 bytes at a time).
+// and 8 of 2u + 1; the block's first 16 bytes (d, dmin, scales) in one 16-byte load. Rows
+// must be 16-byte aligned.
 template <bool kExact>
 struct FastQ4_K {
   static constexpr int kLanes = 16, kBytes = 144, kElems = 256;
@@ -212,24 +234,16 @@ struct FastQ4_K {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
-      const uint32_t dd = *reinterpret_cast<const uint32_t*>(blk);
-      const uint32_t* s = reinterpret_cast<const uint32_t*>(blk + 4);
-      const uint32_t s0 = s[0], s1 = s[1], s2 = s[2];
+      const uint4 head = *reinterpret_cast<const uint4*>(blk);  // d, dmin, 12 scale bytes
       const uint2 q = *reinterpret_cast<const uint2*>(blk + 16 + 32 * u + l0);
-      const float d = f16_bits_to_f32(uint16_t(dd & 0xffffu)), dmin = f16_bits_to_f32(uint16_t(dd >> 16));
+      const float d = f16_bits_to_f32(uint16_t(head.x & 0xffffu)), dmin = f16_bits_to_f32(uint16_t(head.x >> 16));
+      uint32_t sc2, mn2;
+      q4k_scale_min_pair(head.y, head.z, head.w, u, sc2, mn2);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int j = 2 * u + h;  // sub-block (scale_min_k4's layout)
-        int sc, mn;
-        if (j < 4) {
-          sc = int(byte_of3(s0, s1, s2, j) & 63u);
-          mn = int(byte_of3(s0, s1, s2, j + 4) & 63u);
-        } else {
-          sc = int((byte_of3(s0, s1, s2, j + 4) & 15u) | ((byte_of3(s0, s1, s2, j - 4) >> 6) << 4));
-          mn = int((byte_of3(s0, s1, s2, j + 4) >> 4) | ((byte_of3(s0, s1, s2, j) >> 6) << 4));
-        }
-        scale[r][h] = d * float(sc);
-        bias[r][h] = dmin * float(mn);
+        const float sc = magic_byte(sc2, h) - kMagic, mn = magic_byte(mn2, h) - kMagic;
+        scale[r][h] = d * sc;
+        bias[r][h] = dmin * mn;
         const uint32_t first = flip ? q.y : q.x, second = flip ? q.x : q.y;
         if constexpr (kExact) {
           unpack4((first >> (4 * h)) & 0x0F0F0F0Fu, 0.0f, v[r][h][0]);
@@ -265,6 +279,73 @@ struct FastQ4_K {
               qx = dot4(v[r][h][0], xv[h][0]) + dot4(v[r][h][1], xv[h][1]);
             } else {
               qx = dot4_q3(wq[r][h][0], xv[h][0]) + dot4_q3(wq[r][h][1], xv[h][1]);
+            }
+            acc[r][j] += scale[r][h] * qx - bias[r][h] * xs;
+          }
+        }
+      }
+    }
+  }
+};
+
+// Q4_K with 8 lanes per block: lane t takes qs bytes 16t .. 16t + 15 in one 16-byte load
+// (p = t / 2, l0 = 16 (t % 2)): elements l0 .. l0 + 15 of sub-blocks 2p (low nibbles) and
+// 2p + 1 (high nibbles), 32 elements; the block's first 16 bytes (d, dmin, the 12 scale
+// bytes) come in one more 16-byte load, and the two scales and mins are decoded together.
+// Rows must be 16-byte aligned. Factored form only (magic_q3). Lane t takes its 4 float4 of
+// x per sub-block starting at number p (and its words of q alike, rotated once after the
+// load), so that the 8 lanes of a block load x from 8 different 16-byte bank groups (4
+// wavefronts per warp load instead of 16).
+struct FastQ4_KWide {
+  static constexpr int kLanes = 8, kBytes = 144, kElems = 256;
+  static constexpr bool kManyRows = true;
+  static constexpr int kUnroll = 1;  // block-loop unrolling (measured: 2 loses 4 to 17 %)
+  template <int R, int M>
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
+                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+    const int p = t / 2, half = t % 2;
+    uint4 q[R];
+    float scale[R][2], bias[R][2];  // factored: acc += scale S - bias X per sub-block
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
+      const uint4 head = *reinterpret_cast<const uint4*>(blk);
+      q[r] = *reinterpret_cast<const uint4*>(blk + 16 + 32 * p + 16 * half);
+      // words p, p + 1, ... (mod 4) first
+      if (p & 1) q[r] = make_uint4(q[r].y, q[r].z, q[r].w, q[r].x);
+      if (p & 2) q[r] = make_uint4(q[r].z, q[r].w, q[r].x, q[r].y);
+      const float d = f16_bits_to_f32(uint16_t(head.x & 0xffffu)), dmin = f16_bits_to_f32(uint16_t(head.x >> 16));
+      uint32_t sc, mn;
+      q4k_scale_min_pair(head.y, head.z, head.w, p, sc, mn);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float s = d * (magic_byte(sc, h) - kMagic);
+        bias[r][h] = 16.0f * s + dmin * (magic_byte(mn, h) - kMagic);
+        scale[r][h] = s * kInv2Pow19;
+      }
+    }
+    const int64_t base = int64_t(b) * 64 + 16 * p + 4 * half;  // float4 number of element 64p + l0
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      if (j < m) {
+        const float* xj = x + j * x_stride;
+        float4 xv[2][4];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) xv[h][i] = load_x4(xj, base + 8 * h + ((i + p) & 3));
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const float xs = (sum4(xv[h][0]) + sum4(xv[h][1])) + (sum4(xv[h][2]) + sum4(xv[h][3]));
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const uint32_t w[4] = {q[r].x, q[r].y, q[r].z, q[r].w};
+            float qx = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              const uint32_t wi = (h == 0 ? w[i] << 3 : w[i] >> 1) & 0x78787878u;
+              qx += dot4_q3(wi, xv[h][i]);
             }
             acc[r][j] += scale[r][h] * qx - bias[r][h] * xs;
           }
@@ -469,7 +550,8 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, const float* x, int64_t x_s
 
 // Unrolling of the block loop (T::kUnroll), measured on an H100: 4 for Q4_0, Q4_K and Q8_0
 // (+17 %, +19 %, +3 % on 128256 x 4096 against 2: more loads in flight), 2 for Q6_K and F16
-// (4 loses 2 to 6 %).
+// (4 loses 2 to 6 %), 1 for Q4_K's 8-lane kernel (2 loses 4 to 17 %: its registers, 137
+// with 4 rows, cut the warps in flight).
 // Rows per CTA for m = 1: for the types with kManyRows (Q4_0, Q4_K) 4 when there are rows
 // enough to fill the GPU with them (each x load then serves 4 rows), fewer for small n; one
 // for the others (measured on an H100: Q8_0, Q6_K and F16 lose 4 to 13 % with 4 rows, their
@@ -542,11 +624,25 @@ cudaError_t dispatch_fast(DType type, FastJobs& jobs, int64_t k, const float* x,
   };
   switch (type) {
     case DType::Q4_0:
-      return exact_form() ? go(quant::Tag<FastQ4_0<true>>{}, rows2) : go(quant::Tag<FastQ4_0<false>>{}, rows2);
+      if (exact_form()) return go(quant::Tag<FastQ4_0<true>>{}, rows2);
+      switch (q4_0_unroll()) {
+        case 1:
+          return go(quant::Tag<FastQ4_0<false, 1>>{}, rows2);
+        case 2:
+          return go(quant::Tag<FastQ4_0<false, 2>>{}, rows2);
+        default:
+          return go(quant::Tag<FastQ4_0<false>>{}, rows2);
+      }
     case DType::Q8_0:
       return go(quant::Tag<FastQ8_0>{}, rows2);
     case DType::Q4_K:
-      return exact_form() ? go(quant::Tag<FastQ4_K<true>>{}, rows16) : go(quant::Tag<FastQ4_K<false>>{}, rows16);
+      // 8 lanes per block when a row has 16 blocks or more (one CTA step of that kernel),
+      // else 16 (a CTA of 4 warps would leave warps idle on k = 2048).
+      if (exact_form()) return go(quant::Tag<FastQ4_K<true>>{}, rows16);
+      if (k / FastQ4_KWide::kElems >= kFastWarps * (kWarp / FastQ4_KWide::kLanes)) {
+        return go(quant::Tag<FastQ4_KWide>{}, rows16);
+      }
+      return go(quant::Tag<FastQ4_K<false>>{}, rows16);
     case DType::Q6_K:
       return go(quant::Tag<FastQ6_K>{}, rows2);
     case DType::F16:
