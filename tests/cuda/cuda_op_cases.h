@@ -160,6 +160,10 @@ inline std::vector<OpCase> cuda_op_cases() {
     cases.push_back(attention_case({64, 32, 4, 1, 127, 130, type}, ++seed));
     cases.push_back(attention_case({64, 4, 2, 1, 128, 300, type}, ++seed));
     cases.push_back(attention_case({128, 8, 2, 1, 4095, 4096, type}, ++seed));
+    // Short decode contexts, where one split holds every key and writes the output itself.
+    cases.push_back(attention_case({128, 32, 32, 1, 0, 8, type}, ++seed));  // Llama-2-7B's first token
+    cases.push_back(attention_case({64, 32, 4, 1, 20, 64, type}, ++seed));  // TinyLlama, 21 keys
+    cases.push_back(attention_case({128, 8, 2, 1, 200, 512, type}, ++seed));  // two splits, the second partial
   }
   // The tensor-core prefill kernel (attention_prefill.cu: f16 cache, head_dim 64 or 128,
   // n_tokens >= 16): GQA groups 1, 4 and 8; token counts at, just past and off its 64-query

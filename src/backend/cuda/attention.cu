@@ -183,7 +183,8 @@ __global__ void __launch_bounds__(kWarps* kWarp)
 // split * kSplitKeys .. + kSplitKeys - 1 of query head h and writes its partial state to
 // part[h, split] = {m, l, o[head_dim]} (`stride` splits per head). For a recorded step the
 // grid covers the whole context, so that it does not depend on n_past (then read from the
-// device, n_past_dev); blocks past the visible keys return at once.
+// device, n_past_dev); blocks past the visible keys return at once. When there is one split
+// (n_kv <= kSplitKeys) it also writes the output, and the combine kernel does nothing.
 constexpr int kSplitWarps = 4;
 constexpr int64_t kSplitKeys = 128;
 
@@ -195,7 +196,8 @@ template <bool kF16>
 __global__ void __launch_bounds__(kSplitWarps* kWarp)
     attention_split_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                            float* part, int64_t stride, int64_t head_dim, int64_t group, int64_t n_kv_heads,
-                           const int32_t* n_past_dev, int64_t n_past, float scale, bool vec) {
+                           const int32_t* n_past_dev, int64_t n_past, float scale, bool vec, void* out,
+                           RowLayout lo) {
   start_after_previous_kernel();
   __shared__ __align__(16) float q_s[kMaxHeadDim];
   __shared__ MergeSpace<kSplitWarps> sm;
@@ -212,95 +214,118 @@ __global__ void __launch_bounds__(kSplitWarps* kWarp)
   attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, begin + int64_t(warp) * kWarp, end,
                     int64_t(kSplitWarps) * kWarp, scale, vec, st);
   float* p = part + (h * stride + split) * (head_dim + 2);
+  float* orow = n_kv <= kSplitKeys ? row_ptr<float>(out, lo, h) : nullptr;  // the only split
   merge_warps(st, head_dim, sm, [&](int64_t d, float o, float m, float l) {
     if (d == 0) p[0] = m, p[1] = l;
     p[2 + d] = o;
+    if (orow != nullptr) orow[d] = o / l;
   });
 }
 
-// The decode split kernel for f16 caches with head_dim kHd (64, 128) and 16-byte aligned
-// rows: the same partial states, computed with 16-byte loads throughout. Scores: lane j of a
-// warp takes key j of the tile (kHd / 8 loads, all issued at once). Values: kG = kHd / 8 lanes
-// share a row (8 dims each), so a warp adds 32 / kG rows per step; the row groups' sums are
-// added up by shuffles at the end.
+// The decode split kernel for f16 caches with head_dim kHd (64, 128), 16-byte aligned cache
+// rows and q rows: the same partial states in two passes over the split's keys, every load
+// 16 bytes and all of a lane's loads issued before their first use. kG = kHd / 8 lanes share
+// a key (8 dims each: one 16-byte word of its key and of its value row), a warp takes
+// kRows = 32 / kG keys at a time, the block kBlockRows. Pass 1: each key's kG partial dot
+// products summed by shuffles into a score in shared memory. Then every warp reads the
+// split's max m and l = sum exp(s - m) from there (the same order in every warp), and pass 2
+// adds p_j v_j over each lane's keys; the keys' sums meet by shuffles, the warps' in shared
+// memory. When the split is the only one (n_kv <= kSplitKeys) the block also writes the
+// head's output o / l (what the combine kernel would compute from one split, bit for bit).
 template <int kHd>
-__global__ void __launch_bounds__(kSplitWarps* kWarp)
+struct SplitF16 {
+  static constexpr int kWarps = 8, kG = kHd / 8, kRows = kWarp / kG, kBlockRows = kWarps * kRows;
+  static constexpr int kSteps = int(kSplitKeys) / kBlockRows;  // keys per lane
+  static_assert(kSteps * kBlockRows == int(kSplitKeys));
+};
+
+__device__ __forceinline__ float dot8_f16(float4 qa, float4 qb, uint4 kw) {
+  const float2 k0 = __half22float2(*reinterpret_cast<const __half2*>(&kw.x));
+  const float2 k1 = __half22float2(*reinterpret_cast<const __half2*>(&kw.y));
+  const float2 k2 = __half22float2(*reinterpret_cast<const __half2*>(&kw.z));
+  const float2 k3 = __half22float2(*reinterpret_cast<const __half2*>(&kw.w));
+  return ((qa.x * k0.x + qa.y * k0.y) + (qa.z * k1.x + qa.w * k1.y)) +
+         ((qb.x * k2.x + qb.y * k2.y) + (qb.z * k3.x + qb.w * k3.y));
+}
+
+__device__ __forceinline__ void add8_f16(float (&acc)[8], float p, uint4 vw) {
+  const uint32_t w[4] = {vw.x, vw.y, vw.z, vw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+    acc[2 * i] += p * f.x;
+    acc[2 * i + 1] += p * f.y;
+  }
+}
+
+template <int kHd>
+__global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
     attention_split_f16_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                                float* part, int64_t stride, int64_t group, int64_t n_kv_heads,
-                               const int32_t* n_past_dev, int64_t n_past, float scale) {
+                               const int32_t* n_past_dev, int64_t n_past, float scale, void* out, RowLayout lo) {
   start_after_previous_kernel();
-  constexpr int kG = kHd / 8, kRows = kWarp / kG;
-  __shared__ __align__(16) float q_s[kHd];
-  __shared__ MergeSpace<kSplitWarps> sm;
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  using S = SplitF16<kHd>;
+  __shared__ float score_s[kSplitKeys];
+  __shared__ float o_s[S::kWarps][kHd];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, sub = lane % S::kG;
+  const int row = warp * S::kRows + lane / S::kG;  // the lane's first key in the split
   const int64_t h = blockIdx.x, split = blockIdx.y, kv_head = h / group;
   const int64_t n_kv = visible_keys(n_past_dev, n_past);
   const int64_t begin = split * kSplitKeys;
   if (begin >= n_kv) return;
-  const int64_t end = begin + kSplitKeys < n_kv ? begin + kSplitKeys : n_kv;
-  const float* qr = row_ptr<float>(q, lq, h);
-  for (int d = threadIdx.x; d < kHd; d += blockDim.x) q_s[d] = qr[d];
-  __syncthreads();
-  float m = -INFINITY, l = 0.0f, acc[8] = {};
-  const int sub = lane % kG, row_in_step = lane / kG;
-  for (int64_t base = begin + int64_t(warp) * kWarp; base < end; base += int64_t(kSplitWarps) * kWarp) {
-    const int64_t s = base + lane;
-    float score = -INFINITY;
-    if (s < end) {
-      const uint4* kr = row_ptr<uint4>(k, lk, kv_head + s * n_kv_heads);
-      uint4 kw[kG];
+  const int n = int(n_kv - begin < kSplitKeys ? n_kv - begin : kSplitKeys);  // keys of this split
+  const float4* qr = row_ptr<float4>(q, lq, h) + 2 * sub;
+  const float4 qa = qr[0], qb = qr[1];
+  uint4 kw[S::kSteps], vw[S::kSteps];
 #pragma unroll
-      for (int c = 0; c < kG; ++c) kw[c] = kr[c];
-      float dot = 0.0f;
-#pragma unroll
-      for (int c = 0; c < kG; ++c) {
-        const uint32_t w[4] = {kw[c].x, kw[c].y, kw[c].z, kw[c].w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          dot += q_s[8 * c + 2 * i] * f16_bits_to_f32(uint16_t(w[i] & 0xffffu));
-          dot += q_s[8 * c + 2 * i + 1] * f16_bits_to_f32(uint16_t(w[i] >> 16));
-        }
-      }
-      score = dot * scale;
+  for (int i = 0; i < S::kSteps; ++i) {
+    const int j = i * S::kBlockRows + row;
+    if (j < n) {
+      const int64_t cache_row = kv_head + (begin + j) * n_kv_heads;
+      kw[i] = row_ptr<uint4>(k, lk, cache_row)[sub];
+      vw[i] = row_ptr<uint4>(v, lv, cache_row)[sub];
     }
-    const float m_new = fmaxf(m, warp_max(score));  // finite: key `base` is visible
-    const float correction = expf(m - m_new);
-    const float p = s < end ? expf(score - m_new) : 0.0f;
-    l = l * correction + warp_sum(p);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] *= correction;
-    const int n_valid = int(end - base < kWarp ? end - base : kWarp);
-#pragma unroll 4
-    for (int j0 = 0; j0 < n_valid; j0 += kRows) {
-      const int j = j0 + row_in_step;
-      const float pj = __shfl_sync(0xffffffffu, p, j < kWarp ? j : 0);
-      if (j < n_valid) {
-        const uint4 vw = row_ptr<uint4>(v, lv, kv_head + (base + j) * n_kv_heads)[sub];
-        const uint32_t w[4] = {vw.x, vw.y, vw.z, vw.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          acc[2 * i] += pj * f16_bits_to_f32(uint16_t(w[i] & 0xffffu));
-          acc[2 * i + 1] += pj * f16_bits_to_f32(uint16_t(w[i] >> 16));
-        }
-      }
-    }
-    m = m_new;
   }
 #pragma unroll
-  for (int off = kG; off < kWarp; off *= 2) {
+  for (int i = 0; i < S::kSteps; ++i) {
+    const int j = i * S::kBlockRows + row;
+    float dot = j < n ? dot8_f16(qa, qb, kw[i]) : 0.0f;
+#pragma unroll
+    for (int o = S::kG / 2; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    if (sub == 0 && j < n) score_s[j] = dot * scale;
+  }
+  __syncthreads();
+  float m = -INFINITY;
+  for (int j = lane; j < n; j += kWarp) m = fmaxf(m, score_s[j]);
+  m = warp_max(m);
+  float l = 0.0f;
+  for (int j = lane; j < n; j += kWarp) l += expf(score_s[j] - m);
+  l = warp_sum(l);
+  float acc[8] = {};
+#pragma unroll
+  for (int i = 0; i < S::kSteps; ++i) {
+    const int j = i * S::kBlockRows + row;
+    if (j < n) add8_f16(acc, expf(score_s[j] - m), vw[i]);
+  }
+#pragma unroll
+  for (int off = S::kG; off < kWarp; off *= 2) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], off);
   }
-  if (lane == 0) sm.m[warp] = m, sm.l[warp] = l;
-  if (lane < kG) {
+  if (lane < S::kG) {
 #pragma unroll
-    for (int i = 0; i < 8; ++i) sm.o[warp][8 * lane + i] = acc[i];
+    for (int i = 0; i < 8; ++i) o_s[warp][8 * lane + i] = acc[i];
   }
-  float* out = part + (h * stride + split) * (kHd + 2);
-  merge_stored(kHd, sm, [&](int64_t d, float o, float m_all, float l_all) {
-    if (d == 0) out[0] = m_all, out[1] = l_all;
-    out[2 + d] = o;
-  });
+  __syncthreads();
+  if (threadIdx.x >= kHd) return;
+  const int d = int(threadIdx.x);
+  float o = 0.0f;
+#pragma unroll
+  for (int w = 0; w < S::kWarps; ++w) o += o_s[w][d];
+  float* p = part + (h * stride + split) * (kHd + 2);
+  if (d == 0) p[0] = m, p[1] = l;
+  p[2 + d] = o;
+  if (n_kv <= kSplitKeys) row_ptr<float>(out, lo, h)[d] = o / l;
 }
 
 // out[:, h] = the partial states of head h's first ceil(n_kv / kSplitKeys) splits merged
@@ -310,6 +335,7 @@ __global__ void attention_combine_kernel(const float* part, int64_t stride, int6
   start_after_previous_kernel();
   const int64_t h = blockIdx.x;
   const int64_t n_used = ceil_div(visible_keys(n_past_dev, n_past), kSplitKeys);
+  if (n_used == 1) return;  // the split kernel wrote the output
   const float* ph = part + h * stride * (head_dim + 2);
   float m_all = -INFINITY;
   for (int64_t s = 0; s < n_used; ++s) m_all = fmaxf(m_all, ph[s * (head_dim + 2)]);
@@ -388,15 +414,18 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
   const int64_t group = n_heads / n_kv_heads;
   const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
   const bool v_vec = (reinterpret_cast<uintptr_t>(v) & 15) == 0 && lv.nb1 % 16 == 0 && lv.nb2 % 16 == 0;
+  const bool q_vec = (reinterpret_cast<uintptr_t>(q) & 15) == 0 && lq.nb1 % 16 == 0 && lq.nb2 % 16 == 0;
   cudaError_t split;
-  if (cache_f16 && vec && v_vec && (head_dim == 64 || head_dim == 128)) {
-    split = launch(head_dim == 64 ? attention_split_f16_kernel<64> : attention_split_f16_kernel<128>, grid,
-                   kSplitWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, partials, stride, group, n_kv_heads,
-                   n_past_dev, n_past, scale);
+  if (cache_f16 && vec && v_vec && q_vec && head_dim == 64) {
+    split = launch(attention_split_f16_kernel<64>, grid, SplitF16<64>::kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv,
+                   partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo);
+  } else if (cache_f16 && vec && v_vec && q_vec && head_dim == 128) {
+    split = launch(attention_split_f16_kernel<128>, grid, SplitF16<128>::kWarps * kWarp, 0, stream, q, lq, k, lk, v,
+                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo);
   } else {
     split = launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp,
                    0, stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past,
-                   scale, vec);
+                   scale, vec, out, lo);
   }
   if (split != cudaSuccess) return split;
   return launch(attention_combine_kernel, unsigned(n_heads), 128, 0, stream, partials, stride, head_dim, out, lo,

@@ -124,6 +124,76 @@ __device__ __forceinline__ void start_after_previous_kernel() {
   allow_next_kernel();
 }
 
+// ---- bulk copies into shared memory ----------------------------------------------------------
+// One thread starts copies of contiguous global bytes into shared memory (16-byte aligned
+// addresses, sizes multiples of 16), all completing on one mbarrier; the block then waits on
+// it. On Hopper the copy engine moves the bytes (cp.async.bulk), so the copy can be started
+// before wait_for_previous_kernel() when the bytes are not written by the previous kernel (the
+// weights): their load then overlaps the previous kernel. Before sm_90 the block copies them
+// with 16-byte loads instead (the same interface: start by one thread is replaced by all).
+struct SharedBarrier {
+  uint64_t word;
+};
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// Thread 0 of the block: arms `bar` for `bytes` bytes in all.
+__device__ __forceinline__ void bulk_arm(SharedBarrier* bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_address(bar)) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(bar)), "r"(bytes)
+               : "memory");
+#else
+  (void)bar, (void)bytes;
+#endif
+}
+
+// Thread 0 of the block, after bulk_arm: copies `bytes` from src to dst (both 16-byte aligned).
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, SharedBarrier* bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                   shared_address(dst)),
+               "l"(src), "r"(bytes), "r"(shared_address(bar))
+               : "memory");
+#else
+  (void)dst, (void)src, (void)bytes, (void)bar;
+#endif
+}
+
+// Every thread of the block, after a __syncthreads() that follows bulk_arm: returns once the
+// bytes have landed. `copies` are the same (dst, src, bytes) the copies were started with;
+// before sm_90 the block copies them here.
+struct BulkCopy {
+  void* dst;
+  const void* src;
+  uint32_t bytes;
+};
+template <int N>
+__device__ __forceinline__ void bulk_wait(SharedBarrier* bar, const BulkCopy (&copies)[N]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  (void)copies;
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0; selp.u32 %0, 1, 0, p; }"
+        : "=r"(done)
+        : "r"(shared_address(bar))
+        : "memory");
+  }
+#else
+  (void)bar;
+  for (const BulkCopy& c : copies) {
+    for (uint32_t i = threadIdx.x; i < c.bytes / 16; i += blockDim.x) {
+      static_cast<uint4*>(c.dst)[i] = static_cast<const uint4*>(c.src)[i];
+    }
+  }
+  __syncthreads();
+#endif
+}
+
 bool dependent_launch_enabled();  // step.cu
 
 template <typename... Params, typename... Args>

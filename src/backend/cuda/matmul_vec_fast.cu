@@ -14,7 +14,9 @@
 // sum_i d (q_i - o) x_i = d * sum_i (q_i - o) x_i, accumulated in f32. Q4_K on rows of 16
 // blocks or more (k >= 4096) takes 8 lanes per block, each reading 16 bytes of nibbles and
 // the block's 16-byte header in two 16-byte loads (FastQ4_KWide: fewer instructions per
-// weight byte than 16 lanes of 8 bytes).
+// weight byte than 16 lanes of 8 bytes). For Q4_0, Q4_K and Q6_K a CTA's rows are first
+// copied into shared memory by the copy engine, started before the kernel waits for the
+// previous one (kMaxSlabBytes says when and why).
 //
 // Requirements (checked by launch_matvec_fast, which answers cudaErrorNotSupported when
 // they fail so the caller can use the generic kernel): x 16-byte aligned, x_stride a
@@ -102,6 +104,7 @@ template <bool kExact, int kUnrollQ = 4>
 struct FastQ4_0 {
   static constexpr int kLanes = 4, kBytes = 18, kElems = 32;
   static constexpr bool kManyRows = true;
+  static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = kUnrollQ;  // block-loop unrolling (measured)
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
@@ -173,6 +176,7 @@ struct FastQ4_0 {
 struct FastQ8_0 {
   static constexpr int kLanes = 4, kBytes = 34, kElems = 32;
   static constexpr bool kManyRows = false;
+  static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
   static constexpr int kUnroll = 4;  // block-loop unrolling (measured)
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
@@ -223,6 +227,7 @@ template <bool kExact>
 struct FastQ4_K {
   static constexpr int kLanes = 16, kBytes = 144, kElems = 256;
   static constexpr bool kManyRows = true;
+  static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = 4;  // block-loop unrolling (measured)
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
@@ -299,6 +304,7 @@ struct FastQ4_K {
 struct FastQ4_KWide {
   static constexpr int kLanes = 8, kBytes = 144, kElems = 256;
   static constexpr bool kManyRows = true;
+  static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = 1;  // block-loop unrolling (measured: 2 loses 4 to 17 %)
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
@@ -362,6 +368,7 @@ struct FastQ4_KWide {
 struct FastQ6_K {
   static constexpr int kLanes = 16, kBytes = 210, kElems = 256;
   static constexpr bool kManyRows = false;
+  static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = 2;  // block-loop unrolling (measured)
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
@@ -409,6 +416,7 @@ struct FastQ6_K {
 struct FastF16 {
   static constexpr int kLanes = 1, kBytes = 16, kElems = 8;
   static constexpr bool kManyRows = false;
+  static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
   static constexpr int kUnroll = 2;  // block-loop unrolling (measured)
   template <int R, int M>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int /*t*/,
@@ -466,10 +474,9 @@ struct FastJobs {
   int64_t act_stride;
 };
 
-template <typename T, int R, int M, int U, bool kSwiglu>
+template <typename T, int R, int M, int U, bool kSwiglu, bool kSlab>
 __global__ void __launch_bounds__(kFastWarps* kWarp)
     matvec_fast_kernel(FastJobs jobs, int n_blocks, const float* __restrict__ x, int64_t x_stride, int m) {
-  start_after_previous_kernel();
   constexpr int kBlocksPerWarp = kWarp / T::kLanes, kStep = kBlocksPerWarp * kFastWarps;
   constexpr int kJobRows = kSwiglu ? R / 2 : R;  // rows of one job per CTA
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -483,11 +490,40 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   const int64_t n = job.n;
   const int64_t row0 = int64_t(int(blockIdx.x) - job.first_cta) * kJobRows;
   const uint8_t* rows[R];
+  if constexpr (kSlab) {
+    // The CTA's rows (kJobRows of each job it reads: one, or gate and up) are consecutive in
+    // memory: copy them into shared memory before waiting for the previous kernel, whose
+    // outputs they are not, and read them from there.
+    extern __shared__ __align__(16) uint8_t slab[];
+    __shared__ SharedBarrier slab_ready;
+    const int valid = int(n - row0 < kJobRows ? n - row0 : kJobRows);
+    const uint32_t bytes = uint32_t(valid * job.row_bytes);
+    const BulkCopy copies[2] = {
+        {slab, job.w + size_t(row0) * job.row_bytes, bytes},
+        {slab + kJobRows * job.row_bytes, kSwiglu ? jobs.job[1].w + size_t(row0) * job.row_bytes : nullptr,
+         kSwiglu ? bytes : 0u}};
+    if (threadIdx.x == 0) {
+      bulk_arm(&slab_ready, copies[0].bytes + copies[1].bytes);
+      for (const BulkCopy& c : copies) {
+        if (c.bytes != 0) bulk_copy(c.dst, c.src, c.bytes, &slab_ready);
+      }
+    }
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const int64_t row = row0 + r % kJobRows;
-    const uint8_t* w = kSwiglu && r >= kJobRows ? jobs.job[1].w : job.w;
-    rows[r] = w + size_t(row < n ? row : n - 1) * job.row_bytes;
+    for (int r = 0; r < R; ++r) {
+      const int in_job = r % kJobRows < valid ? r % kJobRows : valid - 1;
+      rows[r] = slab + size_t((r / kJobRows) * kJobRows + in_job) * job.row_bytes;
+    }
+    __syncthreads();  // the barrier is initialized
+    start_after_previous_kernel();
+    bulk_wait(&slab_ready, copies);
+  } else {
+    start_after_previous_kernel();
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = row0 + r % kJobRows;
+      const uint8_t* w = kSwiglu && r >= kJobRows ? jobs.job[1].w : job.w;
+      rows[r] = w + size_t(row < n ? row : n - 1) * job.row_bytes;
+    }
   }
   float acc[R][M];
 #pragma unroll
@@ -533,6 +569,33 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   }
 }
 
+// The slab path (a CTA's rows copied to shared memory before the previous kernel ends, so
+// that the weights stream in while it finishes) takes the types with T::kSlab, rows that are
+// 16-byte aligned, of one row length for all jobs, and at most kMaxSlabBytes per CTA.
+// Measured on an H100 (tg128, slab against direct loads): TinyLlama Q4_0 1129 vs 1079 t/s,
+// Llama-3-8B Q4_K_M 309 vs 292, Llama-2-7B Q4_0 367 vs 370 (with its k = 11008 rows direct);
+// Llama-2-7B F16 lost 7 % (179 vs 193) and Q8_0 rows measured no better, so those two read
+// their rows directly. Larger slabs lost too (Q4_0 4096 x 11008 at 4 rows per CTA, 24.8 KB:
+// 1051 vs 1205 GB/s): they cut the CTAs per SM and leave the L1 too small for x.
+// STRATA_MATVEC_SLAB=0 turns the path off (for comparisons).
+inline constexpr size_t kMaxSlabBytes = 16 * 1024;
+bool slab_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("STRATA_MATVEC_SLAB");
+    return e == nullptr || e[0] != '0';
+  }();
+  return on;
+}
+bool takes_slab(const FastJobs& jobs) {
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    const FastJob& j = jobs.job[q];
+    if (reinterpret_cast<uintptr_t>(j.w) % 16 != 0 || j.row_bytes % 16 != 0 || j.row_bytes != jobs.job[0].row_bytes) {
+      return false;
+    }
+  }
+  return true;
+}
+
 template <typename T, int R, int M, bool kSwiglu>
 cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream) {
   constexpr int kJobRows = kSwiglu ? R / 2 : R;
@@ -544,8 +607,16 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, const float* x, int64_t x_s
   if (kSwiglu) ctas = ceil_div(jobs.job[0].n, kJobRows);
   if (ctas == 0) return cudaSuccess;
   if (ctas > int64_t(INT32_MAX)) return cudaErrorInvalidValue;
-  return launch(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu>, dim3(unsigned(ctas)), dim3(kFastWarps * kWarp), 0,
-                stream, jobs, int(k / T::kElems), x, x_stride, m);
+  const dim3 grid{unsigned(ctas)}, block{unsigned(kFastWarps * kWarp)};
+  const size_t slab_bytes = size_t(R) * jobs.job[0].row_bytes;
+  if constexpr (T::kSlab) {
+    if (slab_enabled() && slab_bytes <= kMaxSlabBytes && takes_slab(jobs)) {
+      return launch(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true>, grid, block, slab_bytes, stream, jobs,
+                    int(k / T::kElems), x, x_stride, m);
+    }
+  }
+  return launch(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false>, grid, block, 0, stream, jobs,
+                int(k / T::kElems), x, x_stride, m);
 }
 
 // Unrolling of the block loop (T::kUnroll), measured on an H100: 4 for Q4_0, Q4_K and Q8_0
