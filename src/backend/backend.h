@@ -115,6 +115,20 @@ public:
   virtual void matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) {
     for (const MatmulJob& job : jobs) matmul(*job.w, x, *job.out);
   }
+  // normed = rms_norm(x, norm_weight, eps), then matmul_batch(normed, jobs) (a block's input
+  // norm and its q, k, v projections).
+  virtual void rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                     std::span<const MatmulJob> jobs) {
+    rms_norm(x, norm_weight, eps, normed);
+    matmul_batch(normed, jobs);
+  }
+  // normed = rms_norm(x, norm_weight, eps), then matmul_swiglu(w_gate, w_up, normed, ...).
+  virtual void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                      const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up,
+                                      Tensor& out) {
+    rms_norm(x, norm_weight, eps, normed);
+    matmul_swiglu(w_gate, w_up, normed, gate, up, out);
+  }
 
   // ---- decode steps --------------------------------------------------------------------
   // Queues one decode step: `queue` queues the ops of a forward pass of the single token

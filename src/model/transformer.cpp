@@ -69,10 +69,9 @@ void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_
     if (tap) tap(p + name, t);
   };
 
-  backend_.rms_norm(b.x, w.attn_norm, c.rms_eps, b.cur);
-  emit("attn_norm", b.cur);
   const Backend::MatmulJob qkv[] = {{&w.wq, &b.q}, {&w.wk, &b.k}, {&w.wv, &b.v}};
-  backend_.matmul_batch(b.cur, qkv);
+  backend_.rms_norm_matmul_batch(b.x, w.attn_norm, c.rms_eps, b.cur, qkv);  // cur = norm(x); q, k, v = w cur
+  emit("attn_norm", b.cur);
   if (c.qkv_bias) {
     backend_.add(b.q, w.bq, b.q);
     backend_.add(b.k, w.bk, b.k);
@@ -103,9 +102,9 @@ void Transformer::ffn_block(int64_t il, Buffers& b, const Tap& tap) {
   auto emit = [&](const char* name, const Tensor& t) {
     if (tap) tap(p + name, t);
   };
-  backend_.rms_norm(b.x, w.ffn_norm, config_.rms_eps, b.cur);
+  // cur = norm(x); gate = w_gate cur, up = w_up cur, act = silu(gate) * up
+  backend_.rms_norm_matmul_swiglu(b.x, w.ffn_norm, config_.rms_eps, b.cur, w.ffn_gate, w.ffn_up, b.gate, b.up, b.act);
   emit("ffn_norm", b.cur);
-  backend_.matmul_swiglu(w.ffn_gate, w.ffn_up, b.cur, b.gate, b.up, b.act);  // act = silu(gate) * up
   emit("ffn_gate", b.gate);
   emit("ffn_up", b.up);
   emit("ffn_act", b.act);

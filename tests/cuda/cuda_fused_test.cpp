@@ -1,6 +1,7 @@
-// The fused decode ops (backend.h: matmul_add, matmul_swiglu, matmul_batch). On CUDA each is
-// one matrix-vector launch with an epilogue for m <= kMaxVecColumns, and must give exactly the
-// bits of the ops it stands for (Backend's default composition: matmul, add, swiglu); on
+// The fused decode ops (backend.h: matmul_add, matmul_swiglu, matmul_batch, and the last two
+// after rms_norm). On CUDA each is one matrix-vector launch with an epilogue for m <=
+// kMaxVecColumns (m = 1 with the norm), and must give exactly the bits of the ops it stands
+// for (Backend's default composition: rms_norm, matmul, add, swiglu); on
 // cpu_ref the defaults are those ops. CUDA's fused results are also checked against cpu_ref
 // under the matmul threshold, and bad arguments must be refused with the fused op's name.
 #include <gtest/gtest.h>
@@ -110,6 +111,52 @@ Outputs run_matmul_batch(Backend& b, const std::vector<Weight>& ws, int64_t m, u
   Outputs result;
   for (const Tensor& t : outs) result.push_back(download(b, t));
   return result;
+}
+
+// normed = rms_norm(x, norm weight), then out_i = w_i normed. Returns {normed, outputs...}.
+Outputs run_rms_norm_matmul_batch(Backend& b, const std::vector<Weight>& ws, int64_t m, uint32_t seed, bool fused) {
+  const int64_t k = ws[0].k;
+  const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
+  const Tensor norm_weight = upload_values(b, random_values(size_t(k), seed + 1), {k});
+  Tensor normed = b.alloc(DType::F32, {k, m}, "normed");
+  std::vector<Tensor> wd, outs;
+  for (const Weight& w : ws) {
+    wd.push_back(b.upload(w.host));
+    outs.push_back(b.alloc(DType::F32, {w.n, m}, "out"));
+  }
+  std::vector<Backend::MatmulJob> jobs;
+  for (size_t i = 0; i < ws.size(); ++i) jobs.push_back({&wd[i], &outs[i]});
+  if (fused) {
+    b.rms_norm_matmul_batch(x, norm_weight, 1e-5f, normed, jobs);
+  } else {
+    b.rms_norm(x, norm_weight, 1e-5f, normed);
+    for (const auto& job : jobs) b.matmul(*job.w, normed, *job.out);
+  }
+  Outputs result = {download(b, normed)};
+  for (const Tensor& t : outs) result.push_back(download(b, t));
+  return result;
+}
+
+// normed = rms_norm(x, norm weight); gate, up, out as matmul_swiglu. Returns {normed, gate,
+// up, out}.
+Outputs run_rms_norm_matmul_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_t m, uint32_t seed,
+                                   bool fused) {
+  const int64_t k = wg.k;
+  const Tensor g = b.upload(wg.host), u = b.upload(wu.host);
+  const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
+  const Tensor norm_weight = upload_values(b, random_values(size_t(k), seed + 1), {k});
+  Tensor normed = b.alloc(DType::F32, {k, m}, "normed");
+  Tensor gate = b.alloc(DType::F32, {wg.n, m}, "gate"), up = b.alloc(DType::F32, {wg.n, m}, "up");
+  Tensor out = b.alloc(DType::F32, {wg.n, m}, "out");
+  if (fused) {
+    b.rms_norm_matmul_swiglu(x, norm_weight, 1e-5f, normed, g, u, gate, up, out);
+  } else {
+    b.rms_norm(x, norm_weight, 1e-5f, normed);
+    b.matmul(g, normed, gate);
+    b.matmul(u, normed, up);
+    b.swiglu(gate, up, out);
+  }
+  return {download(b, normed), download(b, gate), download(b, up), download(b, out)};
 }
 
 // ---- CUDA ------------------------------------------------------------------------------------
@@ -227,6 +274,42 @@ TEST_F(CudaFused, Q4KEightLaneKernelInEveryFusedOp) {
   }
 }
 
+// The norm folded into the launch (m = 1, k <= 2048): every CTA normalizes x and must
+// reproduce the rms_norm kernel's bits, for each fast kernel, with and without the slab path
+// (Q8_0 and F16 read rows directly), a partial last CTA, q/k/v of two types (the second
+// launch reads normed), and the cases that take the ops one by one: m = 3, a type of no fast
+// kernel, x longer than the kernels normalize (k = 2080, and 4352 on Q4_K's 8-lane kernel).
+TEST_F(CudaFused, RmsNormMatmulEqualsRmsNormThenMatmul) {
+  uint32_t seed = 1100;
+  std::vector<std::pair<std::vector<DType>, int64_t>> batches;  // types of q, k, v; k
+  for (DType type : kTypes) batches.push_back({{type, type, type}, k_for(type)});
+  batches.push_back({{DType::Q4_K, DType::Q4_K, DType::Q4_K}, 4352});
+  batches.push_back({{DType::Q4_K, DType::Q4_K, DType::Q6_K}, 2048});
+  batches.push_back({{DType::Q4_0, DType::Q4_0, DType::Q4_0}, 2080});
+  for (const auto& [types, k] : batches) {
+    for (int64_t m : {1, 3}) {
+      std::vector<Weight> ws;
+      std::string what = fmt::format("rms_norm_matmul_batch k={} m={}", k, m);
+      for (size_t i = 0; i < types.size(); ++i) {
+        const int64_t n = i == 0 ? 2049 : 517 + 2 * int64_t(i);
+        ws.push_back(make_weight(types[i], k, n, seed += 10));
+        what = fmt::format("{} {}", what, label(types[i], n, m));
+      }
+      const Outputs fused = run_rms_norm_matmul_batch(*backend_, ws, m, seed, true);
+      expect_identical(fused, run_rms_norm_matmul_batch(*backend_, ws, m, seed, false), what);
+      expect_close(fused, run_rms_norm_matmul_batch(reference_, ws, m, seed, false), threshold_for(types[0]),
+                   fmt::format("{} vs cpu_ref", what));
+
+      const std::string swiglu = fmt::format("rms_norm_matmul_swiglu k={} {}", k, label(types[0], ws[0].n, m));
+      const Weight wu = make_weight(types[0], k, ws[0].n, seed += 10);
+      const Outputs fused_swiglu = run_rms_norm_matmul_swiglu(*backend_, ws[0], wu, m, seed, true);
+      expect_identical(fused_swiglu, run_rms_norm_matmul_swiglu(*backend_, ws[0], wu, m, seed, false), swiglu);
+      expect_close(fused_swiglu, run_rms_norm_matmul_swiglu(reference_, ws[0], wu, m, seed, false),
+                   threshold_for(types[0]), swiglu + " vs cpu_ref");
+    }
+  }
+}
+
 TEST_F(CudaFused, UnalignedInputTakesTheOps) {
   const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
   const Tensor wd = backend_->upload(w.host);
@@ -296,6 +379,10 @@ TEST(CpuRefFused, DefaultsEqualTheOps) {
                      "cpu_ref matmul_swiglu");
     expect_identical(run_matmul_batch(cpu, {w, w2}, m, 1004, true), run_matmul_batch(cpu, {w, w2}, m, 1004, false),
                      "cpu_ref matmul_batch");
+    expect_identical(run_rms_norm_matmul_batch(cpu, {w, w2}, m, 1005, true),
+                     run_rms_norm_matmul_batch(cpu, {w, w2}, m, 1005, false), "cpu_ref rms_norm_matmul_batch");
+    expect_identical(run_rms_norm_matmul_swiglu(cpu, w, w2, m, 1006, true),
+                     run_rms_norm_matmul_swiglu(cpu, w, w2, m, 1006, false), "cpu_ref rms_norm_matmul_swiglu");
   }
 }
 

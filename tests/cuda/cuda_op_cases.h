@@ -124,6 +124,7 @@ inline std::vector<OpCase> cuda_op_cases() {
 
   cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
   cases.push_back(rms_norm_case(2048, 1, 1e-6f, ++seed));
+  cases.push_back(rms_norm_case(1000, 3, 1e-5f, ++seed));  // the path shared with the matvec kernels, partial
   cases.push_back(rms_norm_case(5, 70000, 1e-5f, ++seed));  // more rows than one grid dimension holds
   cases.push_back(rms_norm_case(8192, 2, 1e-5f, ++seed));   // the longest row kept in registers
   cases.push_back(rms_norm_case(8196, 3, 1e-5f, ++seed));   // longer: the looping path

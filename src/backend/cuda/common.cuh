@@ -124,13 +124,13 @@ __device__ __forceinline__ void start_after_previous_kernel() {
   allow_next_kernel();
 }
 
-// ---- bulk copies into shared memory ----------------------------------------------------------
+// ---- bulk copies into shared memory (sm_90) ----------------------------------------------------
 // One thread starts copies of contiguous global bytes into shared memory (16-byte aligned
-// addresses, sizes multiples of 16), all completing on one mbarrier; the block then waits on
-// it. On Hopper the copy engine moves the bytes (cp.async.bulk), so the copy can be started
-// before wait_for_previous_kernel() when the bytes are not written by the previous kernel (the
-// weights): their load then overlaps the previous kernel. Before sm_90 the block copies them
-// with 16-byte loads instead (the same interface: start by one thread is replaced by all).
+// addresses, sizes multiples of 16) by the copy engine (cp.async.bulk), each completing on an
+// mbarrier that was armed for the bytes of all its copies; the block's threads then wait on
+// it. Copies of bytes that the previous kernel does not write (weights) may start before
+// wait_for_previous_kernel(): their load then overlaps the previous kernel. Kernels that use
+// these are launched only on devices of compute capability 9.0 or later (elsewhere they trap).
 struct SharedBarrier {
   uint64_t word;
 };
@@ -139,7 +139,8 @@ __device__ __forceinline__ uint32_t shared_address(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// Thread 0 of the block: arms `bar` for `bytes` bytes in all.
+// One thread: initializes `bar` for one phase of `bytes` bytes in all. The block must
+// __syncthreads() before other threads wait on it.
 __device__ __forceinline__ void bulk_arm(SharedBarrier* bar, uint32_t bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_address(bar)) : "memory");
@@ -148,10 +149,11 @@ __device__ __forceinline__ void bulk_arm(SharedBarrier* bar, uint32_t bytes) {
                : "memory");
 #else
   (void)bar, (void)bytes;
+  __trap();
 #endif
 }
 
-// Thread 0 of the block, after bulk_arm: copies `bytes` from src to dst (both 16-byte aligned).
+// The thread that armed `bar`: copies `bytes` from src to dst, completing on `bar`.
 __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, SharedBarrier* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
@@ -160,21 +162,13 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
                : "memory");
 #else
   (void)dst, (void)src, (void)bytes, (void)bar;
+  __trap();
 #endif
 }
 
-// Every thread of the block, after a __syncthreads() that follows bulk_arm: returns once the
-// bytes have landed. `copies` are the same (dst, src, bytes) the copies were started with;
-// before sm_90 the block copies them here.
-struct BulkCopy {
-  void* dst;
-  const void* src;
-  uint32_t bytes;
-};
-template <int N>
-__device__ __forceinline__ void bulk_wait(SharedBarrier* bar, const BulkCopy (&copies)[N]) {
+// Any thread: returns once every byte `bar` was armed for has landed.
+__device__ __forceinline__ void bulk_wait(SharedBarrier* bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  (void)copies;
   uint32_t done = 0;
   while (!done) {
     asm volatile(
@@ -185,12 +179,7 @@ __device__ __forceinline__ void bulk_wait(SharedBarrier* bar, const BulkCopy (&c
   }
 #else
   (void)bar;
-  for (const BulkCopy& c : copies) {
-    for (uint32_t i = threadIdx.x; i < c.bytes / 16; i += blockDim.x) {
-      static_cast<uint4*>(c.dst)[i] = static_cast<const uint4*>(c.src)[i];
-    }
-  }
-  __syncthreads();
+  __trap();
 #endif
 }
 

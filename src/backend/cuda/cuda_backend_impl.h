@@ -29,6 +29,9 @@
 
 namespace strata {
 
+// The add and rms_norm kernels read b / weight as packed f32 (a TypeCheck, cuda_ops.cpp).
+void check_packed_f32(std::string_view op, std::string_view role, const Tensor& t);
+
 class CudaBackend : public Backend {
 public:
   explicit CudaBackend(int device);
@@ -65,6 +68,11 @@ public:
   void matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate, Tensor& up,
                      Tensor& out) override;
   void matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) override;
+  // Decode (a single column x): the norm computed by the matrix-vector launch itself.
+  void rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                             std::span<const MatmulJob> jobs) override;
+  void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                              const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) override;
 
   // The first step of a recording runs op by op (it sizes the scratch buffers), the second is
   // captured as a CUDA graph and launched, later ones launch the graph after writing their

@@ -86,6 +86,19 @@ void check_matvec_supported(std::string_view op, std::string_view role, const Te
   }
 }
 
+// rms_norm folded into the first matrix-vector launch (cuda::VecNorm: single-column x): its
+// CTAs normalize x themselves with the rms_norm kernel's arithmetic and CTA 0 writes normed;
+// a second launch (another weight type among q, k, v) reads normed. Where the fast kernels
+// do not take it: rms_norm, then the op.
+std::optional<cuda::VecNorm> vec_norm(std::string_view op, const Tensor& x, const Tensor& weight, float eps,
+                                      Tensor& normed) {
+  check_rms_norm_args(x, weight, normed, check_packed_f32);
+  check_in_device_memory(op, {{"x", &x}, {"norm weight", &weight}, {"normed", &normed}});
+  if (x.n_rows() != 1) return std::nullopt;
+  return cuda::VecNorm{reinterpret_cast<const float*>(weight.data()), eps,
+                       reinterpret_cast<float*>(normed.mutable_data())};
+}
+
 }  // namespace
 
 void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
@@ -216,6 +229,68 @@ void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs)
     }
     for (size_t i : group) matmul(*jobs[i].w, x, *jobs[i].out);
   }
+}
+
+void CudaBackend::rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                        std::span<const MatmulJob> jobs) {
+  constexpr std::string_view op = "rms_norm_matmul_batch";
+  const std::optional<cuda::VecNorm> norm = vec_norm(op, x, norm_weight, eps, normed);
+  check_matmul_batch_args(normed, jobs, check_matvec_supported);
+  for (const MatmulJob& j : jobs) check_in_device_memory(op, {{"weight", j.w}, {"out", j.out}});
+  const std::optional<VecInput> in = vec_input(x);
+  if (norm && in && !jobs.empty()) {
+    const DType type = jobs[0].w->dtype();
+    std::vector<cuda::VecJob> first;  // the first weight type's jobs (kMaxVecJobs at most)
+    std::vector<MatmulJob> rest;
+    bool fast = true;
+    for (const MatmulJob& j : jobs) {
+      if (j.w->dtype() != type || first.size() == size_t(cuda::kMaxVecJobs)) {
+        rest.push_back(j);
+      } else if (std::optional<cuda::VecJob> job = vec_job(*j.w, *j.out, nullptr)) {
+        first.push_back(*job);
+      } else {
+        fast = false;
+      }
+    }
+    if (fast) {
+      cuda::ProfileScope scope(
+          profiler_, stream_,
+          profiler_.enabled() ? fmt::format("rms_norm_matmul_batch {} vec", type_traits(type).name) : std::string());
+      const cudaError_t status = cuda::launch_matvec_fast_jobs(type, first.data(), int(first.size()), x.ne(0), in->x,
+                                                               in->stride, in->m, stream_, &*norm);
+      if (status != cudaErrorNotSupported) {
+        STRATA_CUDA_CHECK(status);
+        if (!rest.empty()) matmul_batch(normed, rest);
+        return;
+      }
+    }
+  }
+  Backend::rms_norm_matmul_batch(x, norm_weight, eps, normed, jobs);
+}
+
+void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                         const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up,
+                                         Tensor& out) {
+  constexpr std::string_view op = "rms_norm_matmul_swiglu";
+  const std::optional<cuda::VecNorm> norm = vec_norm(op, x, norm_weight, eps, normed);
+  check_matmul_swiglu_args(w_gate, w_up, normed, gate, up, out, check_matvec_supported);
+  check_in_device_memory(op, {{"gate weight", &w_gate}, {"up weight", &w_up}, {"gate", &gate}, {"up", &up}, {"out", &out}});
+  const std::optional<VecInput> in = vec_input(x);
+  const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
+  const std::optional<int64_t> out_stride = even_column_stride(out);
+  if (norm && in && g && u && out_stride && w_gate.dtype() == w_up.dtype()) {
+    cuda::ProfileScope scope(
+        profiler_, stream_,
+        profiler_.enabled() ? fmt::format("rms_norm_matmul_swiglu {} vec", w_gate.traits().name) : std::string());
+    const cudaError_t status =
+        cuda::launch_matvec_fast_swiglu(w_gate.dtype(), *g, *u, reinterpret_cast<float*>(out.mutable_data()),
+                                        *out_stride, w_gate.ne(0), in->x, in->stride, in->m, stream_, &*norm);
+    if (status != cudaErrorNotSupported) {
+      STRATA_CUDA_CHECK(status);
+      return;
+    }
+  }
+  Backend::rms_norm_matmul_swiglu(x, norm_weight, eps, normed, w_gate, w_up, gate, up, out);
 }
 
 // out (n x m, column stride out_stride) = W^T x via cuBLAS, W dequantized in tiles of rows.

@@ -19,13 +19,6 @@ void check_device(std::string_view op, std::string_view role, const Tensor& t) {
   }
 }
 
-// The add and rms_norm kernels read b / weight as packed f32.
-void check_packed_f32(std::string_view op, std::string_view role, const Tensor& t) {
-  if (t.dtype() != DType::F32 || t.nb(0) != sizeof(float)) {
-    fail("{}: {} {} must be packed f32 on the cuda backend", op, role, t.describe());
-  }
-}
-
 void check_convert_supported(std::string_view op, std::string_view role, const Tensor& t) {
   if (!cuda::convert_supported(t.dtype())) {
     fail("{}: {} {}: type {} is not supported by the cuda backend", op, role, t.describe(), t.traits().name);
@@ -33,6 +26,12 @@ void check_convert_supported(std::string_view op, std::string_view role, const T
 }
 
 }  // namespace
+
+void check_packed_f32(std::string_view op, std::string_view role, const Tensor& t) {
+  if (t.dtype() != DType::F32 || t.nb(0) != sizeof(float)) {
+    fail("{}: {} {} must be packed f32 on the cuda backend", op, role, t.describe());
+  }
+}
 
 void CudaBackend::get_rows(const Tensor& table, std::span<const int32_t> ids, Tensor& out) {
   constexpr std::string_view op = "get_rows";

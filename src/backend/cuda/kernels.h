@@ -144,14 +144,24 @@ struct VecJob {
   int64_t acc_stride;
 };
 inline constexpr int kMaxVecJobs = 4;
+// rms_norm of x folded into the launches below (m = 1; weight and normed 16-byte aligned,
+// k % 4 == 0, k <= 2048 (matmul_vec_fast.cu says why); else cudaErrorNotSupported): x is
+// rms_norm's input, the product is taken with normed = x * inv_rms * weight, written to
+// normed with launch_rms_norm's bits.
+struct VecNorm {
+  const float* weight = nullptr;
+  float eps = 0.0f;
+  float* normed = nullptr;
+};
 // Up to kMaxVecJobs jobs of one type and k on the same x, in one launch; each row's sum has
 // the bits launch_matvec_fast gives it.
 cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
-                                    int64_t x_stride, int m, cudaStream_t stream);
+                                    int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm = nullptr);
 // gate and up (same n and row_bytes, no acc) in one launch, and act = silu(gate) * up (as
 // launch_swiglu), act's column j at act + j * act_stride.
 cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
-                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream);
+                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream,
+                                      const VecNorm* norm = nullptr);
 cudaError_t launch_matvec_generic(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                   int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 // The parts of launch_matvec_generic by type family (matmul_vec_plain.cu: F32, F16, BF16;

@@ -16,7 +16,8 @@
 // the block's 16-byte header in two 16-byte loads (FastQ4_KWide: fewer instructions per
 // weight byte than 16 lanes of 8 bytes). For Q4_0, Q4_K and Q6_K a CTA's rows are first
 // copied into shared memory by the copy engine, started before the kernel waits for the
-// previous one (kMaxSlabBytes says when and why).
+// previous one (kMaxSlabBytes says when and why). The launches of the fused decode ops may
+// also normalize x themselves (VecNorm: rms_norm folded in; kMaxNormColumn says when).
 //
 // Requirements (checked by launch_matvec_fast, which answers cudaErrorNotSupported when
 // they fail so the caller can use the generic kernel): x 16-byte aligned, x_stride a
@@ -24,6 +25,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/matmul_vec.cuh"
+#include "backend/cuda/norm.cuh"
 
 namespace strata::cuda {
 namespace {
@@ -90,13 +92,21 @@ __device__ __forceinline__ float dot4(const float (&v)[4], float4 x) {
   return v[0] * x.x + v[1] * x.y + v[2] * x.z + v[3] * x.w;
 }
 
-__device__ __forceinline__ float4 load_x4(const float* x, int64_t i4) {  // float4 number i4
-  return __ldg(reinterpret_cast<const float4*>(x) + i4);
+// float4 number i4 of x: from global memory through the read-only cache, or (kShared) from
+// the CTA's normalized copy in shared memory.
+template <bool kShared>
+__device__ __forceinline__ float4 load_x4(const float* x, int64_t i4) {
+  if constexpr (kShared) {
+    return reinterpret_cast<const float4*>(x)[i4];
+  } else {
+    return __ldg(reinterpret_cast<const float4*>(x) + i4);
+  }
 }
 
 // ---- per-type pieces ------------------------------------------------------------------------
-// accumulate<R, M>(rows, b, t, x, x_stride, m, acc): lane t (0..kLanes-1) of block b adds its
-// piece's contribution for every row r and column j < m to acc[r][j].
+// accumulate<R, M, kSharedX>(rows, b, t, x, x_stride, m, acc): lane t (0..kLanes-1) of block
+// b adds its piece's contribution for every row r and column j < m to acc[r][j]; x is in
+// shared memory when kSharedX (load_x4).
 
 // Q4_0 (18 bytes: f16 d, 16 bytes of nibbles; byte i holds elements i and i + 16). Lane t
 // takes bytes 4t..4t+3: elements 4t..4t+3 (low nibbles) and 16+4t.. (high nibbles).
@@ -106,17 +116,17 @@ struct FastQ4_0 {
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = kUnrollQ;  // block-loop unrolling (measured)
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     if constexpr (kExact) {
-      accumulate_exact(rows, b, t, x, x_stride, m, acc);
+      accumulate_exact<R, M, kSharedX>(rows, b, t, x, x_stride, m, acc);
     } else {
-      accumulate_factored(rows, b, t, x, x_stride, m, acc);
+      accumulate_factored<R, M, kSharedX>(rows, b, t, x, x_stride, m, acc);
     }
   }
   // sum_i d (q_i - 8) x_i = d (S 2^-19 - 24 X), S and X as magic_q3 says.
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate_factored(const uint8_t* const (&rows)[R], int b, int t,
                                                              const float* x, int64_t x_stride, int m,
                                                              float (&acc)[R][M]) {
@@ -136,7 +146,7 @@ struct FastQ4_0 {
 #pragma unroll
     for (int j = 0; j < M; ++j) {
       if (j < m) {
-        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+        const float4 xa = load_x4<kSharedX>(x + j * x_stride, ia), xb = load_x4<kSharedX>(x + j * x_stride, ib);
         const float corr = -24.0f * (sum4(xa) + sum4(xb));
 #pragma unroll
         for (int r = 0; r < R; ++r) {
@@ -146,7 +156,7 @@ struct FastQ4_0 {
       }
     }
   }
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate_exact(const uint8_t* const (&rows)[R], int b, int t,
                                                           const float* x, int64_t x_stride, int m,
                                                           float (&acc)[R][M]) {
@@ -164,7 +174,7 @@ struct FastQ4_0 {
 #pragma unroll
     for (int j = 0; j < M; ++j) {
       if (j < m) {
-        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+        const float4 xa = load_x4<kSharedX>(x + j * x_stride, ia), xb = load_x4<kSharedX>(x + j * x_stride, ib);
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[r][j] += d[r] * (dot4(va[r], xa) + dot4(vb[r], xb));
       }
@@ -176,9 +186,10 @@ struct FastQ4_0 {
 struct FastQ8_0 {
   static constexpr int kLanes = 4, kBytes = 34, kElems = 32;
   static constexpr bool kManyRows = false;
+  static constexpr int kFewRows = 1;  // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
   static constexpr int kUnroll = 4;  // block-loop unrolling (measured)
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     const int flip = b & 1;
@@ -196,7 +207,7 @@ struct FastQ8_0 {
 #pragma unroll
     for (int j = 0; j < M; ++j) {
       if (j < m) {
-        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+        const float4 xa = load_x4<kSharedX>(x + j * x_stride, ia), xb = load_x4<kSharedX>(x + j * x_stride, ib);
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[r][j] += d[r] * (dot4(va[r], xa) + dot4(vb[r], xb));
       }
@@ -229,7 +240,7 @@ struct FastQ4_K {
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = 4;  // block-loop unrolling (measured)
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     const int u = t / 4, l0 = 8 * (t % 4), flip = u & 1;
@@ -270,8 +281,8 @@ struct FastQ4_K {
         float4 xv[2][2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          xv[h][0] = load_x4(xj, base + 8 * h + flip);
-          xv[h][1] = load_x4(xj, base + 8 * h + 1 - flip);
+          xv[h][0] = load_x4<kSharedX>(xj, base + 8 * h + flip);
+          xv[h][1] = load_x4<kSharedX>(xj, base + 8 * h + 1 - flip);
         }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -306,7 +317,7 @@ struct FastQ4_KWide {
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = 1;  // block-loop unrolling (measured: 2 loses 4 to 17 %)
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     const int p = t / 2, half = t % 2;
@@ -339,7 +350,7 @@ struct FastQ4_KWide {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
 #pragma unroll
-          for (int i = 0; i < 4; ++i) xv[h][i] = load_x4(xj, base + 8 * h + ((i + p) & 3));
+          for (int i = 0; i < 4; ++i) xv[h][i] = load_x4<kSharedX>(xj, base + 8 * h + ((i + p) & 3));
         }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -368,9 +379,10 @@ struct FastQ4_KWide {
 struct FastQ6_K {
   static constexpr int kLanes = 16, kBytes = 210, kElems = 256;
   static constexpr bool kManyRows = false;
+  static constexpr int kFewRows = 1;  // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
   static constexpr int kUnroll = 2;  // block-loop unrolling (measured)
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     const int g = t / 8, l0 = 4 * (t % 8);
@@ -398,7 +410,7 @@ struct FastQ6_K {
         const float* xj = x + j * x_stride;
         float4 xv[4];
 #pragma unroll
-        for (int k = 0; k < 4; ++k) xv[k] = load_x4(xj, base + 8 * k);
+        for (int k = 0; k < 4; ++k) xv[k] = load_x4<kSharedX>(xj, base + 8 * k);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           float s = 0.0f;
@@ -416,9 +428,10 @@ struct FastQ6_K {
 struct FastF16 {
   static constexpr int kLanes = 1, kBytes = 16, kElems = 8;
   static constexpr bool kManyRows = false;
+  static constexpr int kFewRows = 2;  // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
   static constexpr int kUnroll = 2;  // block-loop unrolling (measured)
-  template <int R, int M>
+  template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int /*t*/,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     const int flip = (b >> 2) & 1;  // lanes 4..7 of each 8 take their second half first
@@ -438,7 +451,7 @@ struct FastF16 {
 #pragma unroll
     for (int j = 0; j < M; ++j) {
       if (j < m) {
-        const float4 xa = load_x4(x + j * x_stride, ia), xb = load_x4(x + j * x_stride, ib);
+        const float4 xa = load_x4<kSharedX>(x + j * x_stride, ia), xb = load_x4<kSharedX>(x + j * x_stride, ib);
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[r][j] += dot4(va[r], xa) + dot4(vb[r], xb);
       }
@@ -447,6 +460,31 @@ struct FastF16 {
 };
 
 // ---- the kernel -------------------------------------------------------------------------------
+// kNorm: x (k floats) normalized into `shared` (16-byte aligned, k floats) by the CTA, and
+// by CTA 0 also into norm.normed; the copy in shared memory is what the CTA multiplies.
+// Without kNorm: x itself.
+template <bool kNorm>
+__device__ __forceinline__ const float* normalized_input(const VecNorm& norm, const float* x, int64_t k,
+                                                         uint8_t* shared) {
+  if constexpr (!kNorm) {
+    (void)norm, (void)k, (void)shared;
+    return x;
+  } else {
+    __shared__ float scratch[kWarp];
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+    const auto* w4 = reinterpret_cast<const float4*>(norm.weight);
+    auto* s4 = reinterpret_cast<float4*>(shared);
+    const float inv_rms = inverse_rms(row_sum_squares(x4, k / 4, scratch), k, norm.eps);
+    for (int64_t i = threadIdx.x; i < k / 4; i += blockDim.x) {
+      const float4 v = normalize4(x4[i], inv_rms, w4[i]);
+      s4[i] = v;
+      if (blockIdx.x == 0) reinterpret_cast<float4*>(norm.normed)[i] = v;
+    }
+    __syncthreads();
+    return reinterpret_cast<const float*>(shared);
+  }
+}
+
 // One launch computes the rows of one or more jobs (matrices of one type and k, multiplied
 // by the same x): CTAs first_cta .. of job q compute its rows in groups of R. CTA c of a job
 // computes rows c R .. c R + R - 1 (rows past n repeat row n - 1 and are not written). Warp
@@ -472,11 +510,17 @@ struct FastJobs {
   int n_jobs;
   float* act;  // kSwiglu's output
   int64_t act_stride;
+  VecNorm norm;  // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
 };
 
-template <typename T, int R, int M, int U, bool kSwiglu, bool kSlab>
+// kNorm (m = 1): x is rms_norm's input; every CTA normalizes it into shared memory with the
+// rms_norm kernel's arithmetic (norm.cuh) and multiplies that, and CTA 0 writes it to normed.
+// Dynamic shared memory: the slab (kSlab: R rows), then the normalized x (kNorm: k floats).
+template <typename T, int R, int M, int U, bool kSwiglu, bool kSlab, bool kNorm>
 __global__ void __launch_bounds__(kFastWarps* kWarp)
     matvec_fast_kernel(FastJobs jobs, int n_blocks, const float* __restrict__ x, int64_t x_stride, int m) {
+  static_assert(!kNorm || (M == 1 && kFastWarps * kWarp == kNormRowThreads));
+  extern __shared__ __align__(16) uint8_t dynamic_shared[];
   constexpr int kBlocksPerWarp = kWarp / T::kLanes, kStep = kBlocksPerWarp * kFastWarps;
   constexpr int kJobRows = kSwiglu ? R / 2 : R;  // rows of one job per CTA
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -493,19 +537,18 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   if constexpr (kSlab) {
     // The CTA's rows (kJobRows of each job it reads: one, or gate and up) are consecutive in
     // memory: copy them into shared memory before waiting for the previous kernel, whose
-    // outputs they are not, and read them from there.
-    extern __shared__ __align__(16) uint8_t slab[];
+    // outputs they are not, and read them from there. (Copying them in chunks of block steps,
+    // each on its own barrier so that the first step could start early, measured slower:
+    // TinyLlama Q4_0 tg128 1056 against 1172 t/s.)
+    uint8_t* slab = dynamic_shared;
     __shared__ SharedBarrier slab_ready;
     const int valid = int(n - row0 < kJobRows ? n - row0 : kJobRows);
     const uint32_t bytes = uint32_t(valid * job.row_bytes);
-    const BulkCopy copies[2] = {
-        {slab, job.w + size_t(row0) * job.row_bytes, bytes},
-        {slab + kJobRows * job.row_bytes, kSwiglu ? jobs.job[1].w + size_t(row0) * job.row_bytes : nullptr,
-         kSwiglu ? bytes : 0u}};
     if (threadIdx.x == 0) {
-      bulk_arm(&slab_ready, copies[0].bytes + copies[1].bytes);
-      for (const BulkCopy& c : copies) {
-        if (c.bytes != 0) bulk_copy(c.dst, c.src, c.bytes, &slab_ready);
+      bulk_arm(&slab_ready, kSwiglu ? 2 * bytes : bytes);
+      bulk_copy(slab, job.w + size_t(row0) * job.row_bytes, bytes, &slab_ready);
+      if (kSwiglu) {
+        bulk_copy(slab + kJobRows * job.row_bytes, jobs.job[1].w + size_t(row0) * job.row_bytes, bytes, &slab_ready);
       }
     }
 #pragma unroll
@@ -515,15 +558,17 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
     }
     __syncthreads();  // the barrier is initialized
     start_after_previous_kernel();
-    bulk_wait(&slab_ready, copies);
+    x = normalized_input<kNorm>(jobs.norm, x, n_blocks * T::kElems, dynamic_shared + R * job.row_bytes);
+    bulk_wait(&slab_ready);
   } else {
-    start_after_previous_kernel();
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const int64_t row = row0 + r % kJobRows;
       const uint8_t* w = kSwiglu && r >= kJobRows ? jobs.job[1].w : job.w;
       rows[r] = w + size_t(row < n ? row : n - 1) * job.row_bytes;
     }
+    start_after_previous_kernel();
+    x = normalized_input<kNorm>(jobs.norm, x, n_blocks * T::kElems, dynamic_shared);
   }
   float acc[R][M];
 #pragma unroll
@@ -534,7 +579,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   const int t = lane % T::kLanes;
 #pragma unroll U
   for (int b = warp * kBlocksPerWarp + lane / T::kLanes; b < n_blocks; b += kStep) {
-    T::template accumulate<R, M>(rows, b, t, x, x_stride, m, acc);
+    T::template accumulate<R, M, kNorm>(rows, b, t, x, x_stride, m, acc);
   }
   __shared__ float partial[kFastWarps][R * M];
 #pragma unroll
@@ -579,10 +624,20 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 // 1051 vs 1205 GB/s): they cut the CTAs per SM and leave the L1 too small for x.
 // STRATA_MATVEC_SLAB=0 turns the path off (for comparisons).
 inline constexpr size_t kMaxSlabBytes = 16 * 1024;
+// The longest x that the CTAs normalize themselves (VecNorm): kMaxNormColumn (norm.cuh).
+// Each CTA reads x and the norm weight, 8 k bytes, from the L2: on Q4_0 rows at 4 per CTA
+// that is 3.6 times the weight bytes. Measured on an H100 (tg128): TinyLlama Q4_0 (k = 2048)
+// 1172 t/s against 1129 with the rms_norm kernel; with k = 4096 the L2 traffic cost more
+// than the launch saved (Llama-2-7B Q4_0 283 against 367, Llama-3-8B Q4_K_M 265 against 309,
+// Llama-2-7B F16 158 against 193), so longer rows take the rms_norm kernel.
 bool slab_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("STRATA_MATVEC_SLAB");
-    return e == nullptr || e[0] != '0';
+    int device = 0, major = 0;
+    const bool hopper = cudaGetDevice(&device) == cudaSuccess &&
+                        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                        major >= 9;  // the bulk copies (common.cuh)
+    return hopper && (e == nullptr || e[0] != '0');
   }();
   return on;
 }
@@ -608,15 +663,25 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, const float* x, int64_t x_s
   if (ctas == 0) return cudaSuccess;
   if (ctas > int64_t(INT32_MAX)) return cudaErrorInvalidValue;
   const dim3 grid{unsigned(ctas)}, block{unsigned(kFastWarps * kWarp)};
-  const size_t slab_bytes = size_t(R) * jobs.job[0].row_bytes;
+  auto go = [&](auto kernel, size_t shared_bytes) {
+    return launch(kernel, grid, block, shared_bytes, stream, jobs, int(k / T::kElems), x, x_stride, m);
+  };
+  const bool norm = jobs.norm.weight != nullptr;
+  const size_t slab_bytes = size_t(R) * jobs.job[0].row_bytes, x_bytes = norm ? size_t(k) * sizeof(float) : 0;
+  constexpr bool kNormShape = M == 1;  // the shapes that normalize x (dispatch_fast checks m)
+  if (norm && !kNormShape) return cudaErrorNotSupported;
   if constexpr (T::kSlab) {
     if (slab_enabled() && slab_bytes <= kMaxSlabBytes && takes_slab(jobs)) {
-      return launch(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true>, grid, block, slab_bytes, stream, jobs,
-                    int(k / T::kElems), x, x_stride, m);
+      if constexpr (kNormShape) {
+        if (norm) return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, true>, slab_bytes + x_bytes);
+      }
+      return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, false>, slab_bytes);
     }
   }
-  return launch(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false>, grid, block, 0, stream, jobs,
-                int(k / T::kElems), x, x_stride, m);
+  if constexpr (kNormShape) {
+    if (norm) return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, true>, x_bytes);
+  }
+  return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, false>, 0);
 }
 
 // Unrolling of the block loop (T::kUnroll), measured on an H100: 4 for Q4_0, Q4_K and Q8_0
@@ -624,17 +689,19 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, const float* x, int64_t x_s
 // (4 loses 2 to 6 %), 1 for Q4_K's 8-lane kernel (2 loses 4 to 17 %: its registers, 137
 // with 4 rows, cut the warps in flight).
 // Rows per CTA for m = 1: for the types with kManyRows (Q4_0, Q4_K) 4 when there are rows
-// enough to fill the GPU with them (each x load then serves 4 rows), fewer for small n; one
-// for the others (measured on an H100: Q8_0, Q6_K and F16 lose 4 to 13 % with 4 rows, their
-// registers cutting the number of warps in flight). Several columns: fewer rows (registers).
+// enough to fill the GPU with them (each x load then serves 4 rows), fewer for small n;
+// kFewRows for the others (measured on an H100: Q8_0, Q6_K and F16 lose 4 to 13 % with 4
+// rows, their registers cutting the number of warps in flight; F16 gains with 2, Llama-2-7B
+// F16 tg128 198.2 against 193.3 t/s, Q6_K lost 1 % with 2 on Llama-3-8B Q4_K_M). Several
+// columns: fewer rows (registers).
 // n: the rows of all jobs together. SwiGLU launches take 2 rows (one of gate, one of up), or
 // 4 for the kManyRows types at m = 1 when n >= 2048.
 template <typename T>
 cudaError_t launch_fast(const FastJobs& jobs, int64_t n, int64_t k, const float* x, int64_t x_stride, int m,
                         cudaStream_t stream) {
   if (m == 1) {
-    if (!T::kManyRows) {
-      return launch_fast_rm<T, 1, 1, false>(jobs, k, x, x_stride, m, stream);
+    if constexpr (!T::kManyRows) {
+      return launch_fast_rm<T, T::kFewRows, 1, false>(jobs, k, x, x_stride, m, stream);
     } else if (n >= 4096) {
       return launch_fast_rm<T, 4, 1, false>(jobs, k, x, x_stride, m, stream);
     } else if (n >= 1024) {
@@ -676,6 +743,10 @@ cudaError_t dispatch_fast(DType type, FastJobs& jobs, int64_t k, const float* x,
                           cudaStream_t stream) {
   if (!aligned(x, 16) || (m > 1 && x_stride % 4 != 0) || m < 1 || m > kMaxVecColumns || k > int64_t(INT32_MAX) ||
       jobs.n_jobs < 1 || jobs.n_jobs > kMaxVecJobs) {
+    return cudaErrorNotSupported;
+  }
+  if (jobs.norm.weight != nullptr && (m != 1 || k % 4 != 0 || k > kMaxNormColumn || !aligned(jobs.norm.weight, 16) ||
+                                      !aligned(jobs.norm.normed, 16))) {
     return cudaErrorNotSupported;
   }
   bool rows2 = true, rows16 = true;
@@ -736,20 +807,23 @@ cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int6
 }
 
 cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
-                                    int64_t x_stride, int m, cudaStream_t stream) {
+                                    int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm) {
   if (n_jobs < 1 || n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
   FastJobs fast{};
+  if (norm != nullptr) fast.norm = *norm;
   fast.n_jobs = n_jobs;
   for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]);
   return dispatch_fast(type, fast, k, x, x_stride, m, false, stream);
 }
 
 cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
-                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream) {
+                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream,
+                                      const VecNorm* norm) {
   if (gate.n != up.n || gate.row_bytes != up.row_bytes || gate.acc != nullptr || up.acc != nullptr) {
     return cudaErrorNotSupported;
   }
   FastJobs fast{};
+  if (norm != nullptr) fast.norm = *norm;
   fast.n_jobs = 2;
   fast.job[0] = fast_job(gate);
   fast.job[1] = fast_job(up);

@@ -1,7 +1,6 @@
 // Row-wise reductions: rms_norm and softmax. One block per row (rows strided over the
-// grid), sums in f32 via warp shuffles. rms_norm takes a whole row in one pass of 16-byte
-// loads where it can: decode normalizes a single row, whose latency is what counts.
-#include "backend/cuda/common.cuh"
+// grid), sums in f32 via warp shuffles; rms_norm reads 16-byte words where it can.
+#include "backend/cuda/norm.cuh"
 
 namespace strata::cuda {
 namespace {
@@ -9,45 +8,52 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65535;
 
-// A row of up to kNormThreads * 4 * kNormVecs floats is read once, 16 bytes per load, into
-// registers; longer or unaligned rows loop over their elements.
-constexpr int kNormThreads = 1024;
-constexpr int kNormVecs = 2;
+// How a row is normalized. Shared: rows of 16-byte words up to kMaxNormColumn floats take
+// the arithmetic of norm.cuh, kNormRowThreads threads per row, which the matrix-vector
+// kernels that normalize their own input repeat bit for bit. SinglePass: longer rows of
+// 16-byte words, up to kSinglePassThreads * 4 * kSinglePassWords floats, are read once into
+// registers by kSinglePassThreads threads (decode normalizes one row: its latency is what
+// counts; 128 threads took 7.6 us on a 4096 row of Llama-2-7B against 4.8). Loop: the rest,
+// element by element, kThreads threads.
+enum class NormPath { Shared, SinglePass, Loop };
+constexpr int kSinglePassThreads = 1024;
+constexpr int kSinglePassWords = 2;
 
-__global__ void __launch_bounds__(kNormThreads)
+__global__ void __launch_bounds__(kSinglePassThreads)
     rms_norm_kernel(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo, int64_t n,
-                    int64_t rows, bool vec) {
+                    int64_t rows, NormPath path) {
   start_after_previous_kernel();
   __shared__ float scratch[kWarp];
+  const auto* w4 = reinterpret_cast<const float4*>(weight);
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = row_ptr<float>(x, lx, r);
     float* orow = row_ptr<float>(out, lo, r);
-    if (vec) {
-      float4 v[kNormVecs];
+    const auto* x4 = reinterpret_cast<const float4*>(xr);
+    auto* o4 = reinterpret_cast<float4*>(orow);
+    if (path == NormPath::Shared) {
+      const float inv_rms = inverse_rms(row_sum_squares(x4, n / 4, scratch), n, eps);
+      for (int64_t i = threadIdx.x; i < n / 4; i += blockDim.x) o4[i] = normalize4(x4[i], inv_rms, w4[i]);
+    } else if (path == NormPath::SinglePass) {
+      float4 v[kSinglePassWords];
       float sum_sq = 0.0f;
 #pragma unroll
-      for (int j = 0; j < kNormVecs; ++j) {
+      for (int j = 0; j < kSinglePassWords; ++j) {
         const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
-        v[j] = i < n / 4 ? reinterpret_cast<const float4*>(xr)[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        v[j] = i < n / 4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         sum_sq += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
       }
-      sum_sq = block_reduce<false>(sum_sq, scratch);
-      const float inv_rms = 1.0f / sqrtf(sum_sq / float(n) + eps);
+      const float inv_rms = inverse_rms(block_reduce<false>(sum_sq, scratch), n, eps);
 #pragma unroll
-      for (int j = 0; j < kNormVecs; ++j) {
+      for (int j = 0; j < kSinglePassWords; ++j) {
         const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
-        if (i >= n / 4) break;
-        const float4 w = reinterpret_cast<const float4*>(weight)[i];
-        reinterpret_cast<float4*>(orow)[i] = make_float4(v[j].x * inv_rms * w.x, v[j].y * inv_rms * w.y,
-                                                         v[j].z * inv_rms * w.z, v[j].w * inv_rms * w.w);
+        if (i < n / 4) o4[i] = normalize4(v[j], inv_rms, w4[i]);
       }
-      continue;
+    } else {
+      float sum_sq = 0.0f;
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum_sq += xr[i] * xr[i];
+      const float inv_rms = inverse_rms(block_reduce<false>(sum_sq, scratch), n, eps);
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) orow[i] = xr[i] * inv_rms * weight[i];
     }
-    float sum_sq = 0.0f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum_sq += xr[i] * xr[i];
-    sum_sq = block_reduce<false>(sum_sq, scratch);
-    const float inv_rms = 1.0f / sqrtf(sum_sq / float(n) + eps);
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) orow[i] = xr[i] * inv_rms * weight[i];
   }
 }
 
@@ -79,9 +85,15 @@ unsigned blocks_for(int64_t rows) {
 cudaError_t launch_rms_norm(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo,
                             int64_t n, int64_t rows, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  const bool vec = n % 4 == 0 && n <= int64_t(4) * kNormThreads * kNormVecs && aligned16(x, lx) &&
-                   aligned16(out, lo) && (reinterpret_cast<uintptr_t>(weight) & 15) == 0;
-  return launch(rms_norm_kernel, blocks_for(rows), kNormThreads, 0, stream, x, lx, weight, eps, out, lo, n, rows, vec);
+  const bool words =
+      n % 4 == 0 && aligned16(x, lx) && aligned16(out, lo) && (reinterpret_cast<uintptr_t>(weight) & 15) == 0;
+  const NormPath path = !words                                                ? NormPath::Loop
+                        : n <= kMaxNormColumn                                  ? NormPath::Shared
+                        : n <= int64_t(4) * kSinglePassThreads * kSinglePassWords ? NormPath::SinglePass
+                                                                               : NormPath::Loop;
+  const int threads = path == NormPath::Shared ? kNormRowThreads : path == NormPath::SinglePass ? kSinglePassThreads
+                                                                                                : kThreads;
+  return launch(rms_norm_kernel, blocks_for(rows), threads, 0, stream, x, lx, weight, eps, out, lo, n, rows, path);
 }
 
 cudaError_t launch_softmax(void* x, RowLayout lx, int64_t n, int64_t rows, cudaStream_t stream) {
