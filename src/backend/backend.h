@@ -124,8 +124,7 @@ public:
   }
   // normed = rms_norm(x, norm_weight, eps), then matmul_swiglu(w_gate, w_up, normed, ...).
   virtual void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                                      const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up,
-                                      Tensor& out) {
+                                      const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) {
     rms_norm(x, norm_weight, eps, normed);
     matmul_swiglu(w_gate, w_up, normed, gate, up, out);
   }

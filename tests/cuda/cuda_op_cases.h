@@ -124,7 +124,7 @@ inline std::vector<OpCase> cuda_op_cases() {
 
   cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
   cases.push_back(rms_norm_case(2048, 1, 1e-6f, ++seed));
-  cases.push_back(rms_norm_case(1000, 3, 1e-5f, ++seed));  // the path shared with the matvec kernels, partial
+  cases.push_back(rms_norm_case(1000, 3, 1e-5f, ++seed));   // the path shared with the matvec kernels, partial
   cases.push_back(rms_norm_case(5, 70000, 1e-5f, ++seed));  // more rows than one grid dimension holds
   cases.push_back(rms_norm_case(8192, 2, 1e-5f, ++seed));   // the longest row kept in registers
   cases.push_back(rms_norm_case(8196, 3, 1e-5f, ++seed));   // longer: the looping path
@@ -162,8 +162,8 @@ inline std::vector<OpCase> cuda_op_cases() {
     cases.push_back(attention_case({64, 4, 2, 1, 128, 300, type}, ++seed));
     cases.push_back(attention_case({128, 8, 2, 1, 4095, 4096, type}, ++seed));
     // Short decode contexts, where one split holds every key and writes the output itself.
-    cases.push_back(attention_case({128, 32, 32, 1, 0, 8, type}, ++seed));  // Llama-2-7B's first token
-    cases.push_back(attention_case({64, 32, 4, 1, 20, 64, type}, ++seed));  // TinyLlama, 21 keys
+    cases.push_back(attention_case({128, 32, 32, 1, 0, 8, type}, ++seed));    // Llama-2-7B's first token
+    cases.push_back(attention_case({64, 32, 4, 1, 20, 64, type}, ++seed));    // TinyLlama, 21 keys
     cases.push_back(attention_case({128, 8, 2, 1, 200, 512, type}, ++seed));  // two splits, the second partial
   }
   // The tensor-core prefill kernel (attention_prefill.cu: f16 cache, head_dim 64 or 128,

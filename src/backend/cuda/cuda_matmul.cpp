@@ -274,7 +274,8 @@ void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_wei
   constexpr std::string_view op = "rms_norm_matmul_swiglu";
   const std::optional<cuda::VecNorm> norm = vec_norm(op, x, norm_weight, eps, normed);
   check_matmul_swiglu_args(w_gate, w_up, normed, gate, up, out, check_matvec_supported);
-  check_in_device_memory(op, {{"gate weight", &w_gate}, {"up weight", &w_up}, {"gate", &gate}, {"up", &up}, {"out", &out}});
+  check_in_device_memory(op,
+                         {{"gate weight", &w_gate}, {"up weight", &w_up}, {"gate", &gate}, {"up", &up}, {"out", &out}});
   const std::optional<VecInput> in = vec_input(x);
   const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
   const std::optional<int64_t> out_stride = even_column_stride(out);

@@ -87,12 +87,13 @@ cudaError_t launch_rms_norm(const void* x, RowLayout lx, const float* weight, fl
   if (n == 0 || rows == 0) return cudaSuccess;
   const bool words =
       n % 4 == 0 && aligned16(x, lx) && aligned16(out, lo) && (reinterpret_cast<uintptr_t>(weight) & 15) == 0;
-  const NormPath path = !words                                                ? NormPath::Loop
-                        : n <= kMaxNormColumn                                  ? NormPath::Shared
+  const NormPath path = !words                                                    ? NormPath::Loop
+                        : n <= kMaxNormColumn                                     ? NormPath::Shared
                         : n <= int64_t(4) * kSinglePassThreads * kSinglePassWords ? NormPath::SinglePass
-                                                                               : NormPath::Loop;
-  const int threads = path == NormPath::Shared ? kNormRowThreads : path == NormPath::SinglePass ? kSinglePassThreads
-                                                                                                : kThreads;
+                                                                                  : NormPath::Loop;
+  const int threads = path == NormPath::Shared       ? kNormRowThreads
+                      : path == NormPath::SinglePass ? kSinglePassThreads
+                                                     : kThreads;
   return launch(rms_norm_kernel, blocks_for(rows), threads, 0, stream, x, lx, weight, eps, out, lo, n, rows, path);
 }
 
