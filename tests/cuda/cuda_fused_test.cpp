@@ -92,24 +92,33 @@ Outputs run_matmul_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_
   return {download(b, gate), download(b, up), download(b, out)};
 }
 
+// The weights on the backend, an output [n, m] for each, and the jobs that join them.
+struct Batch {
+  std::vector<Tensor> weights, outs;
+  std::vector<Backend::MatmulJob> jobs;
+};
+std::unique_ptr<Batch> make_batch(Backend& b, const std::vector<Weight>& ws, int64_t m) {
+  auto batch = std::make_unique<Batch>();  // on the heap: the jobs point into its vectors
+  for (const Weight& w : ws) {
+    batch->weights.push_back(b.upload(w.host));
+    batch->outs.push_back(b.alloc(DType::F32, {w.n, m}, "out"));
+  }
+  for (size_t i = 0; i < ws.size(); ++i) batch->jobs.push_back({&batch->weights[i], &batch->outs[i]});
+  return batch;
+}
+
 // out_i = w_i x for each weight. Returns the outputs.
 Outputs run_matmul_batch(Backend& b, const std::vector<Weight>& ws, int64_t m, uint32_t seed, bool fused) {
   const int64_t k = ws[0].k;
   const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
-  std::vector<Tensor> wd, outs;
-  for (const Weight& w : ws) {
-    wd.push_back(b.upload(w.host));
-    outs.push_back(b.alloc(DType::F32, {w.n, m}, "out"));
-  }
-  std::vector<Backend::MatmulJob> jobs;
-  for (size_t i = 0; i < ws.size(); ++i) jobs.push_back({&wd[i], &outs[i]});
+  const std::unique_ptr<Batch> batch = make_batch(b, ws, m);
   if (fused) {
-    b.matmul_batch(x, jobs);
+    b.matmul_batch(x, batch->jobs);
   } else {
-    for (const auto& job : jobs) b.matmul(*job.w, x, *job.out);
+    for (const auto& job : batch->jobs) b.matmul(*job.w, x, *job.out);
   }
   Outputs result;
-  for (const Tensor& t : outs) result.push_back(download(b, t));
+  for (const Tensor& t : batch->outs) result.push_back(download(b, t));
   return result;
 }
 
@@ -119,21 +128,15 @@ Outputs run_rms_norm_matmul_batch(Backend& b, const std::vector<Weight>& ws, int
   const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
   const Tensor norm_weight = upload_values(b, random_values(size_t(k), seed + 1), {k});
   Tensor normed = b.alloc(DType::F32, {k, m}, "normed");
-  std::vector<Tensor> wd, outs;
-  for (const Weight& w : ws) {
-    wd.push_back(b.upload(w.host));
-    outs.push_back(b.alloc(DType::F32, {w.n, m}, "out"));
-  }
-  std::vector<Backend::MatmulJob> jobs;
-  for (size_t i = 0; i < ws.size(); ++i) jobs.push_back({&wd[i], &outs[i]});
+  const std::unique_ptr<Batch> batch = make_batch(b, ws, m);
   if (fused) {
-    b.rms_norm_matmul_batch(x, norm_weight, 1e-5f, normed, jobs);
+    b.rms_norm_matmul_batch(x, norm_weight, 1e-5f, normed, batch->jobs);
   } else {
     b.rms_norm(x, norm_weight, 1e-5f, normed);
-    for (const auto& job : jobs) b.matmul(*job.w, normed, *job.out);
+    for (const auto& job : batch->jobs) b.matmul(*job.w, normed, *job.out);
   }
   Outputs result = {download(b, normed)};
-  for (const Tensor& t : outs) result.push_back(download(b, t));
+  for (const Tensor& t : batch->outs) result.push_back(download(b, t));
   return result;
 }
 
