@@ -121,6 +121,12 @@ CudaBackend::CudaBackend(int device) : device_(device), held_(std::make_shared<H
   if (!mode.empty() && mode != "f16" && mode != "tf32" && mode != "f32") {
     fail("backend 'cuda': STRATA_CUDA_GEMM={} is not one of f16 (the default), tf32, f32", mode);
   }
+  const char* matvec = std::getenv("STRATA_CUDA_MATVEC");
+  const std::string_view vec_mode = matvec != nullptr ? matvec : "";
+  if (vec_mode == "f32") matvec_mode_ = MatvecMode::f32;
+  if (!vec_mode.empty() && vec_mode != "q8" && vec_mode != "f32") {
+    fail("backend 'cuda': STRATA_CUDA_MATVEC={} is not one of q8 (the default), f32", vec_mode);
+  }
 }
 
 CudaBackend::~CudaBackend() {
@@ -133,6 +139,7 @@ CudaBackend::~CudaBackend() {
   free_ints(positions_);
   rope_.reset();
   gemm_.reset();
+  x_q8_.reset();
   gemm_x_.reset();
   if (cublas_ != nullptr) (void)cublasDestroy(cublas_);
   if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);

@@ -10,7 +10,9 @@
 //
 // Environment: STRATA_CUDA_PROFILE=1 prints per-op GPU times at exit (and turns recording
 // off); STRATA_CUDA_GEMM=tf32 or f32 makes the prefill GEMM multiply TF32 or f32 operands
-// instead of f16 (see cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op.
+// instead of f16 (see cuda_matmul.cpp); STRATA_CUDA_MATVEC=f32 keeps decode's activations f32
+// on the weight types that otherwise take the integer kernels with x rounded to 8 bits (q8,
+// the default; cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op.
 #pragma once
 
 #include <cublas_v2.h>
@@ -19,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -111,6 +114,13 @@ private:
   const double* rope_table(const RopeConfig& config);
   void gemm(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
   void gemm_f16(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
+  // Decode on the integer kernels (cuda_matmul.cpp): whether they take every one of `types`
+  // for k columns and m = 1; x's q8 form in the scratch (with norm: rms_norm first, normed
+  // written, one launch); and the jobs of a matmul_batch, a launch per weight type.
+  bool takes_q8(std::span<const DType> types, int64_t k, int64_t m) const;
+  cuda::XQ8 quantized_x(const float* x, int64_t k, const cuda::VecNorm* norm);
+  void batch_groups(const Tensor& x, std::span<const MatmulJob> jobs, const float* xd, int64_t x_stride, int m,
+                    std::optional<cuda::XQ8> q8);
 
   int device_ = 0;
   std::string device_name_;
@@ -120,6 +130,8 @@ private:
   std::shared_ptr<Held> held_;
   enum class GemmMode { f16, tf32, f32 };  // STRATA_CUDA_GEMM
   GemmMode gemm_mode_ = GemmMode::f16;
+  enum class MatvecMode { q8, f32 };  // STRATA_CUDA_MATVEC
+  MatvecMode matvec_mode_ = MatvecMode::q8;
   cuda::Profiler profiler_;
 
   Capture capture_;
@@ -128,8 +140,9 @@ private:
   // those buffers, so a step recorded before is recorded again.
   uint64_t scratch_generation_ = 0;
   IntBuffer ids_, positions_;
-  std::shared_ptr<void> rope_, gemm_, gemm_x_, attention_partials_;
-  size_t rope_capacity_ = 0, gemm_capacity_ = 0, gemm_x_capacity_ = 0, attention_partials_capacity_ = 0;
+  std::shared_ptr<void> rope_, gemm_, gemm_x_, attention_partials_, x_q8_;
+  size_t rope_capacity_ = 0, gemm_capacity_ = 0, gemm_x_capacity_ = 0, attention_partials_capacity_ = 0,
+         x_q8_capacity_ = 0;
   std::vector<double> rope_key_;  // the table now in rope_ (theta scales), to skip re-uploads
 };
 

@@ -1,7 +1,11 @@
 // matmul on the CUDA backend: out[i, j] = sum_l w[l, i] * x[l, j].
 //
 // Decode (m <= kMaxVecColumns columns): matrix-vector kernels that dequantize the weight in
-// registers and accumulate in f32 (matmul_vec_*.cu); activations stay f32.
+// registers and accumulate in f32 (matmul_vec_*.cu); activations stay f32. Except for one
+// column (m = 1, every decode step) on Q4_0, Q4_K and Q6_K weights: there x is rounded to
+// its q8 form (blocks of 32 int8 and a scale; rms_norm writes it in the same launch where
+// the op begins with one) and the integer kernels take the products (matmul_vec_q8.cu),
+// about twice as fast. STRATA_CUDA_MATVEC=f32 keeps f32 activations there too.
 // Prefill (m > kMaxVecColumns): cuBLAS GEMM on the tensor cores with f32 accumulation
 // (CUBLAS_COMPUTE_32F), f16 operands: the activations are rounded to f16 (saturating at
 // +-65504, a range Llama-family activations stay within) and the weight is dequantized to
@@ -128,6 +132,18 @@ void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
       xd = packed;
       x_stride = k;
     }
+    const DType type = w.dtype();
+    if (takes_q8({&type, 1}, k, m)) {
+      const cuda::XQ8 q8 = quantized_x(xd, k, nullptr);
+      const cuda::VecJob job{w.data(), w.nb(1), n, od, out_stride, nullptr, 0};
+      cuda::ProfileScope scope(profiler_, stream_,
+                               profiler_.enabled() ? fmt::format("matmul {} q8", w.traits().name) : std::string());
+      const cudaError_t status = cuda::launch_matvec_q8_jobs(type, &job, 1, k, q8, stream_);
+      if (status != cudaErrorNotSupported) {
+        STRATA_CUDA_CHECK(status);
+        return;
+      }
+    }
     cuda::ProfileScope scope(profiler_, stream_,
                              profiler_.enabled() ? fmt::format("matmul {} vec", w.traits().name) : std::string());
     STRATA_CUDA_CHECK(
@@ -153,11 +169,16 @@ void CudaBackend::matmul_add(const Tensor& w, const Tensor& x, Tensor& product, 
   check_in_device_memory(op, {{"weight", &w}, {"x", &x}, {"product", &product}, {"acc", &acc}});
   const std::optional<VecInput> in = vec_input(x);
   const std::optional<cuda::VecJob> job = vec_job(w, product, &acc);
+  const DType type = w.dtype();
   if (in && job) {
-    cuda::ProfileScope scope(profiler_, stream_,
-                             profiler_.enabled() ? fmt::format("matmul_add {} vec", w.traits().name) : std::string());
+    const bool q8 = takes_q8({&type, 1}, w.ne(0), in->m);
+    const cuda::XQ8 xq = q8 ? quantized_x(in->x, w.ne(0), nullptr) : cuda::XQ8{};
+    cuda::ProfileScope scope(
+        profiler_, stream_,
+        profiler_.enabled() ? fmt::format("matmul_add {} {}", w.traits().name, q8 ? "q8" : "vec") : std::string());
     const cudaError_t status =
-        cuda::launch_matvec_fast_jobs(w.dtype(), &*job, 1, w.ne(0), in->x, in->stride, in->m, stream_);
+        q8 ? cuda::launch_matvec_q8_jobs(type, &*job, 1, w.ne(0), xq, stream_)
+           : cuda::launch_matvec_fast_jobs(type, &*job, 1, w.ne(0), in->x, in->stride, in->m, stream_);
     if (status != cudaErrorNotSupported) {
       STRATA_CUDA_CHECK(status);
       return;
@@ -175,13 +196,19 @@ void CudaBackend::matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const 
   const std::optional<VecInput> in = vec_input(x);
   const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
   const std::optional<int64_t> out_stride = even_column_stride(out);
-  if (in && g && u && out_stride && w_gate.dtype() == w_up.dtype()) {
-    cuda::ProfileScope scope(
-        profiler_, stream_,
-        profiler_.enabled() ? fmt::format("matmul_swiglu {} vec", w_gate.traits().name) : std::string());
+  const DType type = w_gate.dtype();
+  if (in && g && u && out_stride && type == w_up.dtype()) {
+    const bool q8 = takes_q8({&type, 1}, w_gate.ne(0), in->m);
+    const cuda::XQ8 xq = q8 ? quantized_x(in->x, w_gate.ne(0), nullptr) : cuda::XQ8{};
+    auto* act = reinterpret_cast<float*>(out.mutable_data());
+    cuda::ProfileScope scope(profiler_, stream_,
+                             profiler_.enabled()
+                                 ? fmt::format("matmul_swiglu {} {}", w_gate.traits().name, q8 ? "q8" : "vec")
+                                 : std::string());
     const cudaError_t status =
-        cuda::launch_matvec_fast_swiglu(w_gate.dtype(), *g, *u, reinterpret_cast<float*>(out.mutable_data()),
-                                        *out_stride, w_gate.ne(0), in->x, in->stride, in->m, stream_);
+        q8 ? cuda::launch_matvec_q8_swiglu(type, *g, *u, act, w_gate.ne(0), xq, stream_)
+           : cuda::launch_matvec_fast_swiglu(type, *g, *u, act, *out_stride, w_gate.ne(0), in->x, in->stride, in->m,
+                                             stream_);
     if (status != cudaErrorNotSupported) {
       STRATA_CUDA_CHECK(status);
       return;
@@ -190,8 +217,6 @@ void CudaBackend::matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const 
   Backend::matmul_swiglu(w_gate, w_up, x, gate, up, out);
 }
 
-// Jobs of one weight type share a launch (kMaxVecJobs at a time); Q4_K_M files mix Q4_K and
-// Q6_K among q, k and v, so they take two.
 void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) {
   constexpr std::string_view op = "matmul_batch";
   check_matmul_batch_args(x, jobs, check_matvec_supported);
@@ -202,6 +227,15 @@ void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs)
     Backend::matmul_batch(x, jobs);
     return;
   }
+  batch_groups(x, jobs, in->x, in->stride, in->m, std::nullopt);
+}
+
+// The jobs of one weight type share a launch (kMaxVecJobs at a time), on the integer kernels
+// where takes_q8 says so (x's q8 form: q8, or made here once) and on the f32 ones otherwise;
+// Q4_K_M files mix Q4_K and Q6_K among q, k and v, so they take two. A group the fast kernels
+// do not take runs matmul job by job.
+void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs, const float* xd, int64_t x_stride,
+                               int m, std::optional<cuda::XQ8> q8) {
   std::vector<bool> done(jobs.size(), false);
   for (size_t first = 0; first < jobs.size(); ++first) {
     if (done[first]) continue;
@@ -217,11 +251,15 @@ void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs)
     }
     cudaError_t status = cudaErrorNotSupported;
     if (launch.size() == group.size()) {
-      cuda::ProfileScope scope(
-          profiler_, stream_,
-          profiler_.enabled() ? fmt::format("matmul_batch {} vec", jobs[first].w->traits().name) : std::string());
-      status = cuda::launch_matvec_fast_jobs(type, launch.data(), int(launch.size()), x.ne(0), in->x, in->stride, in->m,
-                                             stream_);
+      const bool integer = takes_q8({&type, 1}, x.ne(0), m);
+      if (integer && !q8) q8 = quantized_x(xd, x.ne(0), nullptr);
+      cuda::ProfileScope scope(profiler_, stream_,
+                               profiler_.enabled()
+                                   ? fmt::format("matmul_batch {} {}", type_traits(type).name, integer ? "q8" : "vec")
+                                   : std::string());
+      const int n = int(launch.size());
+      status = integer ? cuda::launch_matvec_q8_jobs(type, launch.data(), n, x.ne(0), *q8, stream_)
+                       : cuda::launch_matvec_fast_jobs(type, launch.data(), n, x.ne(0), xd, x_stride, m, stream_);
     }
     if (status != cudaErrorNotSupported) {
       STRATA_CUDA_CHECK(status);
@@ -238,6 +276,15 @@ void CudaBackend::rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weig
   check_matmul_batch_args(normed, jobs, check_matvec_supported);
   for (const MatmulJob& j : jobs) check_in_device_memory(op, {{"weight", j.w}, {"out", j.out}});
   const std::optional<VecInput> in = vec_input(x);
+  const bool any_q8 = std::ranges::any_of(jobs, [&](const MatmulJob& j) {
+    const DType type = j.w->dtype();
+    return in && takes_q8({&type, 1}, x.ne(0), in->m);
+  });
+  if (norm && in && any_q8) {
+    const cuda::XQ8 xq = quantized_x(in->x, x.ne(0), &*norm);  // normed written
+    batch_groups(normed, jobs, norm->normed, x.ne(0), 1, xq);
+    return;
+  }
   if (norm && in && !jobs.empty()) {
     const DType type = jobs[0].w->dtype();
     std::vector<cuda::VecJob> first;  // the first weight type's jobs (kMaxVecJobs at most)
@@ -279,6 +326,21 @@ void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_wei
   const std::optional<VecInput> in = vec_input(x);
   const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
   const std::optional<int64_t> out_stride = even_column_stride(out);
+  const DType type = w_gate.dtype();
+  if (norm && in && g && u && out_stride && type == w_up.dtype() && takes_q8({&type, 1}, x.ne(0), in->m)) {
+    const cuda::XQ8 xq = quantized_x(in->x, x.ne(0), &*norm);
+    cuda::ProfileScope scope(
+        profiler_, stream_,
+        profiler_.enabled() ? fmt::format("rms_norm_matmul_swiglu {} q8", w_gate.traits().name) : std::string());
+    const cudaError_t status = cuda::launch_matvec_q8_swiglu(type, *g, *u, reinterpret_cast<float*>(out.mutable_data()),
+                                                             x.ne(0), xq, stream_);
+    if (status != cudaErrorNotSupported) {
+      STRATA_CUDA_CHECK(status);
+      return;
+    }
+    Backend::matmul_swiglu(w_gate, w_up, normed, gate, up, out);  // normed is written
+    return;
+  }
   if (norm && in && g && u && out_stride && w_gate.dtype() == w_up.dtype()) {
     cuda::ProfileScope scope(
         profiler_, stream_,
@@ -292,6 +354,19 @@ void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_wei
     }
   }
   Backend::rms_norm_matmul_swiglu(x, norm_weight, eps, normed, w_gate, w_up, gate, up, out);
+}
+
+bool CudaBackend::takes_q8(std::span<const DType> types, int64_t k, int64_t m) const {
+  if (matvec_mode_ != MatvecMode::q8 || m != 1 || types.empty()) return false;
+  return std::ranges::all_of(types, [k](DType t) { return cuda::matvec_q8_supported(t, k); });
+}
+
+cuda::XQ8 CudaBackend::quantized_x(const float* x, int64_t k, const cuda::VecNorm* norm) {
+  const cuda::XQ8 q8 = cuda::x_q8_view(scratch(x_q8_, x_q8_capacity_, cuda::x_q8_bytes(k), "q8 activations"), k);
+  cuda::ProfileScope scope(profiler_, stream_, norm != nullptr ? "rms_norm q8" : "quantize x q8");
+  STRATA_CUDA_CHECK(norm != nullptr ? cuda::launch_rms_norm_q8(x, norm->weight, norm->eps, norm->normed, k, q8, stream_)
+                                    : cuda::launch_quantize_x_q8(x, k, q8, stream_));
+  return q8;
 }
 
 // out (n x m, column stride out_stride) = W^T x via cuBLAS, W dequantized in tiles of rows.

@@ -162,6 +162,32 @@ cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, 
 cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
                                       int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream,
                                       const VecNorm* norm = nullptr);
+// ---- integer decode kernels: x quantized to 8 bits (quantize_x.cu, matmul_vec_fast.cu) ----
+// x [k] f32 (k % 32 == 0) as k / 32 blocks of 32: q = round(x * 127 / amax) as int8 and
+// ds = {d, d * sum of the block's q} with d = amax / 127, amax = max |x| over the block (a
+// block of zeros: q = 0, d = 0). Products with it are taken on the integer units (dp4a):
+// sum_i w_i x_i ~ sum over blocks of d_w d (sum_i q_w,i q_i), exact integer sums, f32 above.
+struct XQ8 {
+  int8_t* q;   // [k]
+  float2* ds;  // [k / 32]
+};
+// Device bytes of the q8 form of k values, and its layout in such a buffer (16-byte aligned).
+size_t x_q8_bytes(int64_t k);
+XQ8 x_q8_view(void* buffer, int64_t k);
+// out = the q8 form of x (16-byte aligned, k % 32 == 0).
+cudaError_t launch_quantize_x_q8(const float* x, int64_t k, XQ8 out, cudaStream_t stream);
+// rms_norm of one row x [n] (launch_rms_norm's bits in normed) and normed's q8 form, in one
+// launch where n <= 8192 (two otherwise); x, weight, normed 16-byte aligned, n % 32 == 0.
+cudaError_t launch_rms_norm_q8(const float* x, const float* weight, float eps, float* normed, int64_t n, XQ8 out,
+                               cudaStream_t stream);
+// The types and row lengths the integer kernels take (m = 1): Q4_0, Q4_K, Q6_K.
+bool matvec_q8_supported(DType type, int64_t k);
+// launch_matvec_fast_jobs and launch_matvec_fast_swiglu (m = 1) on the q8 form of x;
+// cudaErrorNotSupported (nothing launched) where matvec_q8_supported says no or a row is
+// not 2-byte (Q4_K: 16-byte) aligned. A row's sum does not depend on the launch it is in.
+cudaError_t launch_matvec_q8_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x, cudaStream_t stream);
+cudaError_t launch_matvec_q8_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t k, XQ8 x,
+                                    cudaStream_t stream);
 cudaError_t launch_matvec_generic(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                   int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 // The parts of launch_matvec_generic by type family (matmul_vec_plain.cu: F32, F16, BF16;

@@ -1,6 +1,7 @@
 // Row-wise reductions: rms_norm and softmax. One block per row (rows strided over the
 // grid), sums in f32 via warp shuffles; rms_norm reads 16-byte words where it can.
 #include "backend/cuda/norm.cuh"
+#include "backend/cuda/quantize_x.cuh"
 
 namespace strata::cuda {
 namespace {
@@ -19,9 +20,11 @@ enum class NormPath { Shared, SinglePass, Loop };
 constexpr int kSinglePassThreads = 1024;
 constexpr int kSinglePassWords = 2;
 
+// q8.q != nullptr (one row, n % 32 == 0, path Shared or SinglePass): out's q8 form is
+// written too (every lane of a warp takes part, in whole blocks: quantize_x.cuh).
 __global__ void __launch_bounds__(kSinglePassThreads)
     rms_norm_kernel(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo, int64_t n,
-                    int64_t rows, NormPath path) {
+                    int64_t rows, NormPath path, XQ8 q8) {
   start_after_previous_kernel();
   __shared__ float scratch[kWarp];
   const auto* w4 = reinterpret_cast<const float4*>(weight);
@@ -32,7 +35,13 @@ __global__ void __launch_bounds__(kSinglePassThreads)
     auto* o4 = reinterpret_cast<float4*>(orow);
     if (path == NormPath::Shared) {
       const float inv_rms = inverse_rms(row_sum_squares(x4, n / 4, scratch), n, eps);
-      for (int64_t i = threadIdx.x; i < n / 4; i += blockDim.x) o4[i] = normalize4(x4[i], inv_rms, w4[i]);
+      for (int64_t base = 0; base < n / 4; base += blockDim.x) {
+        const int64_t i = base + threadIdx.x;
+        const bool valid = i < n / 4;
+        const float4 v = valid ? normalize4(x4[i], inv_rms, w4[i]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (valid) o4[i] = v;
+        if (q8.q != nullptr) quantize_word_q8(v, i, valid, q8);
+      }
     } else if (path == NormPath::SinglePass) {
       float4 v[kSinglePassWords];
       float sum_sq = 0.0f;
@@ -46,7 +55,10 @@ __global__ void __launch_bounds__(kSinglePassThreads)
 #pragma unroll
       for (int j = 0; j < kSinglePassWords; ++j) {
         const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
-        if (i < n / 4) o4[i] = normalize4(v[j], inv_rms, w4[i]);
+        const bool valid = i < n / 4;
+        const float4 o = valid ? normalize4(v[j], inv_rms, w4[i]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (valid) o4[i] = o;
+        if (q8.q != nullptr) quantize_word_q8(o, i, valid, q8);
       }
     } else {
       float sum_sq = 0.0f;
@@ -76,6 +88,20 @@ __global__ void softmax_kernel(void* x, RowLayout lx, int64_t n, int64_t rows) {
   }
 }
 
+NormPath norm_path(const void* x, const RowLayout& lx, const float* weight, const void* out, const RowLayout& lo,
+                   int64_t n) {
+  const bool words =
+      n % 4 == 0 && aligned16(x, lx) && aligned16(out, lo) && (reinterpret_cast<uintptr_t>(weight) & 15) == 0;
+  return !words                                                    ? NormPath::Loop
+         : n <= kMaxNormColumn                                     ? NormPath::Shared
+         : n <= int64_t(4) * kSinglePassThreads * kSinglePassWords ? NormPath::SinglePass
+                                                                   : NormPath::Loop;
+}
+
+int threads_for(NormPath path) {
+  return path == NormPath::Shared ? kNormRowThreads : path == NormPath::SinglePass ? kSinglePassThreads : kThreads;
+}
+
 unsigned blocks_for(int64_t rows) {
   return unsigned(rows < kMaxBlocks ? rows : kMaxBlocks);
 }
@@ -85,16 +111,23 @@ unsigned blocks_for(int64_t rows) {
 cudaError_t launch_rms_norm(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo,
                             int64_t n, int64_t rows, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
-  const bool words =
-      n % 4 == 0 && aligned16(x, lx) && aligned16(out, lo) && (reinterpret_cast<uintptr_t>(weight) & 15) == 0;
-  const NormPath path = !words                                                    ? NormPath::Loop
-                        : n <= kMaxNormColumn                                     ? NormPath::Shared
-                        : n <= int64_t(4) * kSinglePassThreads * kSinglePassWords ? NormPath::SinglePass
-                                                                                  : NormPath::Loop;
-  const int threads = path == NormPath::Shared       ? kNormRowThreads
-                      : path == NormPath::SinglePass ? kSinglePassThreads
-                                                     : kThreads;
-  return launch(rms_norm_kernel, blocks_for(rows), threads, 0, stream, x, lx, weight, eps, out, lo, n, rows, path);
+  const NormPath path = norm_path(x, lx, weight, out, lo, n);
+  return launch(rms_norm_kernel, blocks_for(rows), threads_for(path), 0, stream, x, lx, weight, eps, out, lo, n, rows,
+                path, XQ8{nullptr, nullptr});
+}
+
+cudaError_t launch_rms_norm_q8(const float* x, const float* weight, float eps, float* normed, int64_t n, XQ8 out,
+                               cudaStream_t stream) {
+  if (n % kQ8Block != 0) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  const RowLayout row{1, 1, n * int64_t(sizeof(float)), 0, 0};
+  const NormPath path = norm_path(x, row, weight, normed, row, n);
+  if (path == NormPath::Loop) {
+    const cudaError_t status = launch_rms_norm(x, row, weight, eps, normed, row, n, 1, stream);
+    return status != cudaSuccess ? status : launch_quantize_x_q8(normed, n, out, stream);
+  }
+  return launch(rms_norm_kernel, 1u, threads_for(path), 0, stream, x, row, weight, eps, normed, row, n, int64_t(1),
+                path, out);
 }
 
 cudaError_t launch_softmax(void* x, RowLayout lx, int64_t n, int64_t rows, cudaStream_t stream) {

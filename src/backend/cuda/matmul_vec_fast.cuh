@@ -1,0 +1,344 @@
+// The decode matrix-vector kernel of matmul_vec_fast.cu (f32 x) and matmul_vec_q8.cu (x in
+// its q8 form): the kernel template, its launch shapes and the helpers both families of
+// per-type pieces use. A piece type T supplies kLanes, kBytes, kElems, kManyRows (or
+// kFewRows), kSlab, kUnroll and accumulate<R, M, kSharedX>(rows, b, t, x, x_stride, m, acc);
+// kQ8 marks the pieces that multiply XQ8 (m = 1 only).
+#pragma once
+
+#include <concepts>
+#include <cstdlib>
+#include <type_traits>
+
+#include "backend/cuda/matmul_vec.cuh"
+#include "backend/cuda/norm.cuh"
+
+namespace strata::cuda::fast_vec {
+
+inline constexpr int kFastWarps = 4;  // warps per CTA; they split the blocks of its R rows
+
+// Element e (0..3) of a word of 4 bytes, each holding a small unsigned integer q, as the
+// float 2^23 + q (subtract 2^23 + offset to get q - offset exactly).
+__device__ __forceinline__ float magic_byte(uint32_t w, int e) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7650u + unsigned(e)));
+}
+inline constexpr float kMagic = 8388608.0f;  // 2^23
+
+__device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {  // 2-byte aligned
+  return uint32_t(load_u16(p)) | uint32_t(load_u16(p + 2)) << 16;
+}
+
+// The 6-bit scales and mins of sub-blocks 2p and 2p + 1 (p = 0..3) of a Q4_K block, from its
+// 12 scale bytes as the words s0, s1, s2 (scale_min_k4's layout): byte h of sc and mn holds
+// sub-block 2p + h's scale and min. Two bytes at a time, one select instead of a branch.
+__device__ __forceinline__ void q4k_scale_min_pair(uint32_t s0, uint32_t s1, uint32_t s2, int p, uint32_t& sc,
+                                                   uint32_t& mn) {
+  const int sh = 16 * (p & 1);
+  const uint32_t a = s0 >> sh, b = s1 >> sh, c = s2 >> sh;
+  const uint32_t sc_lo = a & 0x3f3fu, mn_lo = b & 0x3f3fu;                                  // p = 0, 1
+  const uint32_t sc_hi = (c & 0x0f0fu) | ((a >> 2) & 0x3030u);                               // p = 2, 3
+  const uint32_t mn_hi = ((c >> 4) & 0x0f0fu) | ((b >> 2) & 0x3030u);
+  sc = p < 2 ? sc_lo : sc_hi;
+  mn = p < 2 ? mn_lo : mn_hi;
+}
+
+// The x a piece type multiplies: f32 values, or (types with kQ8) their q8 form (XQ8), m = 1.
+template <typename T>
+constexpr bool q8_piece() {
+  if constexpr (requires { T::kQ8; }) {
+    return T::kQ8;
+  } else {
+    return false;
+  }
+}
+template <typename T>
+concept Q8Piece = q8_piece<T>();
+template <typename T>
+using InputOf = std::conditional_t<Q8Piece<T>, XQ8, const float*>;
+
+// ---- the kernel -------------------------------------------------------------------------------
+// kNorm: x (k floats) normalized into `shared` (16-byte aligned, k floats) by the CTA, and
+// by CTA 0 also into norm.normed; the copy in shared memory is what the CTA multiplies.
+// Without kNorm: x itself.
+template <bool kNorm>
+__device__ __forceinline__ const float* normalized_input(const VecNorm& norm, const float* x, int64_t k,
+                                                         uint8_t* shared) {
+  if constexpr (!kNorm) {
+    (void)norm, (void)k, (void)shared;
+    return x;
+  } else {
+    __shared__ float scratch[kWarp];
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+    const auto* w4 = reinterpret_cast<const float4*>(norm.weight);
+    auto* s4 = reinterpret_cast<float4*>(shared);
+    const float inv_rms = inverse_rms(row_sum_squares(x4, k / 4, scratch), k, norm.eps);
+    for (int64_t i = threadIdx.x; i < k / 4; i += blockDim.x) {
+      const float4 v = normalize4(x4[i], inv_rms, w4[i]);
+      s4[i] = v;
+      if (blockIdx.x == 0) reinterpret_cast<float4*>(norm.normed)[i] = v;
+    }
+    __syncthreads();
+    return reinterpret_cast<const float*>(shared);
+  }
+}
+
+// One launch computes the rows of one or more jobs (matrices of one type and k, multiplied
+// by the same x): CTAs first_cta .. of job q compute its rows in groups of R. CTA c of a job
+// computes rows c R .. c R + R - 1 (rows past n repeat row n - 1 and are not written). Warp
+// w's lanes take blocks w * (32 / kLanes) + lane / kLanes, stepping by the CTA's blocks per
+// step; the warps' sums meet in shared memory. A row's sum does not depend on R, M or the
+// job it is in (the same lanes add the same pieces in the same order), so every launch shape
+// gives the same bits.
+// Epilogues: out[row] = sum, and with acc also acc[row] = acc[row] + sum (matmul_add, as the
+// add kernel computes it). kSwiglu: jobs 0 (gate) and 1 (up) of the same n; a CTA takes R/2
+// rows of each, writes both sums and act[row] = silu(gate) * up (as the swiglu kernel does).
+struct FastJob {
+  const uint8_t* w;
+  size_t row_bytes;
+  int64_t n;
+  float* out;
+  int64_t out_stride;
+  float* acc;  // nullptr: no add
+  int64_t acc_stride;
+  int first_cta;
+};
+struct FastJobs {
+  FastJob job[kMaxVecJobs];
+  int n_jobs;
+  float* act;  // kSwiglu's output
+  int64_t act_stride;
+  VecNorm norm;  // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
+};
+
+// kNorm (m = 1): x is rms_norm's input; every CTA normalizes it into shared memory with the
+// rms_norm kernel's arithmetic (norm.cuh) and multiplies that, and CTA 0 writes it to normed.
+// Dynamic shared memory: the slab (kSlab: R rows), then the normalized x (kNorm: k floats).
+template <typename T, int R, int M, int U, bool kSwiglu, bool kSlab, bool kNorm>
+__global__ void __launch_bounds__(kFastWarps* kWarp)
+    matvec_fast_kernel(FastJobs jobs, int n_blocks, InputOf<T> x, int64_t x_stride, int m) {
+  static_assert(!kNorm || (M == 1 && kFastWarps * kWarp == kNormRowThreads));
+  extern __shared__ __align__(16) uint8_t dynamic_shared[];
+  constexpr int kBlocksPerWarp = kWarp / T::kLanes, kStep = kBlocksPerWarp * kFastWarps;
+  constexpr int kJobRows = kSwiglu ? R / 2 : R;  // rows of one job per CTA
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  FastJob job = jobs.job[0];
+  if constexpr (!kSwiglu) {
+#pragma unroll
+    for (int q = 1; q < kMaxVecJobs; ++q) {
+      if (q < jobs.n_jobs && int(blockIdx.x) >= jobs.job[q].first_cta) job = jobs.job[q];
+    }
+  }
+  const int64_t n = job.n;
+  const int64_t row0 = int64_t(int(blockIdx.x) - job.first_cta) * kJobRows;
+  const uint8_t* rows[R];
+  if constexpr (kSlab) {
+    // The CTA's rows (kJobRows of each job it reads: one, or gate and up) are consecutive in
+    // memory: copy them into shared memory before waiting for the previous kernel, whose
+    // outputs they are not, and read them from there. (Copying them in chunks of block steps,
+    // each on its own barrier so that the first step could start early, measured slower:
+    // TinyLlama Q4_0 tg128 1056 against 1172 t/s.)
+    uint8_t* slab = dynamic_shared;
+    __shared__ SharedBarrier slab_ready;
+    const int valid = int(n - row0 < kJobRows ? n - row0 : kJobRows);
+    const uint32_t bytes = uint32_t(valid * job.row_bytes);
+    if (threadIdx.x == 0) {
+      bulk_arm(&slab_ready, kSwiglu ? 2 * bytes : bytes);
+      bulk_copy(slab, job.w + size_t(row0) * job.row_bytes, bytes, &slab_ready);
+      if (kSwiglu) {
+        bulk_copy(slab + kJobRows * job.row_bytes, jobs.job[1].w + size_t(row0) * job.row_bytes, bytes, &slab_ready);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int in_job = r % kJobRows < valid ? r % kJobRows : valid - 1;
+      rows[r] = slab + size_t((r / kJobRows) * kJobRows + in_job) * job.row_bytes;
+    }
+    __syncthreads();  // the barrier is initialized
+    start_after_previous_kernel();
+    if constexpr (kNorm) x = normalized_input<true>(jobs.norm, x, n_blocks * T::kElems, dynamic_shared + R * job.row_bytes);
+    bulk_wait(&slab_ready);
+  } else {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = row0 + r % kJobRows;
+      const uint8_t* w = kSwiglu && r >= kJobRows ? jobs.job[1].w : job.w;
+      rows[r] = w + size_t(row < n ? row : n - 1) * job.row_bytes;
+    }
+    start_after_previous_kernel();
+    if constexpr (kNorm) x = normalized_input<true>(jobs.norm, x, n_blocks * T::kElems, dynamic_shared);
+  }
+  float acc[R][M];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int j = 0; j < M; ++j) acc[r][j] = 0.0f;
+  }
+  const int t = lane % T::kLanes;
+#pragma unroll U
+  for (int b = warp * kBlocksPerWarp + lane / T::kLanes; b < n_blocks; b += kStep) {
+    T::template accumulate<R, M, kNorm>(rows, b, t, x, x_stride, m, acc);
+  }
+  __shared__ float partial[kFastWarps][R * M];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int j = 0; j < M; ++j) {
+      const float s = warp_sum(acc[r][j]);
+      if (lane == 0) partial[warp][r * M + j] = s;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x >= kJobRows * M) return;
+  const int r = int(threadIdx.x) / M, j = int(threadIdx.x) % M;
+  const int64_t row = row0 + r;
+  if (j >= m || row >= n) return;
+  float s = 0.0f;
+#pragma unroll
+  for (int v = 0; v < kFastWarps; ++v) s += partial[v][r * M + j];
+  job.out[j * job.out_stride + row] = s;
+  if constexpr (kSwiglu) {
+    float u = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kFastWarps; ++v) u += partial[v][(kJobRows + r) * M + j];
+    jobs.job[1].out[j * jobs.job[1].out_stride + row] = u;
+    const float silu = s / (1.0f + expf(-s));
+    jobs.act[j * jobs.act_stride + row] = silu * u;
+  } else {
+    if (job.acc != nullptr) {
+      float* a = job.acc + j * job.acc_stride + row;
+      *a = *a + s;
+    }
+  }
+}
+
+// The slab path (a CTA's rows copied to shared memory before the previous kernel ends, so
+// that the weights stream in while it finishes) takes the types with T::kSlab, rows that are
+// 16-byte aligned, of one row length for all jobs, and at most kMaxSlabBytes per CTA.
+// Measured on an H100 (tg128, slab against direct loads): TinyLlama Q4_0 1129 vs 1079 t/s,
+// Llama-3-8B Q4_K_M 309 vs 292, Llama-2-7B Q4_0 367 vs 370 (with its k = 11008 rows direct);
+// Llama-2-7B F16 lost 7 % (179 vs 193) and Q8_0 rows measured no better, so those two read
+// their rows directly. Larger slabs lost too (Q4_0 4096 x 11008 at 4 rows per CTA, 24.8 KB:
+// 1051 vs 1205 GB/s): they cut the CTAs per SM and leave the L1 too small for x.
+// STRATA_MATVEC_SLAB=0 turns the path off (for comparisons).
+inline constexpr size_t kMaxSlabBytes = 16 * 1024;
+// The longest x that the CTAs normalize themselves (VecNorm): kMaxNormColumn (norm.cuh).
+// Each CTA reads x and the norm weight, 8 k bytes, from the L2: on Q4_0 rows at 4 per CTA
+// that is 3.6 times the weight bytes. Measured on an H100 (tg128): TinyLlama Q4_0 (k = 2048)
+// 1172 t/s against 1129 with the rms_norm kernel; with k = 4096 the L2 traffic cost more
+// than the launch saved (Llama-2-7B Q4_0 283 against 367, Llama-3-8B Q4_K_M 265 against 309,
+// Llama-2-7B F16 158 against 193), so longer rows take the rms_norm kernel.
+inline bool slab_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("STRATA_MATVEC_SLAB");
+    int device = 0, major = 0;
+    const bool hopper = cudaGetDevice(&device) == cudaSuccess &&
+                        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                        major >= 9;  // the bulk copies (common.cuh)
+    return hopper && (e == nullptr || e[0] != '0');
+  }();
+  return on;
+}
+inline bool takes_slab(const FastJobs& jobs) {
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    const FastJob& j = jobs.job[q];
+    if (reinterpret_cast<uintptr_t>(j.w) % 16 != 0 || j.row_bytes % 16 != 0 || j.row_bytes != jobs.job[0].row_bytes) {
+      return false;
+    }
+  }
+  return true;
+}
+
+template <typename T, int R, int M, bool kSwiglu>
+cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, InputOf<T> x, int64_t x_stride, int m, cudaStream_t stream) {
+  constexpr int kJobRows = kSwiglu ? R / 2 : R;
+  int64_t ctas = 0;
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    jobs.job[q].first_cta = int(ctas);
+    ctas += ceil_div(jobs.job[q].n, kJobRows);
+  }
+  if (kSwiglu) ctas = ceil_div(jobs.job[0].n, kJobRows);
+  if (ctas == 0) return cudaSuccess;
+  if (ctas > int64_t(INT32_MAX)) return cudaErrorInvalidValue;
+  const dim3 grid{unsigned(ctas)}, block{unsigned(kFastWarps * kWarp)};
+  auto go = [&](auto kernel, size_t shared_bytes) {
+    return launch(kernel, grid, block, shared_bytes, stream, jobs, int(k / T::kElems), x, x_stride, m);
+  };
+  const bool norm = jobs.norm.weight != nullptr;
+  const size_t slab_bytes = size_t(R) * jobs.job[0].row_bytes, x_bytes = norm ? size_t(k) * sizeof(float) : 0;
+  constexpr bool kNormShape = M == 1 && !Q8Piece<T>;  // the shapes that normalize x (dispatch_fast checks m)
+  if (norm && !kNormShape) return cudaErrorNotSupported;
+  if constexpr (T::kSlab) {
+    if (slab_enabled() && slab_bytes <= kMaxSlabBytes && takes_slab(jobs)) {
+      if constexpr (kNormShape) {
+        if (norm) return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, true>, slab_bytes + x_bytes);
+      }
+      return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, false>, slab_bytes);
+    }
+  }
+  if constexpr (kNormShape) {
+    if (norm) return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, true>, x_bytes);
+  }
+  return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, false>, 0);
+}
+
+// Unrolling of the block loop (T::kUnroll), measured on an H100: 4 for Q4_0, Q4_K and Q8_0
+// (+17 %, +19 %, +3 % on 128256 x 4096 against 2: more loads in flight), 2 for Q6_K and F16
+// (4 loses 2 to 6 %), 1 for Q4_K's 8-lane kernel (2 loses 4 to 17 %: its registers, 137
+// with 4 rows, cut the warps in flight).
+// Rows per CTA for m = 1: for the types with kManyRows (Q4_0, Q4_K) 4 when there are rows
+// enough to fill the GPU with them (each x load then serves 4 rows), fewer for small n;
+// kFewRows for the others (measured on an H100: Q8_0, Q6_K and F16 lose 4 to 13 % with 4
+// rows, their registers cutting the number of warps in flight; F16 gains with 2, Llama-2-7B
+// F16 tg128 198.2 against 193.3 t/s, Q6_K lost 1 % with 2 on Llama-3-8B Q4_K_M). Several
+// columns: fewer rows (registers).
+// n: the rows of all jobs together. SwiGLU launches take 2 rows (one of gate, one of up), or
+// 4 for the kManyRows types at m = 1 when n >= 2048.
+template <typename T>
+cudaError_t launch_fast(const FastJobs& jobs, int64_t n, int64_t k, InputOf<T> x, int64_t x_stride, int m,
+                        cudaStream_t stream) {
+  if (m == 1) {
+    if constexpr (!T::kManyRows) {
+      return launch_fast_rm<T, T::kFewRows, 1, false>(jobs, k, x, x_stride, m, stream);
+    } else if (n >= 4096) {
+      return launch_fast_rm<T, 4, 1, false>(jobs, k, x, x_stride, m, stream);
+    } else if (n >= 1024) {
+      return launch_fast_rm<T, 2, 1, false>(jobs, k, x, x_stride, m, stream);
+    } else {
+      return launch_fast_rm<T, 1, 1, false>(jobs, k, x, x_stride, m, stream);
+    }
+  } else if constexpr (Q8Piece<T>) {
+    return cudaErrorNotSupported;
+  } else if (m == 2) {
+    return launch_fast_rm<T, 2, 2, false>(jobs, k, x, x_stride, m, stream);
+  } else if (m <= 4) {
+    return launch_fast_rm<T, 2, 4, false>(jobs, k, x, x_stride, m, stream);
+  } else {
+    return launch_fast_rm<T, 1, 8, false>(jobs, k, x, x_stride, m, stream);
+  }
+}
+
+template <typename T>
+cudaError_t launch_fast_swiglu(const FastJobs& jobs, int64_t n, int64_t k, InputOf<T> x, int64_t x_stride, int m,
+                               cudaStream_t stream) {
+  if (m == 1) {
+    if (T::kManyRows && n >= 2048) return launch_fast_rm<T, 4, 1, true>(jobs, k, x, x_stride, m, stream);
+    return launch_fast_rm<T, 2, 1, true>(jobs, k, x, x_stride, m, stream);
+  } else if constexpr (Q8Piece<T>) {
+    return cudaErrorNotSupported;
+  } else if (m == 2) {
+    return launch_fast_rm<T, 2, 2, true>(jobs, k, x, x_stride, m, stream);
+  } else if (m <= 4) {
+    return launch_fast_rm<T, 2, 4, true>(jobs, k, x, x_stride, m, stream);
+  } else {
+    return launch_fast_rm<T, 2, 8, true>(jobs, k, x, x_stride, m, stream);
+  }
+}
+
+inline bool aligned(const void* p, size_t a) {
+  return reinterpret_cast<uintptr_t>(p) % a == 0;
+}
+
+inline FastJob fast_job(const VecJob& j) {
+  return {static_cast<const uint8_t*>(j.w), j.row_bytes, j.n, j.out, j.out_stride, j.acc, j.acc_stride, 0};
+}
+
+}  // namespace strata::cuda::fast_vec
