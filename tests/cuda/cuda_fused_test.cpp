@@ -313,6 +313,36 @@ TEST_F(CudaFused, RmsNormMatmulEqualsRmsNormThenMatmul) {
   }
 }
 
+// Matrices of 2^24 weights or more in rows longer than 2048 take the integer kernels at m = 1
+// (x rounded to its q8 form: by the rms_norm kernel where the op starts with a norm, else by a
+// launch of its own); smaller ones stay f32, so a batch may take both. The fused ops must
+// still give the ops' bits, and stay within the matmul threshold of cpu_ref.
+TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
+  uint32_t seed = 1400;
+  const std::vector<Weight> qkv = {make_weight(DType::Q4_0, 4096, 4096, seed += 10),
+                                   make_weight(DType::Q4_0, 4096, 1024, seed += 10),
+                                   make_weight(DType::Q6_K, 4096, 4100, seed += 10)};
+  Outputs fused = run_rms_norm_matmul_batch(*backend_, qkv, 1, seed, true);
+  expect_identical(fused, run_rms_norm_matmul_batch(*backend_, qkv, 1, seed, false), "rms_norm_matmul_batch");
+  expect_close(fused, run_rms_norm_matmul_batch(reference_, qkv, 1, seed, false), kNmseQuantMatmul,
+               "rms_norm_matmul_batch vs cpu_ref");
+  fused = run_matmul_batch(*backend_, qkv, 1, seed, true);
+  expect_identical(fused, run_matmul_batch(*backend_, qkv, 1, seed, false), "matmul_batch");
+
+  const Weight gate = make_weight(DType::Q4_K, 4096, 4100, seed += 10), up = make_weight(DType::Q4_K, 4096, 4100, seed += 10);
+  fused = run_rms_norm_matmul_swiglu(*backend_, gate, up, 1, seed, true);
+  expect_identical(fused, run_rms_norm_matmul_swiglu(*backend_, gate, up, 1, seed, false), "rms_norm_matmul_swiglu");
+  expect_close(fused, run_rms_norm_matmul_swiglu(reference_, gate, up, 1, seed, false), kNmseQuantMatmul,
+               "rms_norm_matmul_swiglu vs cpu_ref");
+  fused = run_matmul_swiglu(*backend_, gate, up, 1, seed, true);
+  expect_identical(fused, run_matmul_swiglu(*backend_, gate, up, 1, seed, false), "matmul_swiglu");
+
+  const Weight down = make_weight(DType::Q4_0, 11008, 1536, seed += 10);
+  fused = run_matmul_add(*backend_, down, 1, seed, true);
+  expect_identical(fused, run_matmul_add(*backend_, down, 1, seed, false), "matmul_add");
+  expect_close(fused, run_matmul_add(reference_, down, 1, seed, false), kNmseQuantMatmul, "matmul_add vs cpu_ref");
+}
+
 TEST_F(CudaFused, UnalignedInputTakesTheOps) {
   const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
   const Tensor wd = backend_->upload(w.host);

@@ -114,10 +114,10 @@ private:
   const double* rope_table(const RopeConfig& config);
   void gemm(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
   void gemm_f16(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
-  // Decode on the integer kernels (cuda_matmul.cpp): whether they take every one of `types`
-  // for k columns and m = 1; x's q8 form in the scratch (with norm: rms_norm first, normed
-  // written, one launch); and the jobs of a matmul_batch, a launch per weight type.
-  bool takes_q8(std::span<const DType> types, int64_t k, int64_t m) const;
+  // Decode on the integer kernels (cuda_matmul.cpp): whether they take every one of the
+  // weights ws at m columns; x's q8 form in the scratch (with norm: rms_norm first, normed
+  // written, one launch); and the jobs of a matmul_batch, a launch per weight type and family.
+  bool takes_q8(std::span<const Tensor* const> ws, int64_t m) const;
   cuda::XQ8 quantized_x(const float* x, int64_t k, const cuda::VecNorm* norm);
   void batch_groups(const Tensor& x, std::span<const MatmulJob> jobs, const float* xd, int64_t x_stride, int m,
                     std::optional<cuda::XQ8> q8);

@@ -2,10 +2,10 @@
 //
 // Decode (m <= kMaxVecColumns columns): matrix-vector kernels that dequantize the weight in
 // registers and accumulate in f32 (matmul_vec_*.cu); activations stay f32. Except for one
-// column (m = 1, every decode step) on Q4_0, Q4_K and Q6_K weights: there x is rounded to
-// its q8 form (blocks of 32 int8 and a scale; rms_norm writes it in the same launch where
-// the op begins with one) and the integer kernels take the products (matmul_vec_q8.cu),
-// about twice as fast. STRATA_CUDA_MATVEC=f32 keeps f32 activations there too.
+// column (m = 1, every decode step) on large Q4_0, Q4_K and Q6_K matrices (takes_q8): there x
+// is rounded to its q8 form (blocks of 32 int8 and a scale; rms_norm writes it in the same
+// launch where the op begins with one) and the integer kernels take the products
+// (matmul_vec_q8.cu). STRATA_CUDA_MATVEC=f32 keeps f32 activations there too.
 // Prefill (m > kMaxVecColumns): cuBLAS GEMM on the tensor cores with f32 accumulation
 // (CUBLAS_COMPUTE_32F), f16 operands: the activations are rounded to f16 (saturating at
 // +-65504, a range Llama-family activations stay within) and the weight is dequantized to
@@ -16,6 +16,7 @@
 // STRATA_CUDA_GEMM=f32 the same with plain f32 products (no tensor cores: slower, but no
 // operand rounding, so that prefill computes what cpu_ref computes to f32 precision).
 #include <algorithm>
+#include <array>
 #include <initializer_list>
 #include <optional>
 #include <utility>
@@ -29,6 +30,19 @@ namespace strata {
 namespace {
 
 constexpr size_t kGemmScratchBytes = size_t(64) << 20;  // dequantized weight rows per GEMM tile
+
+// Which weights the integer kernels take (takes_q8): rows longer than 2048, and 2^24 weights
+// or more. Shorter rows stay f32: there the f32 kernels fold rms_norm into their own launch
+// (VecNorm) and x's q8 form would cost a launch of its own, or the CTAs' time. Smaller
+// matrices stay f32: rounding x takes a launch (~3 us) where the op does not start with a
+// norm, about what the integer kernels save on 2^24 weights; per matrix, so that a fused op
+// and the ops it stands for take the same kernels and give the same bits. Measured on an H100,
+// TinyLlama Q4_0 tg128 (k = 2048; ffn_down 5632 x 2048, 11.5 M weights): f32 1157-1170 t/s,
+// with its ffn_down on q8 1114, q8 everywhere with the norms writing x's q8 form 1125, and
+// with every CTA normalizing and rounding x itself 1032; Llama-2-7B Q4_0 (every matrix
+// 4096 x 4096 or larger) 397 against 357 f32.
+constexpr int64_t kMaxFoldedNorm = 2048;
+constexpr int64_t kMinQ8Weights = int64_t(1) << 24;
 
 // The stride in floats between consecutive flat rows of an f32 tensor, if they are evenly
 // spaced (true of every packed tensor and of row slices of one).
@@ -132,13 +146,12 @@ void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
       xd = packed;
       x_stride = k;
     }
-    const DType type = w.dtype();
-    if (takes_q8({&type, 1}, k, m)) {
+    if (takes_q8(std::array{&w}, m)) {
       const cuda::XQ8 q8 = quantized_x(xd, k, nullptr);
       const cuda::VecJob job{w.data(), w.nb(1), n, od, out_stride, nullptr, 0};
       cuda::ProfileScope scope(profiler_, stream_,
                                profiler_.enabled() ? fmt::format("matmul {} q8", w.traits().name) : std::string());
-      const cudaError_t status = cuda::launch_matvec_q8_jobs(type, &job, 1, k, q8, stream_);
+      const cudaError_t status = cuda::launch_matvec_q8_jobs(w.dtype(), &job, 1, k, q8, stream_);
       if (status != cudaErrorNotSupported) {
         STRATA_CUDA_CHECK(status);
         return;
@@ -171,7 +184,7 @@ void CudaBackend::matmul_add(const Tensor& w, const Tensor& x, Tensor& product, 
   const std::optional<cuda::VecJob> job = vec_job(w, product, &acc);
   const DType type = w.dtype();
   if (in && job) {
-    const bool q8 = takes_q8({&type, 1}, w.ne(0), in->m);
+    const bool q8 = takes_q8(std::array{&w}, in->m);
     const cuda::XQ8 xq = q8 ? quantized_x(in->x, w.ne(0), nullptr) : cuda::XQ8{};
     cuda::ProfileScope scope(
         profiler_, stream_,
@@ -198,7 +211,7 @@ void CudaBackend::matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const 
   const std::optional<int64_t> out_stride = even_column_stride(out);
   const DType type = w_gate.dtype();
   if (in && g && u && out_stride && type == w_up.dtype()) {
-    const bool q8 = takes_q8({&type, 1}, w_gate.ne(0), in->m);
+    const bool q8 = takes_q8(std::array{&w_gate, &w_up}, in->m);
     const cuda::XQ8 xq = q8 ? quantized_x(in->x, w_gate.ne(0), nullptr) : cuda::XQ8{};
     auto* act = reinterpret_cast<float*>(out.mutable_data());
     cuda::ProfileScope scope(profiler_, stream_,
@@ -230,19 +243,20 @@ void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs)
   batch_groups(x, jobs, in->x, in->stride, in->m, std::nullopt);
 }
 
-// The jobs of one weight type share a launch (kMaxVecJobs at a time), on the integer kernels
-// where takes_q8 says so (x's q8 form: q8, or made here once) and on the f32 ones otherwise;
-// Q4_K_M files mix Q4_K and Q6_K among q, k and v, so they take two. A group the fast kernels
-// do not take runs matmul job by job.
+// The jobs of one weight type and kernel family share a launch (kMaxVecJobs at a time), on
+// the integer kernels where takes_q8 says so (x's q8 form: q8, or made here once) and on the
+// f32 ones otherwise; Q4_K_M files mix Q4_K and Q6_K among q, k and v, so they take two or
+// three. A group the fast kernels do not take runs matmul job by job.
 void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs, const float* xd, int64_t x_stride,
                                int m, std::optional<cuda::XQ8> q8) {
   std::vector<bool> done(jobs.size(), false);
   for (size_t first = 0; first < jobs.size(); ++first) {
     if (done[first]) continue;
     const DType type = jobs[first].w->dtype();
-    std::vector<size_t> group;  // the jobs of this type, kMaxVecJobs at most
+    const bool integer = takes_q8(std::array{jobs[first].w}, m);
+    std::vector<size_t> group;  // the jobs of this type and kernel family, kMaxVecJobs at most
     for (size_t i = first; i < jobs.size() && group.size() < size_t(cuda::kMaxVecJobs); ++i) {
-      if (!done[i] && jobs[i].w->dtype() == type) group.push_back(i);
+      if (!done[i] && jobs[i].w->dtype() == type && takes_q8(std::array{jobs[i].w}, m) == integer) group.push_back(i);
     }
     std::vector<cuda::VecJob> launch;
     for (size_t i : group) {
@@ -251,7 +265,6 @@ void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs,
     }
     cudaError_t status = cudaErrorNotSupported;
     if (launch.size() == group.size()) {
-      const bool integer = takes_q8({&type, 1}, x.ne(0), m);
       if (integer && !q8) q8 = quantized_x(xd, x.ne(0), nullptr);
       cuda::ProfileScope scope(profiler_, stream_,
                                profiler_.enabled()
@@ -276,10 +289,8 @@ void CudaBackend::rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weig
   check_matmul_batch_args(normed, jobs, check_matvec_supported);
   for (const MatmulJob& j : jobs) check_in_device_memory(op, {{"weight", j.w}, {"out", j.out}});
   const std::optional<VecInput> in = vec_input(x);
-  const bool any_q8 = std::ranges::any_of(jobs, [&](const MatmulJob& j) {
-    const DType type = j.w->dtype();
-    return in && takes_q8({&type, 1}, x.ne(0), in->m);
-  });
+  const bool any_q8 =
+      in && std::ranges::any_of(jobs, [&](const MatmulJob& j) { return takes_q8(std::array{j.w}, in->m); });
   if (norm && in && any_q8) {
     const cuda::XQ8 xq = quantized_x(in->x, x.ne(0), &*norm);  // normed written
     batch_groups(normed, jobs, norm->normed, x.ne(0), 1, xq);
@@ -327,7 +338,7 @@ void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_wei
   const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
   const std::optional<int64_t> out_stride = even_column_stride(out);
   const DType type = w_gate.dtype();
-  if (norm && in && g && u && out_stride && type == w_up.dtype() && takes_q8({&type, 1}, x.ne(0), in->m)) {
+  if (norm && in && g && u && out_stride && type == w_up.dtype() && takes_q8(std::array{&w_gate, &w_up}, in->m)) {
     const cuda::XQ8 xq = quantized_x(in->x, x.ne(0), &*norm);
     cuda::ProfileScope scope(
         profiler_, stream_,
@@ -356,9 +367,12 @@ void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_wei
   Backend::rms_norm_matmul_swiglu(x, norm_weight, eps, normed, w_gate, w_up, gate, up, out);
 }
 
-bool CudaBackend::takes_q8(std::span<const DType> types, int64_t k, int64_t m) const {
-  if (matvec_mode_ != MatvecMode::q8 || m != 1 || types.empty()) return false;
-  return std::ranges::all_of(types, [k](DType t) { return cuda::matvec_q8_supported(t, k); });
+bool CudaBackend::takes_q8(std::span<const Tensor* const> ws, int64_t m) const {
+  if (matvec_mode_ != MatvecMode::q8 || m != 1 || ws.empty()) return false;
+  return std::ranges::all_of(ws, [](const Tensor* w) {
+    const int64_t k = w->ne(0);
+    return k > kMaxFoldedNorm && k * w->ne(1) >= kMinQ8Weights && cuda::matvec_q8_supported(w->dtype(), k);
+  });
 }
 
 cuda::XQ8 CudaBackend::quantized_x(const float* x, int64_t k, const cuda::VecNorm* norm) {
