@@ -329,7 +329,8 @@ TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
   fused = run_matmul_batch(*backend_, qkv, 1, seed, true);
   expect_identical(fused, run_matmul_batch(*backend_, qkv, 1, seed, false), "matmul_batch");
 
-  const Weight gate = make_weight(DType::Q4_K, 4096, 4100, seed += 10), up = make_weight(DType::Q4_K, 4096, 4100, seed += 10);
+  const Weight gate = make_weight(DType::Q4_K, 4096, 4100, seed += 10),
+               up = make_weight(DType::Q4_K, 4096, 4100, seed += 10);
   fused = run_rms_norm_matmul_swiglu(*backend_, gate, up, 1, seed, true);
   expect_identical(fused, run_rms_norm_matmul_swiglu(*backend_, gate, up, 1, seed, false), "rms_norm_matmul_swiglu");
   expect_close(fused, run_rms_norm_matmul_swiglu(reference_, gate, up, 1, seed, false), kNmseQuantMatmul,

@@ -151,7 +151,8 @@ TEST(CudaQ8, RmsNormQ8KeepsRmsNormBitsAndQuantizesThem) {
     ASSERT_EQ(cuda::launch_rms_norm_q8(xd.get(), wd.get(), 1e-5f, normed.get(), n, q8, nullptr), cudaSuccess) << what;
     ASSERT_EQ(cuda::launch_rms_norm(xd.get(), row, wd.get(), 1e-5f, plain.get(), row, n, 1, nullptr), cudaSuccess);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const std::vector<float> got = to_host<float>(normed.get(), size_t(n)), want = to_host<float>(plain.get(), size_t(n));
+    const std::vector<float> got = to_host<float>(normed.get(), size_t(n)),
+                             want = to_host<float>(plain.get(), size_t(n));
     ASSERT_EQ(got, want) << what;
     expect_same_q8(download_q8(q8, n), quantize_reference(want), what);
   }

@@ -218,10 +218,9 @@ void CudaBackend::matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const 
                              profiler_.enabled()
                                  ? fmt::format("matmul_swiglu {} {}", w_gate.traits().name, q8 ? "q8" : "vec")
                                  : std::string());
-    const cudaError_t status =
-        q8 ? cuda::launch_matvec_q8_swiglu(type, *g, *u, act, w_gate.ne(0), xq, stream_)
-           : cuda::launch_matvec_fast_swiglu(type, *g, *u, act, *out_stride, w_gate.ne(0), in->x, in->stride, in->m,
-                                             stream_);
+    const cudaError_t status = q8 ? cuda::launch_matvec_q8_swiglu(type, *g, *u, act, w_gate.ne(0), xq, stream_)
+                                  : cuda::launch_matvec_fast_swiglu(type, *g, *u, act, *out_stride, w_gate.ne(0), in->x,
+                                                                    in->stride, in->m, stream_);
     if (status != cudaErrorNotSupported) {
       STRATA_CUDA_CHECK(status);
       return;
@@ -343,8 +342,8 @@ void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_wei
     cuda::ProfileScope scope(
         profiler_, stream_,
         profiler_.enabled() ? fmt::format("rms_norm_matmul_swiglu {} q8", w_gate.traits().name) : std::string());
-    const cudaError_t status = cuda::launch_matvec_q8_swiglu(type, *g, *u, reinterpret_cast<float*>(out.mutable_data()),
-                                                             x.ne(0), xq, stream_);
+    const cudaError_t status =
+        cuda::launch_matvec_q8_swiglu(type, *g, *u, reinterpret_cast<float*>(out.mutable_data()), x.ne(0), xq, stream_);
     if (status != cudaErrorNotSupported) {
       STRATA_CUDA_CHECK(status);
       return;

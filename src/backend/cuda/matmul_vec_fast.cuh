@@ -34,8 +34,8 @@ __device__ __forceinline__ void q4k_scale_min_pair(uint32_t s0, uint32_t s1, uin
                                                    uint32_t& mn) {
   const int sh = 16 * (p & 1);
   const uint32_t a = s0 >> sh, b = s1 >> sh, c = s2 >> sh;
-  const uint32_t sc_lo = a & 0x3f3fu, mn_lo = b & 0x3f3fu;                                  // p = 0, 1
-  const uint32_t sc_hi = (c & 0x0f0fu) | ((a >> 2) & 0x3030u);                               // p = 2, 3
+  const uint32_t sc_lo = a & 0x3f3fu, mn_lo = b & 0x3f3fu;      // p = 0, 1
+  const uint32_t sc_hi = (c & 0x0f0fu) | ((a >> 2) & 0x3030u);  // p = 2, 3
   const uint32_t mn_hi = ((c >> 4) & 0x0f0fu) | ((b >> 2) & 0x3030u);
   sc = p < 2 ? sc_lo : sc_hi;
   mn = p < 2 ? mn_lo : mn_hi;
@@ -56,29 +56,23 @@ template <typename T>
 using InputOf = std::conditional_t<Q8Piece<T>, XQ8, const float*>;
 
 // ---- the kernel -------------------------------------------------------------------------------
-// kNorm: x (k floats) normalized into `shared` (16-byte aligned, k floats) by the CTA, and
-// by CTA 0 also into norm.normed; the copy in shared memory is what the CTA multiplies.
-// Without kNorm: x itself.
-template <bool kNorm>
+// x (k floats, rms_norm's input) normalized into `shared` (16-byte aligned, k floats) by the
+// CTA, and by CTA 0 also into norm.normed, with the rms_norm kernel's arithmetic (norm.cuh);
+// the copy in shared memory is what the CTA multiplies.
 __device__ __forceinline__ const float* normalized_input(const VecNorm& norm, const float* x, int64_t k,
                                                          uint8_t* shared) {
-  if constexpr (!kNorm) {
-    (void)norm, (void)k, (void)shared;
-    return x;
-  } else {
-    __shared__ float scratch[kWarp];
-    const auto* x4 = reinterpret_cast<const float4*>(x);
-    const auto* w4 = reinterpret_cast<const float4*>(norm.weight);
-    auto* s4 = reinterpret_cast<float4*>(shared);
-    const float inv_rms = inverse_rms(row_sum_squares(x4, k / 4, scratch), k, norm.eps);
-    for (int64_t i = threadIdx.x; i < k / 4; i += blockDim.x) {
-      const float4 v = normalize4(x4[i], inv_rms, w4[i]);
-      s4[i] = v;
-      if (blockIdx.x == 0) reinterpret_cast<float4*>(norm.normed)[i] = v;
-    }
-    __syncthreads();
-    return reinterpret_cast<const float*>(shared);
+  __shared__ float scratch[kWarp];
+  const auto* x4 = reinterpret_cast<const float4*>(x);
+  const auto* w4 = reinterpret_cast<const float4*>(norm.weight);
+  auto* s4 = reinterpret_cast<float4*>(shared);
+  const float inv_rms = inverse_rms(row_sum_squares(x4, k / 4, scratch), k, norm.eps);
+  for (int64_t i = threadIdx.x; i < k / 4; i += blockDim.x) {
+    const float4 v = normalize4(x4[i], inv_rms, w4[i]);
+    s4[i] = v;
+    if (blockIdx.x == 0) reinterpret_cast<float4*>(norm.normed)[i] = v;
   }
+  __syncthreads();
+  return reinterpret_cast<const float*>(shared);
 }
 
 // One launch computes the rows of one or more jobs (matrices of one type and k, multiplied
@@ -154,7 +148,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
     }
     __syncthreads();  // the barrier is initialized
     start_after_previous_kernel();
-    if constexpr (kNorm) x = normalized_input<true>(jobs.norm, x, n_blocks * T::kElems, dynamic_shared + R * job.row_bytes);
+    if constexpr (kNorm) x = normalized_input(jobs.norm, x, n_blocks * T::kElems, dynamic_shared + R * job.row_bytes);
     bulk_wait(&slab_ready);
   } else {
 #pragma unroll
@@ -164,7 +158,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
       rows[r] = w + size_t(row < n ? row : n - 1) * job.row_bytes;
     }
     start_after_previous_kernel();
-    if constexpr (kNorm) x = normalized_input<true>(jobs.norm, x, n_blocks * T::kElems, dynamic_shared);
+    if constexpr (kNorm) x = normalized_input(jobs.norm, x, n_blocks * T::kElems, dynamic_shared);
   }
   float acc[R][M];
 #pragma unroll

@@ -89,7 +89,8 @@ struct FastQ4_Kx8 {
     const int p = t / 2, l0 = 16 * (t % 2);
     const int64_t e = int64_t(b) * 256 + 64 * p + l0;  // element of the lane's first low nibble
     const int4 xl = load_q8<kSharedX, int4>(x, e), xh = load_q8<kSharedX, int4>(x, e + 32);
-    const float2 dsl = load_ds<kSharedX>(x, int64_t(b) * 8 + 2 * p), dsh = load_ds<kSharedX>(x, int64_t(b) * 8 + 2 * p + 1);
+    const float2 dsl = load_ds<kSharedX>(x, int64_t(b) * 8 + 2 * p),
+                 dsh = load_ds<kSharedX>(x, int64_t(b) * 8 + 2 * p + 1);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = rows[r] + int64_t(b) * kBytes;

@@ -22,8 +22,8 @@ __device__ __forceinline__ void quantize_word_q8(float4 v, int64_t word, bool va
 #pragma unroll
   for (int o = 4; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
   if (!valid) return;
-  reinterpret_cast<uint32_t*>(out.q)[word] = (uint32_t(q0) & 0xffu) | (uint32_t(q1) & 0xffu) << 8 |
-                                             (uint32_t(q2) & 0xffu) << 16 | uint32_t(q3) << 24;
+  reinterpret_cast<uint32_t*>(out.q)[word] =
+      (uint32_t(q0) & 0xffu) | (uint32_t(q1) & 0xffu) << 8 | (uint32_t(q2) & 0xffu) << 16 | uint32_t(q3) << 24;
   if (word % 8 == 0) {
     const float d = amax / 127.0f;
     out.ds[word / 8] = make_float2(d, d * float(sum));
