@@ -114,11 +114,14 @@ private:
   const double* rope_table(const RopeConfig& config);
   void gemm(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
   void gemm_f16(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
-  // Decode on the integer kernels (cuda_matmul.cpp): whether they take every one of the
-  // weights ws at m columns; x's q8 form in the scratch (with norm: rms_norm first, normed
-  // written, one launch); and the jobs of a matmul_batch, a launch per weight type and family.
+  // Decode on the fast kernels (cuda_matmul.cpp): whether the integer ones take every one of
+  // the weights ws at m columns; x's q8 form in the scratch (with norm: rms_norm first, normed
+  // written, one launch); gate/up + SwiGLU in one launch (false: not taken); and the jobs of a
+  // matmul_batch, a launch per weight type and kernel family.
   bool takes_q8(std::span<const Tensor* const> ws, int64_t m) const;
   cuda::XQ8 quantized_x(const float* x, int64_t k, const cuda::VecNorm* norm);
+  bool swiglu_launch(std::string_view op, const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate,
+                     Tensor& up, Tensor& out, const cuda::VecNorm* norm);
   void batch_groups(const Tensor& x, std::span<const MatmulJob> jobs, const float* xd, int64_t x_stride, int m,
                     std::optional<cuda::XQ8> q8);
 

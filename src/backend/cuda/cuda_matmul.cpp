@@ -206,27 +206,8 @@ void CudaBackend::matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const 
   check_matmul_swiglu_args(w_gate, w_up, x, gate, up, out, check_matvec_supported);
   check_in_device_memory(
       op, {{"gate weight", &w_gate}, {"up weight", &w_up}, {"x", &x}, {"gate", &gate}, {"up", &up}, {"out", &out}});
-  const std::optional<VecInput> in = vec_input(x);
-  const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
-  const std::optional<int64_t> out_stride = even_column_stride(out);
-  const DType type = w_gate.dtype();
-  if (in && g && u && out_stride && type == w_up.dtype()) {
-    const bool q8 = takes_q8(std::array{&w_gate, &w_up}, in->m);
-    const cuda::XQ8 xq = q8 ? quantized_x(in->x, w_gate.ne(0), nullptr) : cuda::XQ8{};
-    auto* act = reinterpret_cast<float*>(out.mutable_data());
-    cuda::ProfileScope scope(profiler_, stream_,
-                             profiler_.enabled()
-                                 ? fmt::format("matmul_swiglu {} {}", w_gate.traits().name, q8 ? "q8" : "vec")
-                                 : std::string());
-    const cudaError_t status = q8 ? cuda::launch_matvec_q8_swiglu(type, *g, *u, act, w_gate.ne(0), xq, stream_)
-                                  : cuda::launch_matvec_fast_swiglu(type, *g, *u, act, *out_stride, w_gate.ne(0), in->x,
-                                                                    in->stride, in->m, stream_);
-    if (status != cudaErrorNotSupported) {
-      STRATA_CUDA_CHECK(status);
-      return;
-    }
-  }
-  Backend::matmul_swiglu(w_gate, w_up, x, gate, up, out);
+  if (!swiglu_launch(op, w_gate, w_up, x, gate, up, out, nullptr))
+    Backend::matmul_swiglu(w_gate, w_up, x, gate, up, out);
 }
 
 void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) {
@@ -333,37 +314,34 @@ void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_wei
   check_matmul_swiglu_args(w_gate, w_up, normed, gate, up, out, check_matvec_supported);
   check_in_device_memory(op,
                          {{"gate weight", &w_gate}, {"up weight", &w_up}, {"gate", &gate}, {"up", &up}, {"out", &out}});
+  if (!norm || !swiglu_launch(op, w_gate, w_up, x, gate, up, out, &*norm)) {
+    Backend::rms_norm_matmul_swiglu(x, norm_weight, eps, normed, w_gate, w_up, gate, up, out);
+  }
+}
+
+// One launch of gate/up with the SwiGLU epilogue: on the integer kernels where takes_q8 says so
+// (x rounded to its q8 form first; with norm by the rms_norm kernel, which writes normed), else
+// on the f32 ones (with norm folded into the launch where they take it). False where the fast
+// kernels do not take the op (the caller runs its parts).
+bool CudaBackend::swiglu_launch(std::string_view op, const Tensor& w_gate, const Tensor& w_up, const Tensor& x,
+                                Tensor& gate, Tensor& up, Tensor& out, const cuda::VecNorm* norm) {
   const std::optional<VecInput> in = vec_input(x);
   const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
   const std::optional<int64_t> out_stride = even_column_stride(out);
   const DType type = w_gate.dtype();
-  if (norm && in && g && u && out_stride && type == w_up.dtype() && takes_q8(std::array{&w_gate, &w_up}, in->m)) {
-    const cuda::XQ8 xq = quantized_x(in->x, x.ne(0), &*norm);
-    cuda::ProfileScope scope(
-        profiler_, stream_,
-        profiler_.enabled() ? fmt::format("rms_norm_matmul_swiglu {} q8", w_gate.traits().name) : std::string());
-    const cudaError_t status =
-        cuda::launch_matvec_q8_swiglu(type, *g, *u, reinterpret_cast<float*>(out.mutable_data()), x.ne(0), xq, stream_);
-    if (status != cudaErrorNotSupported) {
-      STRATA_CUDA_CHECK(status);
-      return;
-    }
-    Backend::matmul_swiglu(w_gate, w_up, normed, gate, up, out);  // normed is written
-    return;
-  }
-  if (norm && in && g && u && out_stride && w_gate.dtype() == w_up.dtype()) {
-    cuda::ProfileScope scope(
-        profiler_, stream_,
-        profiler_.enabled() ? fmt::format("rms_norm_matmul_swiglu {} vec", w_gate.traits().name) : std::string());
-    const cudaError_t status =
-        cuda::launch_matvec_fast_swiglu(w_gate.dtype(), *g, *u, reinterpret_cast<float*>(out.mutable_data()),
-                                        *out_stride, w_gate.ne(0), in->x, in->stride, in->m, stream_, &*norm);
-    if (status != cudaErrorNotSupported) {
-      STRATA_CUDA_CHECK(status);
-      return;
-    }
-  }
-  Backend::rms_norm_matmul_swiglu(x, norm_weight, eps, normed, w_gate, w_up, gate, up, out);
+  if (!in || !g || !u || !out_stride || type != w_up.dtype()) return false;
+  const bool q8 = takes_q8(std::array{&w_gate, &w_up}, in->m);
+  const cuda::XQ8 xq = q8 ? quantized_x(in->x, x.ne(0), norm) : cuda::XQ8{};
+  auto* act = reinterpret_cast<float*>(out.mutable_data());
+  cuda::ProfileScope scope(
+      profiler_, stream_,
+      profiler_.enabled() ? fmt::format("{} {} {}", op, w_gate.traits().name, q8 ? "q8" : "vec") : std::string());
+  const cudaError_t status = q8 ? cuda::launch_matvec_q8_swiglu(type, *g, *u, act, x.ne(0), xq, stream_)
+                                : cuda::launch_matvec_fast_swiglu(type, *g, *u, act, *out_stride, x.ne(0), in->x,
+                                                                  in->stride, in->m, stream_, norm);
+  if (status == cudaErrorNotSupported) return false;
+  STRATA_CUDA_CHECK(status);
+  return true;
 }
 
 bool CudaBackend::takes_q8(std::span<const Tensor* const> ws, int64_t m) const {
