@@ -15,4 +15,22 @@ void Backend::read_f32(const Tensor& t, std::span<float> out) {
   std::memcpy(out.data(), host.data(), out.size_bytes());
 }
 
+void Backend::rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                         const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k,
+                                         Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
+                                         Tensor& k_cache, Tensor& v_cache, int64_t pos) {
+  const MatmulJob jobs[] = {{&wq, &q}, {&wk, &k}, {&wv, &v}};
+  rms_norm_matmul_batch(x, norm_weight, eps, normed, jobs);
+  const int64_t head_dim = k_cache.ne(0);
+  Tensor q3 = heads(q, head_dim), k3 = heads(k, head_dim);
+  rope_store_kv(q3, k3, heads(v, head_dim), positions, config, k_cache, v_cache, pos);
+}
+
+Tensor Backend::heads(const Tensor& t, int64_t head_dim) {
+  if (head_dim <= 0 || t.ne(0) % head_dim != 0 || t.ne(2) != 1 || t.ne(3) != 1) {
+    fail("{} cannot be split into heads of {}", t.describe(), head_dim);
+  }
+  return t.reshape({head_dim, t.ne(0) / head_dim, t.ne(1)});
+}
+
 }  // namespace strata

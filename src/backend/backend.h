@@ -122,6 +122,13 @@ public:
     rms_norm(x, norm_weight, eps, normed);
     matmul_batch(normed, jobs);
   }
+  // A block's attention input: rms_norm_matmul_batch(x, ..., {wq -> q, wk -> k, wv -> v}),
+  // then rope_store_kv of q, k and v seen as [head_dim, heads, n_tokens] (head_dim =
+  // k_cache.ne(0)): q and k turned in place, k and v stored at cache row pos.
+  virtual void rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                          const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k,
+                                          Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
+                                          Tensor& k_cache, Tensor& v_cache, int64_t pos);
   // normed = rms_norm(x, norm_weight, eps), then matmul_swiglu(w_gate, w_up, normed, ...).
   virtual void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
                                       const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) {
@@ -141,6 +148,11 @@ public:
     (void)recording, (void)token, (void)pos;
     queue();
   }
+
+protected:
+  // t [head_dim * heads, n] as [head_dim, heads, n] (a view); fails where head_dim does not
+  // divide t's rows.
+  static Tensor heads(const Tensor& t, int64_t head_dim);
 };
 
 }  // namespace strata

@@ -69,22 +69,26 @@ void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_
     if (tap) tap(p + name, t);
   };
 
-  const Backend::MatmulJob qkv[] = {{&w.wq, &b.q}, {&w.wk, &b.k}, {&w.wv, &b.v}};
-  backend_.rms_norm_matmul_batch(b.x, w.attn_norm, c.rms_eps, b.cur, qkv);  // cur = norm(x); q, k, v = w cur
-  emit("attn_norm", b.cur);
-  if (c.qkv_bias) {
-    backend_.add(b.q, w.bq, b.q);
-    backend_.add(b.k, w.bk, b.k);
-    backend_.add(b.v, w.bv, b.v);
-  }
-  emit("q", b.q);
-  emit("k", b.k);
-  emit("v", b.v);
-
   Tensor q = b.q.reshape({c.head_dim(), c.n_head, n});     // [head_dim, n_head, n]
   Tensor k = b.k.reshape({c.head_dim(), c.n_head_kv, n});  // [head_dim, n_head_kv, n]
   const Tensor v = b.v.reshape({c.head_dim(), c.n_head_kv, n});
-  backend_.rope_store_kv(q, k, v, positions, c.rope, cache.k(il), cache.v(il), n_past);
+  if (tap || c.qkv_bias) {  // op by op: the tap sees q, k and v before rope; the biases go between
+    const Backend::MatmulJob qkv[] = {{&w.wq, &b.q}, {&w.wk, &b.k}, {&w.wv, &b.v}};
+    backend_.rms_norm_matmul_batch(b.x, w.attn_norm, c.rms_eps, b.cur, qkv);  // cur = norm(x); q, k, v = w cur
+    emit("attn_norm", b.cur);
+    if (c.qkv_bias) {
+      backend_.add(b.q, w.bq, b.q);
+      backend_.add(b.k, w.bk, b.k);
+      backend_.add(b.v, w.bv, b.v);
+    }
+    emit("q", b.q);
+    emit("k", b.k);
+    emit("v", b.v);
+    backend_.rope_store_kv(q, k, v, positions, c.rope, cache.k(il), cache.v(il), n_past);
+  } else {  // the same in one op (fused where the backend has it)
+    backend_.rms_norm_qkv_rope_store_kv(b.x, w.attn_norm, c.rms_eps, b.cur, w.wq, w.wk, w.wv, b.q, b.k, b.v, positions,
+                                        c.rope, cache.k(il), cache.v(il), n_past);
+  }
   emit("q_rope", b.q);
   emit("k_rope", b.k);
   Tensor att = b.att.reshape({c.head_dim(), c.n_head, n});

@@ -1,9 +1,9 @@
-// The fused decode ops (backend.h: matmul_add, matmul_swiglu, matmul_batch, and the last two
-// after rms_norm). On CUDA each is one matrix-vector launch with an epilogue for m <=
-// kMaxVecColumns (m = 1 with the norm), and must give exactly the bits of the ops it stands
-// for (Backend's default composition: rms_norm, matmul, add, swiglu); on
-// cpu_ref the defaults are those ops. CUDA's fused results are also checked against cpu_ref
-// under the matmul threshold, and bad arguments must be refused with the fused op's name.
+// The fused decode ops (backend.h: matmul_add, matmul_swiglu, matmul_batch, the last two
+// after rms_norm, and rms_norm_qkv_rope_store_kv). On CUDA each is one matrix-vector launch
+// with an epilogue for m <= kMaxVecColumns (m = 1 with the norm and with rope), and must give
+// exactly the bits of the ops it stands for (Backend's default composition: rms_norm, matmul,
+// add, swiglu, rope, store_kv); on cpu_ref the defaults are those ops. CUDA's fused results are also checked against
+// cpu_ref under the matmul threshold, and bad arguments must be refused with the fused op's name.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -160,6 +160,44 @@ Outputs run_rms_norm_matmul_swiglu(Backend& b, const Weight& wg, const Weight& w
     b.swiglu(gate, up, out);
   }
   return {download(b, normed), download(b, gate), download(b, up), download(b, out)};
+}
+
+// The attention input of one token at position pos: normed = rms_norm(x), q, k, v = w normed,
+// q and k roped, k and v stored at cache row pos (the caches of pos + 2 rows start at 0).
+// Returns {normed, q, k, v, k_cache, v_cache}.
+struct QkvCase {
+  std::vector<Weight> w;  // q, k, v
+  int64_t head_dim;
+  DType cache;
+  RopeConfig rope;
+};
+Outputs run_qkv_rope_store_kv(Backend& b, const QkvCase& c, int64_t pos, uint32_t seed, bool fused) {
+  const int64_t k = c.w[0].k, n_kv = c.w[1].n / c.head_dim;
+  const Tensor x = upload_values(b, random_values(size_t(k), seed), {k, 1});
+  const Tensor norm_weight = upload_values(b, random_values(size_t(k), seed + 1), {k});
+  Tensor normed = b.alloc(DType::F32, {k, 1}, "normed");
+  const Tensor wq = b.upload(c.w[0].host), wk = b.upload(c.w[1].host), wv = b.upload(c.w[2].host);
+  Tensor q = b.alloc(DType::F32, {c.w[0].n, 1}, "q"), kk = b.alloc(DType::F32, {c.w[1].n, 1}, "k");
+  Tensor v = b.alloc(DType::F32, {c.w[2].n, 1}, "v");
+  Tensor k_cache = b.alloc(c.cache, {c.head_dim, n_kv, pos + 2}, "k_cache");
+  Tensor v_cache = b.alloc(c.cache, {c.head_dim, n_kv, pos + 2}, "v_cache");
+  const int32_t position = int32_t(pos);
+  if (fused) {
+    b.rms_norm_qkv_rope_store_kv(x, norm_weight, 1e-5f, normed, wq, wk, wv, q, kk, v, {&position, 1}, c.rope, k_cache,
+                                 v_cache, pos);
+  } else {
+    b.rms_norm(x, norm_weight, 1e-5f, normed);
+    b.matmul(wq, normed, q);
+    b.matmul(wk, normed, kk);
+    b.matmul(wv, normed, v);
+    Tensor q3 = q.reshape({c.head_dim, c.w[0].n / c.head_dim, 1}), k3 = kk.reshape({c.head_dim, n_kv, 1});
+    b.rope(q3, {&position, 1}, c.rope);
+    b.rope(k3, {&position, 1}, c.rope);
+    b.store_kv(k3, k_cache, pos);
+    b.store_kv(v.reshape({c.head_dim, n_kv, 1}), v_cache, pos);
+  }
+  return {download(b, normed), download(b, q),       download(b, kk),
+          download(b, v),      download(b, k_cache), download(b, v_cache)};
 }
 
 // ---- CUDA ------------------------------------------------------------------------------------
@@ -344,6 +382,100 @@ TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
   expect_close(fused, run_matmul_add(reference_, down, 1, seed, false), kNmseQuantMatmul, "matmul_add vs cpu_ref");
 }
 
+// The q/k/v launches rope and store themselves (kernels.h: VecRole): for every fast kernel
+// (pairs of rows in a CTA: R rounded up to even for Q6_K, Q8_0 and small n), a type of no fast
+// kernel (the rope and store_kv ops after matmul), GQA, f16 and f32 caches, partial rotation,
+// scaled angles with per-pair factors, neox pairs (the ops one by one), and the integer
+// kernels next to f32 ones in one op (Llama-2-7B's q with a small k and a Q6_K v).
+TEST_F(CudaFused, RmsNormQkvRopeStoreKvEqualsTheOps) {
+  uint32_t seed = 1600;
+  std::vector<QkvCase> cases;
+  const RopeConfig plain{64, 10000.0f, 1.0f, false, {}};
+  for (DType type : kTypes) {
+    const int64_t k = k_for(type);
+    cases.push_back({{make_weight(type, k, 512, seed += 10), make_weight(type, k, 128, seed += 10),
+                      make_weight(type, k, 128, seed += 10)},
+                     64,
+                     DType::F16,
+                     plain});
+  }
+  const int64_t k = 1184;
+  std::vector<float> factors(32);
+  for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + 0.25f * float(i % 5);
+  cases.push_back({{make_weight(DType::Q4_0, k, 4096, seed += 10), make_weight(DType::Q4_0, k, 1024, seed += 10),
+                    make_weight(DType::Q4_0, k, 1024, seed += 10)},
+                   128,
+                   DType::F32,
+                   {64, 500000.0f, 0.25f, false, factors}});  // 4 rows per CTA, half of each head turned
+  cases.push_back({{make_weight(DType::F16, k, 256, seed += 10), make_weight(DType::F16, k, 256, seed += 10),
+                    make_weight(DType::F16, k, 256, seed += 10)},
+                   64,
+                   DType::F16,
+                   {64, 10000.0f, 1.0f, true, {}}});  // neox: the ops
+  cases.push_back({{make_weight(DType::Q4_0, 4096, 4096, seed += 10), make_weight(DType::Q4_0, 4096, 1024, seed += 10),
+                    make_weight(DType::Q6_K, 4096, 1024, seed += 10)},
+                   128,
+                   DType::F16,
+                   {128, 10000.0f, 1.0f, false, {}}});
+  for (const QkvCase& c : cases) {
+    for (int64_t pos : {0, 37}) {
+      const std::string what = fmt::format("rms_norm_qkv_rope_store_kv {} {} {} head_dim {} n_rot {}{} cache {} pos {}",
+                                           label(c.w[0].host.dtype(), c.w[0].n, 1), dtype_name(c.w[1].host.dtype()),
+                                           dtype_name(c.w[2].host.dtype()), c.head_dim, c.rope.n_rot,
+                                           c.rope.neox ? " neox" : "", dtype_name(c.cache), pos);
+      const Outputs fused = run_qkv_rope_store_kv(*backend_, c, pos, seed, true);
+      expect_identical(fused, run_qkv_rope_store_kv(*backend_, c, pos, seed, false), what);
+      expect_close(fused, run_qkv_rope_store_kv(reference_, c, pos, seed, false), threshold_for(c.w[0].host.dtype()),
+                   what + " vs cpu_ref");
+    }
+  }
+}
+
+// Recorded decode steps (run_step) read the position on the device: the fused op replayed at
+// positions 0..5 fills the caches as the ops do.
+TEST_F(CudaFused, RecordedQkvRopeStoreKvEqualsTheOps) {
+  const QkvCase c{{make_weight(DType::Q4_0, 1184, 512, 1700), make_weight(DType::Q4_0, 1184, 128, 1701),
+                   make_weight(DType::Q4_0, 1184, 128, 1702)},
+                  64,
+                  DType::F16,
+                  {64, 10000.0f, 1.0f, false, {}}};
+  Backend& b = *backend_;
+  const Tensor x = upload_values(b, random_values(1184, 1703), {1184, 1});
+  const Tensor norm_weight = upload_values(b, random_values(1184, 1704), {1184});
+  const Tensor wq = b.upload(c.w[0].host), wk = b.upload(c.w[1].host), wv = b.upload(c.w[2].host);
+  struct State {
+    Tensor normed, q, k, v, k_cache, v_cache;
+  };
+  auto state = [&] {
+    return State{b.alloc(DType::F32, {1184, 1}, "normed"),   b.alloc(DType::F32, {512, 1}, "q"),
+                 b.alloc(DType::F32, {128, 1}, "k"),         b.alloc(DType::F32, {128, 1}, "v"),
+                 b.alloc(DType::F16, {64, 2, 6}, "k_cache"), b.alloc(DType::F16, {64, 2, 6}, "v_cache")};
+  };
+  State recorded = state(), direct = state();
+  StepRecording recording;
+  for (int64_t pos = 0; pos < 6; ++pos) {
+    const int32_t position = int32_t(pos);
+    auto fused = [&](State& s) {
+      b.rms_norm_qkv_rope_store_kv(x, norm_weight, 1e-5f, s.normed, wq, wk, wv, s.q, s.k, s.v, {&position, 1}, c.rope,
+                                   s.k_cache, s.v_cache, pos);
+    };
+    b.run_step(recording, 0, pos, [&] { fused(recorded); });
+    b.rms_norm(x, norm_weight, 1e-5f, direct.normed);
+    for (auto [w, out] : {std::pair{&wq, &direct.q}, {&wk, &direct.k}, {&wv, &direct.v}})
+      b.matmul(*w, direct.normed, *out);
+    Tensor q3 = direct.q.reshape({64, 8, 1}), k3 = direct.k.reshape({64, 2, 1});
+    b.rope(q3, {&position, 1}, c.rope);
+    b.rope(k3, {&position, 1}, c.rope);
+    b.store_kv(k3, direct.k_cache, pos);
+    b.store_kv(direct.v.reshape({64, 2, 1}), direct.v_cache, pos);
+    for (auto [got, want] : {std::pair{&recorded.q, &direct.q},
+                             {&recorded.k_cache, &direct.k_cache},
+                             {&recorded.v_cache, &direct.v_cache}}) {
+      ASSERT_EQ(download(b, *got), download(b, *want)) << got->name() << " at position " << pos;
+    }
+  }
+}
+
 TEST_F(CudaFused, UnalignedInputTakesTheOps) {
   const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
   const Tensor wd = backend_->upload(w.host);
@@ -418,6 +550,13 @@ TEST(CpuRefFused, DefaultsEqualTheOps) {
     expect_identical(run_rms_norm_matmul_swiglu(cpu, w, w2, m, 1006, true),
                      run_rms_norm_matmul_swiglu(cpu, w, w2, m, 1006, false), "cpu_ref rms_norm_matmul_swiglu");
   }
+  const QkvCase c{{make_weight(DType::Q4_0, 256, 128, 1007), make_weight(DType::Q4_0, 256, 64, 1008),
+                   make_weight(DType::Q4_0, 256, 64, 1009)},
+                  32,
+                  DType::F16,
+                  {32, 10000.0f, 1.0f, false, {}}};
+  expect_identical(run_qkv_rope_store_kv(cpu, c, 3, 1010, true), run_qkv_rope_store_kv(cpu, c, 3, 1010, false),
+                   "cpu_ref rms_norm_qkv_rope_store_kv");
 }
 
 }  // namespace

@@ -184,7 +184,8 @@ __global__ void __launch_bounds__(kWarps* kWarp)
 // part[h, split] = {m, l, o[head_dim]} (`stride` splits per head). For a recorded step the
 // grid covers the whole context, so that it does not depend on n_past (then read from the
 // device, n_past_dev); blocks past the visible keys return at once. When there is one split
-// (n_kv <= kSplitKeys) it also writes the output, and the combine kernel does nothing.
+// (n_kv <= kSplitKeys) it also writes the output; else the last of head h's blocks to finish
+// merges the head's partial states (merge_if_last), so that decode attention is one launch.
 constexpr int kSplitWarps = 4;
 constexpr int64_t kSplitKeys = 128;
 
@@ -192,12 +193,54 @@ __device__ __forceinline__ int64_t visible_keys(const int32_t* n_past_dev, int64
   return (n_past_dev != nullptr ? int64_t(*n_past_dev) : n_past) + 1;
 }
 
+// out[:, h] = the partial states of head h's first n_used splits merged (the block's threads
+// take d = threadIdx.x, + blockDim.x, ...; each d's sum in the same order whatever the block
+// size). The partial states were written by other blocks of this launch: read from the L2.
+__device__ __forceinline__ void merge_splits(const float* part, int64_t stride, int64_t head_dim, int64_t h,
+                                             int64_t n_used, float* orow) {
+  const float* ph = part + h * stride * (head_dim + 2);
+  float m_all = -INFINITY;
+  for (int64_t s = 0; s < n_used; ++s) m_all = fmaxf(m_all, __ldcg(ph + s * (head_dim + 2)));
+  float l_all = 0.0f;
+  for (int64_t s = 0; s < n_used; ++s) {
+    const float* p = ph + s * (head_dim + 2);
+    l_all += __ldcg(p + 1) * expf(__ldcg(p) - m_all);
+  }
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float sum = 0.0f;
+    for (int64_t s = 0; s < n_used; ++s) {
+      const float* p = ph + s * (head_dim + 2);
+      sum += __ldcg(p + 2 + d) * expf(__ldcg(p) - m_all);
+    }
+    orow[d] = sum / l_all;
+  }
+}
+
+// Called by every thread of a split block (n_kv > kSplitKeys) after it wrote its partial
+// state: counts the block in done[h], and the head's last block (done[h] reaching the splits
+// in use) merges them and sets done[h] back to 0 for the next launch.
+__device__ __forceinline__ void merge_if_last(const float* part, int64_t stride, int64_t head_dim, int64_t h,
+                                              int64_t n_kv, unsigned* done, float* orow) {
+  __shared__ bool last;
+  const int64_t n_used = ceil_div(n_kv, kSplitKeys);
+  __threadfence();  // this block's partial state is visible to the block that merges
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(done + h, 1u) == unsigned(n_used - 1);
+    if (last) done[h] = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge_splits(part, stride, head_dim, h, n_used, orow);
+}
+
 template <bool kF16>
 __global__ void __launch_bounds__(kSplitWarps* kWarp)
     attention_split_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                            float* part, int64_t stride, int64_t head_dim, int64_t group, int64_t n_kv_heads,
                            const int32_t* n_past_dev, int64_t n_past, float scale, bool vec, void* out,
-                           RowLayout lo) {
+                           RowLayout lo, unsigned* done) {
   start_after_previous_kernel();
   __shared__ __align__(16) float q_s[kMaxHeadDim];
   __shared__ MergeSpace<kSplitWarps> sm;
@@ -214,12 +257,14 @@ __global__ void __launch_bounds__(kSplitWarps* kWarp)
   attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, begin + int64_t(warp) * kWarp, end,
                     int64_t(kSplitWarps) * kWarp, scale, vec, st);
   float* p = part + (h * stride + split) * (head_dim + 2);
-  float* orow = n_kv <= kSplitKeys ? row_ptr<float>(out, lo, h) : nullptr;  // the only split
+  float* orow = row_ptr<float>(out, lo, h);
+  const bool only = n_kv <= kSplitKeys;
   merge_warps(st, head_dim, sm, [&](int64_t d, float o, float m, float l) {
     if (d == 0) p[0] = m, p[1] = l;
     p[2 + d] = o;
-    if (orow != nullptr) orow[d] = o / l;
+    if (only) orow[d] = o / l;
   });
+  if (!only) merge_if_last(part, stride, head_dim, h, n_kv, done, orow);
 }
 
 // The decode split kernel for f16 caches with head_dim kHd (64, 128), 16-byte aligned cache
@@ -231,7 +276,7 @@ __global__ void __launch_bounds__(kSplitWarps* kWarp)
 // split's max m and l = sum exp(s - m) from there (the same order in every warp), and pass 2
 // adds p_j v_j over each lane's keys; the keys' sums meet by shuffles, the warps' in shared
 // memory. When the split is the only one (n_kv <= kSplitKeys) the block also writes the
-// head's output o / l (what the combine kernel would compute from one split, bit for bit).
+// head's output o / l (what merge_splits computes from one split, bit for bit).
 template <int kHd>
 struct SplitF16 {
   static constexpr int kWarps = 8, kG = kHd / 8, kRows = kWarp / kG, kBlockRows = kWarps * kRows;
@@ -262,7 +307,8 @@ template <int kHd>
 __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
     attention_split_f16_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                                float* part, int64_t stride, int64_t group, int64_t n_kv_heads,
-                               const int32_t* n_past_dev, int64_t n_past, float scale, void* out, RowLayout lo) {
+                               const int32_t* n_past_dev, int64_t n_past, float scale, void* out, RowLayout lo,
+                               unsigned* done) {
   start_after_previous_kernel();
   using S = SplitF16<kHd>;
   __shared__ float score_s[kSplitKeys];
@@ -317,39 +363,19 @@ __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
     for (int i = 0; i < 8; ++i) o_s[warp][8 * lane + i] = acc[i];
   }
   __syncthreads();
-  if (threadIdx.x >= kHd) return;
-  const int d = int(threadIdx.x);
-  float o = 0.0f;
-#pragma unroll
-  for (int w = 0; w < S::kWarps; ++w) o += o_s[w][d];
   float* p = part + (h * stride + split) * (kHd + 2);
-  if (d == 0) p[0] = m, p[1] = l;
-  p[2 + d] = o;
-  if (n_kv <= kSplitKeys) row_ptr<float>(out, lo, h)[d] = o / l;
-}
-
-// out[:, h] = the partial states of head h's first ceil(n_kv / kSplitKeys) splits merged
-// (block h; `stride` splits per head in `part`).
-__global__ void attention_combine_kernel(const float* part, int64_t stride, int64_t head_dim, void* out, RowLayout lo,
-                                         const int32_t* n_past_dev, int64_t n_past) {
-  start_after_previous_kernel();
-  const int64_t h = blockIdx.x;
-  const int64_t n_used = ceil_div(visible_keys(n_past_dev, n_past), kSplitKeys);
-  if (n_used == 1) return;  // the split kernel wrote the output
-  const float* ph = part + h * stride * (head_dim + 2);
-  float m_all = -INFINITY;
-  for (int64_t s = 0; s < n_used; ++s) m_all = fmaxf(m_all, ph[s * (head_dim + 2)]);
-  float l_all = 0.0f;
-  for (int64_t s = 0; s < n_used; ++s) l_all += ph[s * (head_dim + 2) + 1] * expf(ph[s * (head_dim + 2)] - m_all);
   float* orow = row_ptr<float>(out, lo, h);
-  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float sum = 0.0f;
-    for (int64_t s = 0; s < n_used; ++s) {
-      const float* p = ph + s * (head_dim + 2);
-      sum += p[2 + d] * expf(p[0] - m_all);
-    }
-    orow[d] = sum / l_all;
+  const bool only = n_kv <= kSplitKeys;
+  if (threadIdx.x < kHd) {
+    const int d = int(threadIdx.x);
+    float o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < S::kWarps; ++w) o += o_s[w][d];
+    if (d == 0) p[0] = m, p[1] = l;
+    p[2 + d] = o;
+    if (only) orow[d] = o / l;
   }
+  if (!only) merge_if_last(part, stride, kHd, h, n_kv, done, orow);
 }
 
 }  // namespace
@@ -402,7 +428,8 @@ size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_
 cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
                                     RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
                                     int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
-                                    const int32_t* n_past_dev, float scale, float* partials, cudaStream_t stream) {
+                                    const int32_t* n_past_dev, float scale, float* partials, unsigned* done,
+                                    cudaStream_t stream) {
   if (n_heads == 0 || head_dim == 0) return cudaSuccess;
   if (head_dim > kMaxHeadDim || n_kv_heads == 0 || n_ctx > int64_t(kMaxGridY) * kSplitKeys) {
     return cudaErrorInvalidValue;
@@ -418,18 +445,16 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
   cudaError_t split;
   if (cache_f16 && vec && v_vec && q_vec && head_dim == 64) {
     split = launch(attention_split_f16_kernel<64>, grid, SplitF16<64>::kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv,
-                   partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo);
+                   partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done);
   } else if (cache_f16 && vec && v_vec && q_vec && head_dim == 128) {
     split = launch(attention_split_f16_kernel<128>, grid, SplitF16<128>::kWarps * kWarp, 0, stream, q, lq, k, lk, v,
-                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo);
+                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done);
   } else {
     split = launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp,
                    0, stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past,
-                   scale, vec, out, lo);
+                   scale, vec, out, lo, done);
   }
-  if (split != cudaSuccess) return split;
-  return launch(attention_combine_kernel, unsigned(n_heads), 128, 0, stream, partials, stride, head_dim, out, lo,
-                n_past_dev, n_past);
+  return split;
 }
 
 }  // namespace strata::cuda

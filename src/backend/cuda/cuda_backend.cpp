@@ -127,6 +127,8 @@ CudaBackend::CudaBackend(int device) : device_(device), held_(std::make_shared<H
   if (!vec_mode.empty() && vec_mode != "q8" && vec_mode != "f32") {
     fail("backend 'cuda': STRATA_CUDA_MATVEC={} is not one of q8 (the default), f32", vec_mode);
   }
+  const char* fused_rope = std::getenv("STRATA_CUDA_FUSED_ROPE");
+  fused_rope_ = fused_rope == nullptr || std::string_view(fused_rope) != "0";
 }
 
 CudaBackend::~CudaBackend() {

@@ -12,7 +12,9 @@
 // off); STRATA_CUDA_GEMM=tf32 or f32 makes the prefill GEMM multiply TF32 or f32 operands
 // instead of f16 (see cuda_matmul.cpp); STRATA_CUDA_MATVEC=f32 keeps decode's activations f32
 // on the weight types that otherwise take the integer kernels with x rounded to 8 bits (q8,
-// the default; cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op.
+// the default; cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op;
+// STRATA_CUDA_FUSED_ROPE=0 ropes and stores q, k, v by a launch of their own instead of the
+// q/k/v launch (for comparisons).
 #pragma once
 
 #include <cublas_v2.h>
@@ -76,6 +78,12 @@ public:
                              std::span<const MatmulJob> jobs) override;
   void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
                               const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) override;
+  // Decode (a single column x, rope's pairs (2i, 2i + 1)): the q/k/v launches also rope and
+  // store (kernels.h: VecRole), so no launch of their own.
+  void rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                  const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k, Tensor& v,
+                                  std::span<const int32_t> positions, const RopeConfig& config, Tensor& k_cache,
+                                  Tensor& v_cache, int64_t pos) override;
 
   // The first step of a recording runs op by op (it sizes the scratch buffers), the second is
   // captured as a CUDA graph and launched, later ones launch the graph after writing their
@@ -122,8 +130,31 @@ private:
   cuda::XQ8 quantized_x(const float* x, int64_t k, const cuda::VecNorm* norm);
   bool swiglu_launch(std::string_view op, const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate,
                      Tensor& up, Tensor& out, const cuda::VecNorm* norm);
+  // rms_norm still to run before batch_groups' first launch (folded into it where the f32
+  // kernels take the norm): x its input, normed its output (batch_groups' x).
+  struct PendingNorm {
+    const Tensor* x;
+    const Tensor* weight;
+    float eps;
+    Tensor* normed;
+    cuda::VecNorm args;
+  };
+  // rms_norm_qkv_rope_store_kv's rope and KV store, by the q, k and v jobs' launches, or by the
+  // rope and store_kv ops for a job the fast kernels do not take (apply_role).
+  struct JobRoles {
+    std::span<const cuda::VecRole> role;  // one per job
+    cuda::VecRope args;
+    std::span<const int32_t> positions;
+    const RopeConfig* config;
+    Tensor* k_cache;
+    Tensor* v_cache;
+    int64_t pos;
+  };
   void batch_groups(const Tensor& x, std::span<const MatmulJob> jobs, const float* xd, int64_t x_stride, int m,
-                    std::optional<cuda::XQ8> q8);
+                    std::optional<cuda::XQ8> q8, const PendingNorm* norm, const JobRoles* roles);
+  void norm_batch(std::string_view op, const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                  std::span<const MatmulJob> jobs, const JobRoles* roles);
+  void apply_role(const JobRoles& roles, cuda::VecRole role, const Tensor& out);
 
   int device_ = 0;
   std::string device_name_;
@@ -135,6 +166,7 @@ private:
   GemmMode gemm_mode_ = GemmMode::f16;
   enum class MatvecMode { q8, f32 };  // STRATA_CUDA_MATVEC
   MatvecMode matvec_mode_ = MatvecMode::q8;
+  bool fused_rope_ = true;  // STRATA_CUDA_FUSED_ROPE
   cuda::Profiler profiler_;
 
   Capture capture_;
@@ -143,9 +175,9 @@ private:
   // those buffers, so a step recorded before is recorded again.
   uint64_t scratch_generation_ = 0;
   IntBuffer ids_, positions_;
-  std::shared_ptr<void> rope_, gemm_, gemm_x_, attention_partials_, x_q8_;
+  std::shared_ptr<void> rope_, gemm_, gemm_x_, attention_partials_, attention_done_, x_q8_;
   size_t rope_capacity_ = 0, gemm_capacity_ = 0, gemm_x_capacity_ = 0, attention_partials_capacity_ = 0,
-         x_q8_capacity_ = 0;
+         attention_done_capacity_ = 0, x_q8_capacity_ = 0;
   std::vector<double> rope_key_;  // the table now in rope_ (theta scales), to skip re-uploads
 };
 

@@ -220,15 +220,31 @@ void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs)
     Backend::matmul_batch(x, jobs);
     return;
   }
-  batch_groups(x, jobs, in->x, in->stride, in->m, std::nullopt);
+  batch_groups(x, jobs, in->x, in->stride, in->m, std::nullopt, nullptr, nullptr);
 }
 
 // The jobs of one weight type and kernel family share a launch (kMaxVecJobs at a time), on
 // the integer kernels where takes_q8 says so (x's q8 form: q8, or made here once) and on the
 // f32 ones otherwise; Q4_K_M files mix Q4_K and Q6_K among q, k and v, so they take two or
-// three. A group the fast kernels do not take runs matmul job by job.
+// three. A group the fast kernels do not take runs matmul job by job (xd == nullptr: every
+// group). norm: x (normed) is still to be written, xd is rms_norm's input; the first launch
+// normalizes (the q8 form's rounding, or the f32 kernels' fold) where it can, else rms_norm
+// runs first. roles: the jobs' rope and KV store.
 void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs, const float* xd, int64_t x_stride,
-                               int m, std::optional<cuda::XQ8> q8) {
+                               int m, std::optional<cuda::XQ8> q8, const PendingNorm* norm, const JobRoles* roles) {
+  const int64_t k = x.ne(0);
+  bool pending = norm != nullptr;
+  auto normalized = [&] {  // from now on the launches read normed
+    pending = false;
+    xd = reinterpret_cast<const float*>(x.data());
+    x_stride = k;
+  };
+  auto normalize = [&] {
+    if (!pending) return;
+    rms_norm(*norm->x, *norm->weight, norm->eps, *norm->normed);
+    normalized();
+  };
+  const cuda::VecRope* rope = roles != nullptr ? &roles->args : nullptr;
   std::vector<bool> done(jobs.size(), false);
   for (size_t first = 0; first < jobs.size(); ++first) {
     if (done[first]) continue;
@@ -241,69 +257,126 @@ void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs,
     std::vector<cuda::VecJob> launch;
     for (size_t i : group) {
       done[i] = true;
-      if (std::optional<cuda::VecJob> job = vec_job(*jobs[i].w, *jobs[i].out, nullptr)) launch.push_back(*job);
+      if (std::optional<cuda::VecJob> job = vec_job(*jobs[i].w, *jobs[i].out, nullptr)) {
+        if (roles != nullptr) job->role = roles->role[i];
+        launch.push_back(*job);
+      }
     }
     cudaError_t status = cudaErrorNotSupported;
-    if (launch.size() == group.size()) {
-      if (integer && !q8) q8 = quantized_x(xd, x.ne(0), nullptr);
-      cuda::ProfileScope scope(profiler_, stream_,
-                               profiler_.enabled()
-                                   ? fmt::format("matmul_batch {} {}", type_traits(type).name, integer ? "q8" : "vec")
-                                   : std::string());
+    if (xd != nullptr && launch.size() == group.size()) {
+      if (integer && !q8) {
+        q8 = quantized_x(xd, k, pending ? &norm->args : nullptr);
+        if (pending) normalized();
+      }
       const int n = int(launch.size());
-      status = integer ? cuda::launch_matvec_q8_jobs(type, launch.data(), n, x.ne(0), *q8, stream_)
-                       : cuda::launch_matvec_fast_jobs(type, launch.data(), n, x.ne(0), xd, x_stride, m, stream_);
+      auto go = [&](const cuda::VecNorm* fold) {
+        cuda::ProfileScope scope(profiler_, stream_,
+                                 profiler_.enabled()
+                                     ? fmt::format("matmul_batch {} {}", type_traits(type).name, integer ? "q8" : "vec")
+                                     : std::string());
+        return integer ? cuda::launch_matvec_q8_jobs(type, launch.data(), n, k, *q8, stream_, rope)
+                       : cuda::launch_matvec_fast_jobs(type, launch.data(), n, k, xd, x_stride, m, stream_, fold, rope);
+      };
+      if (pending && !integer) {
+        status = go(&norm->args);
+        if (status == cudaSuccess) normalized();
+      }
+      if (status == cudaErrorNotSupported) {
+        normalize();
+        status = go(nullptr);
+      }
     }
     if (status != cudaErrorNotSupported) {
       STRATA_CUDA_CHECK(status);
       continue;
     }
-    for (size_t i : group) matmul(*jobs[i].w, x, *jobs[i].out);
+    normalize();
+    for (size_t i : group) {
+      matmul(*jobs[i].w, x, *jobs[i].out);
+      if (roles != nullptr) apply_role(*roles, roles->role[i], *jobs[i].out);
+    }
   }
+  normalize();  // no jobs
+}
+
+// A role's rope and KV store by the ops (rope_store_kv's parts) for a job done by matmul.
+void CudaBackend::apply_role(const JobRoles& roles, cuda::VecRole role, const Tensor& out) {
+  if (role == cuda::VecRole::plain) return;
+  Tensor rows = heads(out, roles.args.head_dim);  // [head_dim, heads, 1]
+  if (role != cuda::VecRole::store_v) rope(rows, roles.positions, *roles.config);
+  if (role != cuda::VecRole::rope)
+    store_kv(rows, role == cuda::VecRole::store_v ? *roles.v_cache : *roles.k_cache, roles.pos);
 }
 
 void CudaBackend::rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
                                         std::span<const MatmulJob> jobs) {
-  constexpr std::string_view op = "rms_norm_matmul_batch";
+  norm_batch("rms_norm_matmul_batch", x, norm_weight, eps, normed, jobs, nullptr);
+}
+
+// rms_norm and the jobs on normed: where any job takes the integer kernels, the rms_norm
+// kernel writes normed and its q8 form in one launch; else the first f32 launch folds the norm
+// in where it can (batch_groups).
+void CudaBackend::norm_batch(std::string_view op, const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                             std::span<const MatmulJob> jobs, const JobRoles* roles) {
   const std::optional<cuda::VecNorm> norm = vec_norm(op, x, norm_weight, eps, normed);
   check_matmul_batch_args(normed, jobs, check_matvec_supported);
   for (const MatmulJob& j : jobs) check_in_device_memory(op, {{"weight", j.w}, {"out", j.out}});
   const std::optional<VecInput> in = vec_input(x);
-  const bool any_q8 =
-      in && std::ranges::any_of(jobs, [&](const MatmulJob& j) { return takes_q8(std::array{j.w}, in->m); });
-  if (norm && in && any_q8) {
-    const cuda::XQ8 xq = quantized_x(in->x, x.ne(0), &*norm);  // normed written
-    batch_groups(normed, jobs, norm->normed, x.ne(0), 1, xq);
+  if (!norm || !in) {
+    rms_norm(x, norm_weight, eps, normed);
+    const std::optional<VecInput> n_in = vec_input(normed);
+    batch_groups(normed, jobs, n_in ? n_in->x : nullptr, n_in ? n_in->stride : 0, int(normed.n_rows()), std::nullopt,
+                 nullptr, roles);
     return;
   }
-  if (norm && in && !jobs.empty()) {
-    const DType type = jobs[0].w->dtype();
-    std::vector<cuda::VecJob> first;  // the first weight type's jobs (kMaxVecJobs at most)
-    std::vector<MatmulJob> rest;
-    bool fast = true;
-    for (const MatmulJob& j : jobs) {
-      if (j.w->dtype() != type || first.size() == size_t(cuda::kMaxVecJobs)) {
-        rest.push_back(j);
-      } else if (std::optional<cuda::VecJob> job = vec_job(*j.w, *j.out, nullptr)) {
-        first.push_back(*job);
-      } else {
-        fast = false;
-      }
-    }
-    if (fast) {
-      cuda::ProfileScope scope(
-          profiler_, stream_,
-          profiler_.enabled() ? fmt::format("rms_norm_matmul_batch {} vec", type_traits(type).name) : std::string());
-      const cudaError_t status = cuda::launch_matvec_fast_jobs(type, first.data(), int(first.size()), x.ne(0), in->x,
-                                                               in->stride, in->m, stream_, &*norm);
-      if (status != cudaErrorNotSupported) {
-        STRATA_CUDA_CHECK(status);
-        if (!rest.empty()) matmul_batch(normed, rest);
-        return;
-      }
-    }
+  if (std::ranges::any_of(jobs, [&](const MatmulJob& j) { return takes_q8(std::array{j.w}, 1); })) {
+    const cuda::XQ8 xq = quantized_x(in->x, x.ne(0), &*norm);  // normed written
+    batch_groups(normed, jobs, norm->normed, x.ne(0), 1, xq, nullptr, roles);
+    return;
   }
-  Backend::rms_norm_matmul_batch(x, norm_weight, eps, normed, jobs);
+  const PendingNorm pending{&x, &norm_weight, eps, &normed, *norm};
+  batch_groups(normed, jobs, in->x, in->stride, 1, std::nullopt, &pending, roles);
+}
+
+void CudaBackend::rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
+                                             const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k,
+                                             Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
+                                             Tensor& k_cache, Tensor& v_cache, int64_t pos) {
+  constexpr std::string_view op = "rms_norm_qkv_rope_store_kv";
+  const int64_t head_dim = k_cache.ne(0);
+  const bool cache_type =
+      k_cache.dtype() == v_cache.dtype() && (k_cache.dtype() == DType::F16 || k_cache.dtype() == DType::F32);
+  const bool whole_heads =
+      head_dim > 0 && q.ne(0) % head_dim == 0 && k.ne(0) % head_dim == 0 && v.ne(0) % head_dim == 0;
+  if (!fused_rope_ || x.n_rows() != 1 || config.neox || head_dim % 2 != 0 || config.n_rot % 2 != 0 || !cache_type ||
+      !whole_heads) {
+    Backend::rms_norm_qkv_rope_store_kv(x, norm_weight, eps, normed, wq, wk, wv, q, k, v, positions, config, k_cache,
+                                        v_cache, pos);
+    return;
+  }
+  const Tensor q3 = heads(q, head_dim), k3 = heads(k, head_dim), v3 = heads(v, head_dim);
+  check_rope_args(q3, positions, config);
+  check_rope_args(k3, positions, config);
+  check_store_kv_args(k3, k_cache, pos);
+  check_store_kv_args(v3, v_cache, pos);
+  check_in_device_memory(op, {{"k_cache", &k_cache}, {"v_cache", &v_cache}});
+  const int32_t p32 = int32_t(pos);
+  const cuda::VecRope args{
+      .positions = capture_.active ? step_value(op, positions, 1) : upload_ints(positions_, positions, "positions"),
+      .pos_dev = capture_.active ? step_value(op, {&p32, 1}, 1) : nullptr,
+      .pos = pos,
+      .theta_scale = rope_table(config),
+      .n_rot = config.n_rot,
+      .head_dim = head_dim,
+      .k_cache = k_cache.mutable_data(),
+      .lkc = row_layout(k_cache),
+      .v_cache = v_cache.mutable_data(),
+      .lvc = row_layout(v_cache),
+      .cache_f16 = k_cache.dtype() == DType::F16};
+  const cuda::VecRole role[] = {cuda::VecRole::rope, cuda::VecRole::rope_store_k, cuda::VecRole::store_v};
+  const JobRoles roles{role, args, positions, &config, &k_cache, &v_cache, pos};
+  const MatmulJob jobs[] = {{&wq, &q}, {&wk, &k}, {&wv, &v}};
+  norm_batch(op, x, norm_weight, eps, normed, jobs, &roles);
 }
 
 void CudaBackend::rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,

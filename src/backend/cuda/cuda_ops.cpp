@@ -220,11 +220,17 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
     auto* partials = static_cast<float*>(
         scratch(attention_partials_, attention_partials_capacity_,
                 cuda::attention_decode_partial_floats(n_heads, head_dim, n_ctx) * sizeof(float), "attention partials"));
+    const uint64_t generation = scratch_generation_;
+    auto* done = static_cast<unsigned*>(
+        scratch(attention_done_, attention_done_capacity_, size_t(n_heads) * sizeof(unsigned), "attention counters"));
+    if (scratch_generation_ != generation) {  // a new buffer: the counters start at 0 (kernels.h)
+      STRATA_CUDA_CHECK(cudaMemsetAsync(done, 0, attention_done_capacity_, stream_));
+    }
     cuda::ProfileScope scope(profiler_, stream_, "attention decode");
     STRATA_CUDA_CHECK(cuda::launch_attention_decode(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache),
                                                     v_cache.data(), row_layout(v_cache), cache_f16, out.mutable_data(),
                                                     row_layout(out), head_dim, n_heads, n_kv_heads, n_ctx, n_past,
-                                                    n_past_dev, scale, partials, stream_));
+                                                    n_past_dev, scale, partials, done, stream_));
     return;
   }
   cuda::ProfileScope scope(profiler_, stream_, "attention");

@@ -97,12 +97,14 @@ cudaError_t launch_attention_prefill(const void* q, RowLayout lq, const void* k,
 // Attention of one query token (decode), split over the keys (split-K): q, out
 // [head_dim, n_heads, 1]; caches of n_ctx rows per kv head; n_past_dev: read n_past from the
 // device instead (a recorded step: the launch then covers the whole context). partials: device
-// scratch of attention_decode_partial_floats(n_heads, head_dim, n_ctx) floats.
+// scratch of attention_decode_partial_floats(n_heads, head_dim, n_ctx) floats; done: n_heads
+// counters (device) that are 0 before the first launch and that every launch leaves 0.
 size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_t n_ctx);
 cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
                                     RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
                                     int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
-                                    const int32_t* n_past_dev, float scale, float* partials, cudaStream_t stream);
+                                    const int32_t* n_past_dev, float scale, float* partials, unsigned* done,
+                                    cudaStream_t stream);
 
 // ---- step.cu: the step-dependent values of a recorded decode step -------------------------
 // values[0] = token, values[1] = pos (device int32[2], read by the recorded kernels).
@@ -134,6 +136,11 @@ cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int6
 // The fused decode ops' launches (the fast kernels only; cudaErrorNotSupported, nothing
 // launched, where launch_matvec_fast would answer so for any job). A job: out = w x over n rows
 // of row_bytes, and with acc also acc += out (acc[j * acc_stride + row], as launch_add).
+// The q, k and v jobs of rms_norm_qkv_rope_store_kv (m = 1) also rope and store (VecRope):
+// rope: out is q, turned in place as launch_rope turns it (the pairs (2i, 2i + 1) of each
+// head's first n_rot rows: neox = false); rope_store_k: the same, and out stored at cache row
+// pos of k_cache (as launch_store_kv); store_v: out stored at row pos of v_cache.
+enum class VecRole : uint8_t { plain, rope, rope_store_k, store_v };
 struct VecJob {
   const void* w;
   size_t row_bytes;
@@ -142,6 +149,22 @@ struct VecJob {
   int64_t out_stride;
   float* acc;  // nullptr: no add
   int64_t acc_stride;
+  VecRole role = VecRole::plain;  // not plain: no acc
+};
+// The rope and the caches of the jobs with a role: angle positions[0] * theta_scale[i] for
+// pair i; the cache row of head h is (pos_dev ? *pos_dev : pos) * (n / head_dim) + h.
+struct VecRope {
+  const int32_t* positions = nullptr;  // [1], device
+  const int32_t* pos_dev = nullptr;
+  int64_t pos = 0;
+  const double* theta_scale = nullptr;  // [n_rot / 2], device
+  int n_rot = 0;
+  int64_t head_dim = 0;
+  void* k_cache = nullptr;
+  RowLayout lkc;
+  void* v_cache = nullptr;
+  RowLayout lvc;
+  bool cache_f16 = false;
 };
 inline constexpr int kMaxVecJobs = 4;
 // rms_norm of x folded into the launches below (m = 1; weight and normed 16-byte aligned,
@@ -155,8 +178,10 @@ struct VecNorm {
 };
 // Up to kMaxVecJobs jobs of one type and k on the same x, in one launch; each row's sum has
 // the bits launch_matvec_fast gives it.
+// rope: the jobs' roles' arguments (a job with a role needs m = 1).
 cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
-                                    int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm = nullptr);
+                                    int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm = nullptr,
+                                    const VecRope* rope = nullptr);
 // gate and up (same n and row_bytes, no acc) in one launch, and act = silu(gate) * up (as
 // launch_swiglu), act's column j at act + j * act_stride.
 cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
@@ -185,7 +210,8 @@ bool matvec_q8_supported(DType type, int64_t k);
 // launch_matvec_fast_jobs and launch_matvec_fast_swiglu (m = 1) on the q8 form of x;
 // cudaErrorNotSupported (nothing launched) where matvec_q8_supported says no or a row is
 // not 2-byte (Q4_K: 16-byte) aligned. A row's sum does not depend on the launch it is in.
-cudaError_t launch_matvec_q8_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x, cudaStream_t stream);
+cudaError_t launch_matvec_q8_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x, cudaStream_t stream,
+                                  const VecRope* rope = nullptr);
 cudaError_t launch_matvec_q8_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t k, XQ8 x,
                                     cudaStream_t stream);
 cudaError_t launch_matvec_generic(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,

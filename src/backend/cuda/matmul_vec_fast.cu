@@ -499,12 +499,14 @@ cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int6
 }
 
 cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
-                                    int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm) {
+                                    int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm,
+                                    const VecRope* rope) {
   if (n_jobs < 1 || n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
   FastJobs fast{};
   if (norm != nullptr) fast.norm = *norm;
+  if (rope != nullptr) fast.rope = *rope;
   fast.n_jobs = n_jobs;
-  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]);
+  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
   return dispatch_fast(type, fast, k, x, x_stride, m, false, stream);
 }
 

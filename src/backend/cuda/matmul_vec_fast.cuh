@@ -11,6 +11,7 @@
 
 #include "backend/cuda/matmul_vec.cuh"
 #include "backend/cuda/norm.cuh"
+#include "backend/cuda/rope.cuh"
 
 namespace strata::cuda::fast_vec {
 
@@ -85,6 +86,8 @@ __device__ __forceinline__ const float* normalized_input(const VecNorm& norm, co
 // Epilogues: out[row] = sum, and with acc also acc[row] = acc[row] + sum (matmul_add, as the
 // add kernel computes it). kSwiglu: jobs 0 (gate) and 1 (up) of the same n; a CTA takes R/2
 // rows of each, writes both sums and act[row] = silu(gate) * up (as the swiglu kernel does).
+// A job with a role (kernels.h: VecRole; m = 1, R even, so that rows 2i and 2i + 1 are in
+// one CTA) ropes and stores its rows as the rope and store_kv kernels do (rope_store_row).
 struct FastJob {
   const uint8_t* w;
   size_t row_bytes;
@@ -101,24 +104,84 @@ struct FastJobs {
   float* act;  // kSwiglu's output
   int64_t act_stride;
   VecNorm norm;  // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
+  VecRole role[kMaxVecJobs];  // kRoles: each job's (apart from FastJob, which the other
+  VecRope rope;               // kernels copy into registers), and their arguments
 };
+
+inline bool any_role(const FastJobs& jobs) {
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    if (jobs.role[q] != VecRole::plain) return true;
+  }
+  return false;
+}
+// The roles' arguments are complete: whole heads of pairs, and the caches the roles store to.
+inline bool roles_valid(const FastJobs& jobs) {
+  const VecRope& r = jobs.rope;
+  if (r.positions == nullptr || r.theta_scale == nullptr || r.head_dim <= 0 || r.head_dim % 2 != 0 ||
+      r.n_rot % 2 != 0 || r.n_rot > r.head_dim) {
+    return false;
+  }
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    const FastJob& j = jobs.job[q];
+    const VecRole role = jobs.role[q];
+    if (role == VecRole::plain) continue;
+    if (j.n % r.head_dim != 0 || j.acc != nullptr || (role == VecRole::rope_store_k && r.k_cache == nullptr) ||
+        (role == VecRole::store_v && r.v_cache == nullptr)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Row `row` (of n) of a job with a role, its sum s and the sum of its pair's other row: the
+// value written to out (turned where the role ropes and the row is among its head's first
+// n_rot), also stored in the cache where the role stores.
+__device__ __forceinline__ float rope_store_row(const VecRope& rp, VecRole role, int64_t n, int64_t row, float s,
+                                                float other) {
+  const int64_t d = row % rp.head_dim;
+  float value = s;
+  if (role != VecRole::store_v && d < rp.n_rot) {
+    const bool first = d % 2 == 0;  // row 2i of pair i
+    const float2 turned =
+        rope_turn(first ? s : other, first ? other : s, double(*rp.positions), rp.theta_scale[d / 2]);
+    value = first ? turned.x : turned.y;
+  }
+  if (role != VecRole::rope) {
+    const bool v = role == VecRole::store_v;
+    const int64_t pos = rp.pos_dev != nullptr ? int64_t(*rp.pos_dev) : rp.pos;
+    const int64_t cache_row = pos * (n / rp.head_dim) + row / rp.head_dim;
+    void* cache = v ? rp.v_cache : rp.k_cache;
+    const RowLayout& layout = v ? rp.lvc : rp.lkc;
+    if (rp.cache_f16) {
+      row_ptr<__half>(cache, layout, cache_row)[d] = __float2half_rn(value);
+    } else {
+      row_ptr<float>(cache, layout, cache_row)[d] = value;
+    }
+  }
+  return value;
+}
 
 // kNorm (m = 1): x is rms_norm's input; every CTA normalizes it into shared memory with the
 // rms_norm kernel's arithmetic (norm.cuh) and multiplies that, and CTA 0 writes it to normed.
 // Dynamic shared memory: the slab (kSlab: R rows), then the normalized x (kNorm: k floats).
-template <typename T, int R, int M, int U, bool kSwiglu, bool kSlab, bool kNorm>
+// kRoles (M = 1, not kSwiglu): the jobs may have roles (the q/k/v launch of
+// rms_norm_qkv_rope_store_kv); a kernel of its own, so that the rope's double-precision
+// sincos does not cost the other launches registers.
+template <typename T, int R, int M, int U, bool kSwiglu, bool kSlab, bool kNorm, bool kRoles>
 __global__ void __launch_bounds__(kFastWarps* kWarp)
     matvec_fast_kernel(FastJobs jobs, int n_blocks, InputOf<T> x, int64_t x_stride, int m) {
   static_assert(!kNorm || (M == 1 && kFastWarps * kWarp == kNormRowThreads));
+  static_assert(!kRoles || (M == 1 && !kSwiglu && R % 2 == 0));
   extern __shared__ __align__(16) uint8_t dynamic_shared[];
   constexpr int kBlocksPerWarp = kWarp / T::kLanes, kStep = kBlocksPerWarp * kFastWarps;
   constexpr int kJobRows = kSwiglu ? R / 2 : R;  // rows of one job per CTA
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   FastJob job = jobs.job[0];
+  int job_index = 0;  // read by kRoles only
   if constexpr (!kSwiglu) {
 #pragma unroll
     for (int q = 1; q < kMaxVecJobs; ++q) {
-      if (q < jobs.n_jobs && int(blockIdx.x) >= jobs.job[q].first_cta) job = jobs.job[q];
+      if (q < jobs.n_jobs && int(blockIdx.x) >= jobs.job[q].first_cta) job = jobs.job[q], job_index = q;
     }
   }
   const int64_t n = job.n;
@@ -188,6 +251,15 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   float s = 0.0f;
 #pragma unroll
   for (int v = 0; v < kFastWarps; ++v) s += partial[v][r * M + j];
+  if constexpr (kRoles) {
+    const VecRole role = jobs.role[job_index];
+    if (role != VecRole::plain) {
+      float other = 0.0f;  // the sum of row ^ 1 (the same additions as its own thread's)
+#pragma unroll
+      for (int v = 0; v < kFastWarps; ++v) other += partial[v][(r ^ 1) * M + j];
+      s = rope_store_row(jobs.rope, role, n, row, s, other);
+    }
+  }
   job.out[j * job.out_stride + row] = s;
   if constexpr (kSwiglu) {
     float u = 0.0f;
@@ -260,18 +332,28 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, InputOf<T> x, int64_t x_str
   const size_t slab_bytes = size_t(R) * jobs.job[0].row_bytes, x_bytes = norm ? size_t(k) * sizeof(float) : 0;
   constexpr bool kNormShape = M == 1 && !Q8Piece<T>;  // the shapes that normalize x (dispatch_fast checks m)
   if (norm && !kNormShape) return cudaErrorNotSupported;
-  if constexpr (T::kSlab) {
-    if (slab_enabled() && slab_bytes <= kMaxSlabBytes && takes_slab(jobs)) {
-      if constexpr (kNormShape) {
-        if (norm) return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, true>, slab_bytes + x_bytes);
+  auto pick = [&](auto roles) {  // the kernel for the path (slab, norm) and roles
+    constexpr bool kRoles = decltype(roles)::value;
+    if constexpr (T::kSlab) {
+      if (slab_enabled() && slab_bytes <= kMaxSlabBytes && takes_slab(jobs)) {
+        if constexpr (kNormShape) {
+          if (norm) {
+            return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, true, kRoles>, slab_bytes + x_bytes);
+          }
+        }
+        return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, false, kRoles>, slab_bytes);
       }
-      return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, true, false>, slab_bytes);
     }
+    if constexpr (kNormShape) {
+      if (norm) return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, true, kRoles>, x_bytes);
+    }
+    return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, false, kRoles>, 0);
+  };
+  if (!any_role(jobs)) return pick(std::false_type{});
+  if constexpr (M == 1 && !kSwiglu && R % 2 == 0) {
+    if (m == 1 && roles_valid(jobs)) return pick(std::true_type{});
   }
-  if constexpr (kNormShape) {
-    if (norm) return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, true>, x_bytes);
-  }
-  return go(matvec_fast_kernel<T, R, M, T::kUnroll, kSwiglu, false, false>, 0);
+  return cudaErrorNotSupported;
 }
 
 // Unrolling of the block loop (T::kUnroll), measured on an H100: 4 for Q4_0, Q4_K and Q8_0
@@ -286,10 +368,23 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, InputOf<T> x, int64_t x_str
 // columns: fewer rows (registers).
 // n: the rows of all jobs together. SwiGLU launches take 2 rows (one of gate, one of up), or
 // 4 for the kManyRows types at m = 1 when n >= 2048.
+// Rows per CTA at m = 1 where jobs have roles (pairs of rows in one CTA): R rounded up to even.
+template <typename T>
+constexpr int paired_rows() {
+  if constexpr (T::kManyRows) {
+    return 2;
+  } else {
+    return T::kFewRows + T::kFewRows % 2;
+  }
+}
+
 template <typename T>
 cudaError_t launch_fast(const FastJobs& jobs, int64_t n, int64_t k, InputOf<T> x, int64_t x_stride, int m,
                         cudaStream_t stream) {
   if (m == 1) {
+    if (any_role(jobs) && (!T::kManyRows || n < 1024)) {  // rows in pairs
+      return launch_fast_rm<T, paired_rows<T>(), 1, false>(jobs, k, x, x_stride, m, stream);
+    }
     if constexpr (!T::kManyRows) {
       return launch_fast_rm<T, T::kFewRows, 1, false>(jobs, k, x, x_stride, m, stream);
     } else if (n >= 4096) {

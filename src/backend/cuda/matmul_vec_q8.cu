@@ -202,11 +202,13 @@ bool matvec_q8_supported(DType type, int64_t k) {
   return typed && k > 0 && k <= int64_t(INT32_MAX) && k % type_traits(type).block_size == 0;
 }
 
-cudaError_t launch_matvec_q8_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x, cudaStream_t stream) {
+cudaError_t launch_matvec_q8_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x, cudaStream_t stream,
+                                  const VecRope* rope) {
   if (n_jobs < 1 || n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
   FastJobs fast{};
+  if (rope != nullptr) fast.rope = *rope;
   fast.n_jobs = n_jobs;
-  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]);
+  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
   return dispatch_q8(type, fast, k, x, false, stream);
 }
 

@@ -1,7 +1,6 @@
-// rope: rotary position embedding in place (see cpu_ref/rope.cpp for the definition).
-// Angles are formed and turned into cos/sin in double, as the reference does, then the
-// rotation itself is done in f32.
-#include "backend/cuda/common.cuh"
+// rope: rotary position embedding in place (see cpu_ref/rope.cpp for the definition; the
+// rotation itself is rope_turn, rope.cuh).
+#include "backend/cuda/rope.cuh"
 
 namespace strata::cuda {
 namespace {
@@ -12,14 +11,11 @@ constexpr int64_t kMaxGridY = 65535;
 // Rotates pair i of row r (n_rot / 2 = half pairs) by pos * theta_scale[i].
 __device__ __forceinline__ void rotate_pair(float* r, int i, double pos, const double* theta_scale, int half,
                                             bool neox) {
-  double s, c;
-  sincos(pos * theta_scale[i], &s, &c);
-  const float cos_t = float(c), sin_t = float(s);
   const int a = neox ? i : 2 * i;
   const int b = neox ? i + half : 2 * i + 1;
-  const float x0 = r[a], x1 = r[b];
-  r[a] = __fsub_rn(__fmul_rn(x0, cos_t), __fmul_rn(x1, sin_t));
-  r[b] = __fadd_rn(__fmul_rn(x0, sin_t), __fmul_rn(x1, cos_t));
+  const float2 turned = rope_turn(r[a], r[b], pos, theta_scale[i]);
+  r[a] = turned.x;
+  r[b] = turned.y;
 }
 
 // grid.x: heads; grid.y: tokens (strided); threads: pairs.
