@@ -26,6 +26,12 @@ void Backend::rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_wei
   rope_store_kv(q3, k3, heads(v, head_dim), positions, config, k_cache, v_cache, pos);
 }
 
+void Backend::attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                                   float scale, Tensor& out, const Tensor& w, Tensor& product, Tensor& acc) {
+  attention(q, k_cache, v_cache, n_past, scale, out);
+  matmul_add(w, out.reshape({out.ne(0) * out.ne(1), out.ne(2)}), product, acc);
+}
+
 Tensor Backend::heads(const Tensor& t, int64_t head_dim) {
   if (head_dim <= 0 || t.ne(0) % head_dim != 0 || t.ne(2) != 1 || t.ne(3) != 1) {
     fail("{} cannot be split into heads of {}", t.describe(), head_dim);

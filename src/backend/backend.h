@@ -129,6 +129,10 @@ public:
                                           const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k,
                                           Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
                                           Tensor& k_cache, Tensor& v_cache, int64_t pos);
+  // A block's attention and output projection: attention(q, k_cache, v_cache, n_past, scale,
+  // out), then matmul_add(w, out seen as [head_dim * n_heads, n_tokens], product, acc).
+  virtual void attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                                    float scale, Tensor& out, const Tensor& w, Tensor& product, Tensor& acc);
   // normed = rms_norm(x, norm_weight, eps), then matmul_swiglu(w_gate, w_up, normed, ...).
   virtual void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
                                       const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) {

@@ -92,10 +92,14 @@ void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_
   emit("q_rope", b.q);
   emit("k_rope", b.k);
   Tensor att = b.att.reshape({c.head_dim(), c.n_head, n});
-  backend_.attention(q, cache.k(il), cache.v(il), n_past, 1.0f / std::sqrt(float(c.head_dim())), att);
-  emit("attn_out", b.att);
-
-  backend_.matmul_add(w.wo, b.att, b.proj, b.x);  // proj = wo att; x += proj
+  const float scale = 1.0f / std::sqrt(float(c.head_dim()));
+  if (tap) {  // op by op: the tap sees att
+    backend_.attention(q, cache.k(il), cache.v(il), n_past, scale, att);
+    emit("attn_out", b.att);
+    backend_.matmul_add(w.wo, b.att, b.proj, b.x);  // proj = wo att; x += proj
+  } else {
+    backend_.attention_matmul_add(q, cache.k(il), cache.v(il), n_past, scale, att, w.wo, b.proj, b.x);
+  }
   emit("attn_proj", b.proj);
   emit("ffn_inp", b.x);
 }

@@ -1,11 +1,13 @@
 // The fused decode ops (backend.h: matmul_add, matmul_swiglu, matmul_batch, the last two
-// after rms_norm, and rms_norm_qkv_rope_store_kv). On CUDA each is one matrix-vector launch
-// with an epilogue for m <= kMaxVecColumns (m = 1 with the norm and with rope), and must give
-// exactly the bits of the ops it stands for (Backend's default composition: rms_norm, matmul,
-// add, swiglu, rope, store_kv); on cpu_ref the defaults are those ops. CUDA's fused results are also checked against
-// cpu_ref under the matmul threshold, and bad arguments must be refused with the fused op's name.
+// after rms_norm, rms_norm_qkv_rope_store_kv and attention_matmul_add). On CUDA each is one
+// matrix-vector launch with an epilogue for m <= kMaxVecColumns (m = 1 with the norm, with
+// rope, and after attention), and must give exactly the bits of the ops it stands for
+// (Backend's default composition: rms_norm, matmul, add, swiglu, rope, store_kv, attention);
+// on cpu_ref the defaults are those ops. CUDA's fused results are also checked against cpu_ref
+// under the matmul threshold, and bad arguments must be refused with the fused op's name.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
@@ -198,6 +200,34 @@ Outputs run_qkv_rope_store_kv(Backend& b, const QkvCase& c, int64_t pos, uint32_
   }
   return {download(b, normed), download(b, q),       download(b, kk),
           download(b, v),      download(b, k_cache), download(b, v_cache)};
+}
+
+// Attention of one query over a cache holding keys 0..n_past (random), then the output
+// projection with its residual add. Returns {out, product, acc}.
+struct AttentionCase {
+  int64_t head_dim, n_heads, n_kv_heads, n_past;
+  DType cache;
+};
+Outputs run_attention_matmul_add(Backend& b, const AttentionCase& c, const Weight& w, uint32_t seed, bool fused) {
+  const int64_t n_ctx = c.n_past + 3;
+  const Tensor q = upload_values(b, random_values(size_t(c.head_dim * c.n_heads), seed), {c.head_dim, c.n_heads, 1});
+  const size_t cache_values = size_t(c.head_dim * c.n_kv_heads * n_ctx);
+  const Tensor k_cache =
+      upload_values(b, random_values(cache_values, seed + 1), {c.head_dim, c.n_kv_heads, n_ctx}, c.cache);
+  const Tensor v_cache =
+      upload_values(b, random_values(cache_values, seed + 2), {c.head_dim, c.n_kv_heads, n_ctx}, c.cache);
+  Tensor out = b.alloc(DType::F32, {c.head_dim, c.n_heads, 1}, "out");
+  const Tensor wd = b.upload(w.host);
+  Tensor product = b.alloc(DType::F32, {w.n, 1}, "product");
+  Tensor acc = upload_values(b, random_values(size_t(w.n), seed + 3), {w.n, 1});
+  const float scale = 1.0f / std::sqrt(float(c.head_dim));
+  if (fused) {
+    b.attention_matmul_add(q, k_cache, v_cache, c.n_past, scale, out, wd, product, acc);
+  } else {
+    b.attention(q, k_cache, v_cache, c.n_past, scale, out);
+    b.matmul_add(wd, out.reshape({c.head_dim * c.n_heads, 1}), product, acc);
+  }
+  return {download(b, out), download(b, product), download(b, acc)};
 }
 
 // ---- CUDA ------------------------------------------------------------------------------------
@@ -476,6 +506,32 @@ TEST_F(CudaFused, RecordedQkvRopeStoreKvEqualsTheOps) {
   }
 }
 
+// Where the projection takes the integer kernels, the attention kernel writes out's q8 form
+// (one split, or the last of several merging them); f32 caches, and a projection too small
+// for the integer kernels, take the ops one by one.
+TEST_F(CudaFused, AttentionMatmulAddEqualsTheOps) {
+  uint32_t seed = 1800;
+  const std::vector<std::pair<AttentionCase, DType>> cases = {
+      {{128, 32, 32, 0, DType::F16}, DType::Q4_0},    // Llama-2-7B's first token
+      {{128, 32, 32, 127, DType::F16}, DType::Q4_0},  // one whole split
+      {{128, 32, 8, 300, DType::F16}, DType::Q4_K},   // three splits, GQA
+      {{64, 64, 4, 200, DType::F16}, DType::Q6_K},    // head_dim 64, two splits
+      {{128, 32, 8, 40, DType::F32}, DType::Q4_0},    // f32 caches: the ops
+      {{64, 4, 2, 9, DType::F16}, DType::Q4_0},       // 256 x 300: f32 kernels, the ops
+  };
+  for (const auto& [c, type] : cases) {
+    const int64_t k = c.head_dim * c.n_heads, n = k == 4096 ? 4096 : 300;
+    const Weight w = make_weight(type, k, n, seed += 10);
+    const std::string what =
+        fmt::format("attention_matmul_add head_dim {} heads {}/{} n_past {} cache {} {}", c.head_dim, c.n_heads,
+                    c.n_kv_heads, c.n_past, dtype_name(c.cache), label(type, n, 1));
+    const Outputs fused = run_attention_matmul_add(*backend_, c, w, seed, true);
+    expect_identical(fused, run_attention_matmul_add(*backend_, c, w, seed, false), what);
+    expect_close(fused, run_attention_matmul_add(reference_, c, w, seed, false), kNmseQuantMatmul,
+                 what + " vs cpu_ref");
+  }
+}
+
 TEST_F(CudaFused, UnalignedInputTakesTheOps) {
   const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
   const Tensor wd = backend_->upload(w.host);
@@ -557,6 +613,10 @@ TEST(CpuRefFused, DefaultsEqualTheOps) {
                   {32, 10000.0f, 1.0f, false, {}}};
   expect_identical(run_qkv_rope_store_kv(cpu, c, 3, 1010, true), run_qkv_rope_store_kv(cpu, c, 3, 1010, false),
                    "cpu_ref rms_norm_qkv_rope_store_kv");
+  const AttentionCase a{32, 4, 2, 5, DType::F16};
+  const Weight wo = make_weight(DType::Q4_0, 128, 64, 1011);
+  expect_identical(run_attention_matmul_add(cpu, a, wo, 1012, true), run_attention_matmul_add(cpu, a, wo, 1012, false),
+                   "cpu_ref attention_matmul_add");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 // probabilities (lane holds o[d] for d = lane + 32 i; value rows are read coalesced). The
 // warps' partial results are merged at the end.
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/quantize_x.cuh"
 
 namespace strata::cuda {
 namespace {
@@ -196,8 +197,9 @@ __device__ __forceinline__ int64_t visible_keys(const int32_t* n_past_dev, int64
 // out[:, h] = the partial states of head h's first n_used splits merged (the block's threads
 // take d = threadIdx.x, + blockDim.x, ...; each d's sum in the same order whatever the block
 // size). The partial states were written by other blocks of this launch: read from the L2.
+// q8.q != nullptr (head_dim % 32 == 0, blockDim >= head_dim): out's q8 form too (x = out).
 __device__ __forceinline__ void merge_splits(const float* part, int64_t stride, int64_t head_dim, int64_t h,
-                                             int64_t n_used, float* orow) {
+                                             int64_t n_used, float* orow, XQ8 q8) {
   const float* ph = part + h * stride * (head_dim + 2);
   float m_all = -INFINITY;
   for (int64_t s = 0; s < n_used; ++s) m_all = fmaxf(m_all, __ldcg(ph + s * (head_dim + 2)));
@@ -213,6 +215,7 @@ __device__ __forceinline__ void merge_splits(const float* part, int64_t stride, 
       sum += __ldcg(p + 2 + d) * expf(__ldcg(p) - m_all);
     }
     orow[d] = sum / l_all;
+    if (q8.q != nullptr) quantize_lane_q8(orow[d], h * head_dim + d, q8);
   }
 }
 
@@ -220,7 +223,7 @@ __device__ __forceinline__ void merge_splits(const float* part, int64_t stride, 
 // state: counts the block in done[h], and the head's last block (done[h] reaching the splits
 // in use) merges them and sets done[h] back to 0 for the next launch.
 __device__ __forceinline__ void merge_if_last(const float* part, int64_t stride, int64_t head_dim, int64_t h,
-                                              int64_t n_kv, unsigned* done, float* orow) {
+                                              int64_t n_kv, unsigned* done, float* orow, XQ8 q8) {
   __shared__ bool last;
   const int64_t n_used = ceil_div(n_kv, kSplitKeys);
   __threadfence();  // this block's partial state is visible to the block that merges
@@ -232,7 +235,7 @@ __device__ __forceinline__ void merge_if_last(const float* part, int64_t stride,
   __syncthreads();
   if (!last) return;
   __threadfence();
-  merge_splits(part, stride, head_dim, h, n_used, orow);
+  merge_splits(part, stride, head_dim, h, n_used, orow, q8);
 }
 
 template <bool kF16>
@@ -264,7 +267,7 @@ __global__ void __launch_bounds__(kSplitWarps* kWarp)
     p[2 + d] = o;
     if (only) orow[d] = o / l;
   });
-  if (!only) merge_if_last(part, stride, head_dim, h, n_kv, done, orow);
+  if (!only) merge_if_last(part, stride, head_dim, h, n_kv, done, orow, XQ8{nullptr, nullptr});
 }
 
 // The decode split kernel for f16 caches with head_dim kHd (64, 128), 16-byte aligned cache
@@ -308,7 +311,7 @@ __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
     attention_split_f16_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                                float* part, int64_t stride, int64_t group, int64_t n_kv_heads,
                                const int32_t* n_past_dev, int64_t n_past, float scale, void* out, RowLayout lo,
-                               unsigned* done) {
+                               unsigned* done, XQ8 q8) {
   start_after_previous_kernel();
   using S = SplitF16<kHd>;
   __shared__ float score_s[kSplitKeys];
@@ -373,9 +376,12 @@ __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
     for (int w = 0; w < S::kWarps; ++w) o += o_s[w][d];
     if (d == 0) p[0] = m, p[1] = l;
     p[2 + d] = o;
-    if (only) orow[d] = o / l;
+    if (only) {
+      orow[d] = o / l;
+      if (q8.q != nullptr) quantize_lane_q8(o / l, h * kHd + d, q8);  // whole warps: kHd % 32 == 0
+    }
   }
-  if (!only) merge_if_last(part, stride, kHd, h, n_kv, done, orow);
+  if (!only) merge_if_last(part, stride, kHd, h, n_kv, done, orow, q8);
 }
 
 }  // namespace
@@ -429,7 +435,7 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
                                     RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
                                     int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
                                     const int32_t* n_past_dev, float scale, float* partials, unsigned* done,
-                                    cudaStream_t stream) {
+                                    XQ8 q8, cudaStream_t stream) {
   if (n_heads == 0 || head_dim == 0) return cudaSuccess;
   if (head_dim > kMaxHeadDim || n_kv_heads == 0 || n_ctx > int64_t(kMaxGridY) * kSplitKeys) {
     return cudaErrorInvalidValue;
@@ -442,13 +448,16 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
   const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
   const bool v_vec = (reinterpret_cast<uintptr_t>(v) & 15) == 0 && lv.nb1 % 16 == 0 && lv.nb2 % 16 == 0;
   const bool q_vec = (reinterpret_cast<uintptr_t>(q) & 15) == 0 && lq.nb1 % 16 == 0 && lq.nb2 % 16 == 0;
+  const bool f16_kernel = cache_f16 && vec && v_vec && q_vec && (head_dim == 64 || head_dim == 128);
+  const bool out_packed = lo.nb1 == head_dim * int64_t(sizeof(float)) && (reinterpret_cast<uintptr_t>(out) & 3) == 0;
+  if (q8.q != nullptr && (!f16_kernel || !out_packed)) return cudaErrorNotSupported;
   cudaError_t split;
   if (cache_f16 && vec && v_vec && q_vec && head_dim == 64) {
     split = launch(attention_split_f16_kernel<64>, grid, SplitF16<64>::kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv,
-                   partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done);
+                   partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done, q8);
   } else if (cache_f16 && vec && v_vec && q_vec && head_dim == 128) {
     split = launch(attention_split_f16_kernel<128>, grid, SplitF16<128>::kWarps * kWarp, 0, stream, q, lq, k, lk, v,
-                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done);
+                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done, q8);
   } else {
     split = launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp,
                    0, stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past,

@@ -78,6 +78,10 @@ public:
                              std::span<const MatmulJob> jobs) override;
   void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
                               const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) override;
+  // Decode on the integer kernels (takes_q8 of w): the attention kernel writes out's q8 form
+  // too, so the projection needs no launch that rounds it.
+  void attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+                            Tensor& out, const Tensor& w, Tensor& product, Tensor& acc) override;
   // Decode (a single column x, rope's pairs (2i, 2i + 1)): the q/k/v launches also rope and
   // store (kernels.h: VecRole), so no launch of their own.
   void rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
@@ -120,6 +124,10 @@ private:
   const int32_t* upload_ints(IntBuffer& buffer, std::span<const int32_t> values, const char* what);
   void free_ints(IntBuffer& buffer);
   const double* rope_table(const RopeConfig& config);
+  void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                       const Tensor& out) const;
+  cudaError_t attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                               float scale, Tensor& out, cuda::XQ8 q8);
   void gemm(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
   void gemm_f16(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
   // Decode on the fast kernels (cuda_matmul.cpp): whether the integer ones take every one of

@@ -200,6 +200,35 @@ void CudaBackend::matmul_add(const Tensor& w, const Tensor& x, Tensor& product, 
   Backend::matmul_add(w, x, product, acc);
 }
 
+void CudaBackend::attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                                       float scale, Tensor& out, const Tensor& w, Tensor& product, Tensor& acc) {
+  constexpr std::string_view op = "attention_matmul_add";
+  if (q.ne(2) == 1 && out.is_contiguous() && takes_q8(std::array{&w}, 1)) {
+    check_attention(q, k_cache, v_cache, n_past, out);
+    const Tensor x = out.reshape({out.ne(0) * out.ne(1), 1});
+    check_matmul_add_args(w, x, product, acc, check_matvec_supported);
+    check_in_device_memory(op, {{"weight", &w}, {"product", &product}, {"acc", &acc}});
+    const int64_t k = x.ne(0);
+    const std::optional<cuda::VecJob> job = vec_job(w, product, &acc);
+    const cuda::XQ8 q8 = cuda::x_q8_view(scratch(x_q8_, x_q8_capacity_, cuda::x_q8_bytes(k), "q8 activations"), k);
+    const cudaError_t attended =
+        job ? attention_decode(q, k_cache, v_cache, n_past, scale, out, q8) : cudaErrorNotSupported;
+    if (attended != cudaErrorNotSupported) {  // out and its q8 form written
+      STRATA_CUDA_CHECK(attended);
+      cuda::ProfileScope scope(profiler_, stream_,
+                               profiler_.enabled() ? fmt::format("matmul_add {} q8", w.traits().name) : std::string());
+      const cudaError_t status = cuda::launch_matvec_q8_jobs(w.dtype(), &*job, 1, k, q8, stream_);
+      if (status != cudaErrorNotSupported) {
+        STRATA_CUDA_CHECK(status);
+        return;
+      }
+      matmul_add(w, x, product, acc);
+      return;
+    }
+  }
+  Backend::attention_matmul_add(q, k_cache, v_cache, n_past, scale, out, w, product, acc);
+}
+
 void CudaBackend::matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate, Tensor& up,
                                 Tensor& out) {
   constexpr std::string_view op = "matmul_swiglu";

@@ -185,8 +185,8 @@ void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
                                           stream_));
 }
 
-void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                            Tensor& out) {
+void CudaBackend::check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                                  const Tensor& out) const {
   constexpr std::string_view op = "attention";
   check_attention_args(q, k_cache, v_cache, n_past, out);
   if (v_cache.dtype() != k_cache.dtype()) {
@@ -196,11 +196,16 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
   check_device(op, "k_cache", k_cache);
   check_device(op, "v_cache", v_cache);
   check_device(op, "out", out);
-  const int64_t head_dim = q.ne(0), n_heads = q.ne(1), n_kv_heads = k_cache.ne(1);
-  if (head_dim > cuda::kMaxHeadDim) {
-    fail("{}: head_dim {} of q {} is above the cuda kernel's limit of {}", op, head_dim, q.describe(),
+  if (q.ne(0) > cuda::kMaxHeadDim) {
+    fail("{}: head_dim {} of q {} is above the cuda kernel's limit of {}", op, q.ne(0), q.describe(),
          cuda::kMaxHeadDim);
   }
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+                            Tensor& out) {
+  check_attention(q, k_cache, v_cache, n_past, out);
+  const int64_t head_dim = q.ne(0), n_heads = q.ne(1), n_kv_heads = k_cache.ne(1);
   // Prompts on tensor cores (attention_prefill.cu) where that kernel applies.
   const bool cache_f16 = k_cache.dtype() == DType::F16;
   if (cuda::attention_prefill_applies(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
@@ -214,23 +219,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
     return;
   }
   if (q.ne(2) == 1) {  // decode: split over the keys; a recorded step reads n_past on the device
-    const int32_t p32 = int32_t(n_past);
-    const int32_t* n_past_dev = capture_.active ? step_value(op, {&p32, 1}, 1) : nullptr;
-    const int64_t n_ctx = k_cache.ne(2);
-    auto* partials = static_cast<float*>(
-        scratch(attention_partials_, attention_partials_capacity_,
-                cuda::attention_decode_partial_floats(n_heads, head_dim, n_ctx) * sizeof(float), "attention partials"));
-    const uint64_t generation = scratch_generation_;
-    auto* done = static_cast<unsigned*>(
-        scratch(attention_done_, attention_done_capacity_, size_t(n_heads) * sizeof(unsigned), "attention counters"));
-    if (scratch_generation_ != generation) {  // a new buffer: the counters start at 0 (kernels.h)
-      STRATA_CUDA_CHECK(cudaMemsetAsync(done, 0, attention_done_capacity_, stream_));
-    }
-    cuda::ProfileScope scope(profiler_, stream_, "attention decode");
-    STRATA_CUDA_CHECK(cuda::launch_attention_decode(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache),
-                                                    v_cache.data(), row_layout(v_cache), cache_f16, out.mutable_data(),
-                                                    row_layout(out), head_dim, n_heads, n_kv_heads, n_ctx, n_past,
-                                                    n_past_dev, scale, partials, done, stream_));
+    STRATA_CUDA_CHECK(attention_decode(q, k_cache, v_cache, n_past, scale, out, cuda::XQ8{nullptr, nullptr}));
     return;
   }
   cuda::ProfileScope scope(profiler_, stream_, "attention");
@@ -238,6 +227,32 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
                                            row_layout(v_cache), k_cache.dtype() == DType::F16, out.mutable_data(),
                                            row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past, scale,
                                            stream_));
+}
+
+// Decode attention (one query token; arguments checked), writing out's q8 form too where q8.q
+// is set (cudaErrorNotSupported, nothing launched, where the kernels do not).
+cudaError_t CudaBackend::attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                                          float scale, Tensor& out, cuda::XQ8 q8) {
+  constexpr std::string_view op = "attention";
+  const int64_t head_dim = q.ne(0), n_heads = q.ne(1), n_kv_heads = k_cache.ne(1);
+  const bool cache_f16 = k_cache.dtype() == DType::F16;
+  const int32_t p32 = int32_t(n_past);
+  const int32_t* n_past_dev = capture_.active ? step_value(op, {&p32, 1}, 1) : nullptr;
+  const int64_t n_ctx = k_cache.ne(2);
+  auto* partials = static_cast<float*>(
+      scratch(attention_partials_, attention_partials_capacity_,
+              cuda::attention_decode_partial_floats(n_heads, head_dim, n_ctx) * sizeof(float), "attention partials"));
+  const uint64_t generation = scratch_generation_;
+  auto* done = static_cast<unsigned*>(
+      scratch(attention_done_, attention_done_capacity_, size_t(n_heads) * sizeof(unsigned), "attention counters"));
+  if (scratch_generation_ != generation) {  // a new buffer: the counters start at 0 (kernels.h)
+    STRATA_CUDA_CHECK(cudaMemsetAsync(done, 0, attention_done_capacity_, stream_));
+  }
+  cuda::ProfileScope scope(profiler_, stream_, q8.q != nullptr ? "attention decode q8" : "attention decode");
+  return cuda::launch_attention_decode(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
+                                       row_layout(v_cache), cache_f16, out.mutable_data(), row_layout(out), head_dim,
+                                       n_heads, n_kv_heads, n_ctx, n_past, n_past_dev, scale, partials, done, q8,
+                                       stream_);
 }
 
 }  // namespace strata

@@ -68,6 +68,16 @@ struct RopeStoreKv {
 cudaError_t launch_rope_store_kv(const RopeStoreKv& args, const int32_t* positions, const int32_t* pos_dev,
                                  cudaStream_t stream);
 
+// ---- the q8 form of activations (quantize_x.cu; read by matmul_vec_q8.cu) ----------------
+// x [k] f32 (k % 32 == 0) as k / 32 blocks of 32: q = round(x * 127 / amax) as int8 and
+// ds = {d, d * sum of the block's q} with d = amax / 127, amax = max |x| over the block (a
+// block of zeros: q = 0, d = 0). Products with it are taken on the integer units (dp4a):
+// sum_i w_i x_i ~ sum over blocks of d_w d (sum_i q_w,i q_i), exact integer sums, f32 above.
+struct XQ8 {
+  int8_t* q;   // [k]
+  float2* ds;  // [k / 32]
+};
+
 // ---- attention.cu -------------------------------------------------------------------------
 // cache[:, :, pos + t] = src[:, :, t]     src [head_dim, n_kv, n_tokens] f32; cache f32 or f16
 // pos_dev: read the position from the device instead of pos (a recorded step).
@@ -99,11 +109,14 @@ cudaError_t launch_attention_prefill(const void* q, RowLayout lq, const void* k,
 // device instead (a recorded step: the launch then covers the whole context). partials: device
 // scratch of attention_decode_partial_floats(n_heads, head_dim, n_ctx) floats; done: n_heads
 // counters (device) that are 0 before the first launch and that every launch leaves 0.
+// q8.q != nullptr: out's q8 form is written too (x = out as [head_dim * n_heads], packed;
+// f16 caches, head_dim 64 or 128, 16-byte aligned rows; else cudaErrorNotSupported, nothing
+// launched).
 size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_t n_ctx);
 cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
                                     RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
                                     int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
-                                    const int32_t* n_past_dev, float scale, float* partials, unsigned* done,
+                                    const int32_t* n_past_dev, float scale, float* partials, unsigned* done, XQ8 q8,
                                     cudaStream_t stream);
 
 // ---- step.cu: the step-dependent values of a recorded decode step -------------------------
@@ -188,14 +201,6 @@ cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJ
                                       int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream,
                                       const VecNorm* norm = nullptr);
 // ---- integer decode kernels: x quantized to 8 bits (quantize_x.cu, matmul_vec_fast.cu) ----
-// x [k] f32 (k % 32 == 0) as k / 32 blocks of 32: q = round(x * 127 / amax) as int8 and
-// ds = {d, d * sum of the block's q} with d = amax / 127, amax = max |x| over the block (a
-// block of zeros: q = 0, d = 0). Products with it are taken on the integer units (dp4a):
-// sum_i w_i x_i ~ sum over blocks of d_w d (sum_i q_w,i q_i), exact integer sums, f32 above.
-struct XQ8 {
-  int8_t* q;   // [k]
-  float2* ds;  // [k / 32]
-};
 // Device bytes of the q8 form of k values, and its layout in such a buffer (16-byte aligned).
 size_t x_q8_bytes(int64_t k);
 XQ8 x_q8_view(void* buffer, int64_t k);

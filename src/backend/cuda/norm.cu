@@ -25,9 +25,17 @@ constexpr int kSinglePassWords = 2;
 __global__ void __launch_bounds__(kSinglePassThreads)
     rms_norm_kernel(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo, int64_t n,
                     int64_t rows, NormPath path, XQ8 q8) {
-  start_after_previous_kernel();
   __shared__ float scratch[kWarp];
   const auto* w4 = reinterpret_cast<const float4*>(weight);
+  float4 wv[kSinglePassWords];  // SinglePass: the thread's weight words, read before the wait
+  if (path == NormPath::SinglePass) {  // (the weight is no kernel's output): off the critical path
+#pragma unroll
+    for (int j = 0; j < kSinglePassWords; ++j) {
+      const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
+      wv[j] = i < n / 4 ? w4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+  }
+  start_after_previous_kernel();
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = row_ptr<float>(x, lx, r);
     float* orow = row_ptr<float>(out, lo, r);
@@ -56,7 +64,7 @@ __global__ void __launch_bounds__(kSinglePassThreads)
       for (int j = 0; j < kSinglePassWords; ++j) {
         const int64_t i = threadIdx.x + int64_t(j) * blockDim.x;
         const bool valid = i < n / 4;
-        const float4 o = valid ? normalize4(v[j], inv_rms, w4[i]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        const float4 o = valid ? normalize4(v[j], inv_rms, wv[j]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (valid) o4[i] = o;
         if (q8.q != nullptr) quantize_word_q8(o, i, valid, q8);
       }

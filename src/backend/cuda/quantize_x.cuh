@@ -30,4 +30,22 @@ __device__ __forceinline__ void quantize_word_q8(float4 v, int64_t word, bool va
   }
 }
 
+// Value e of x is v, and the 32 lanes of the warp hold block e / 32 in order (one value
+// each): the same q8 form as quantize_word_q8 gives (the same amax, scale and rounding).
+__device__ __forceinline__ void quantize_lane_q8(float v, int64_t e, XQ8 out) {
+  float amax = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  const int q = __float2int_rn(v * inv);
+  int sum = q;
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  out.q[e] = int8_t(q);
+  if (e % kQ8Block == 0) {
+    const float d = amax / 127.0f;
+    out.ds[e / kQ8Block] = make_float2(d, d * float(sum));
+  }
+}
+
 }  // namespace strata::cuda
