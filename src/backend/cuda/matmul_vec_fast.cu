@@ -445,20 +445,10 @@ cudaError_t dispatch_fast(DType type, FastJobs& jobs, int64_t k, const float* x,
                                       !aligned(jobs.norm.normed, 16))) {
     return cudaErrorNotSupported;
   }
-  bool rows2 = true, rows16 = true;
-  int64_t n = 0;
-  for (int q = 0; q < jobs.n_jobs; ++q) {
-    const FastJob& j = jobs.job[q];
-    rows2 = rows2 && aligned(j.w, 2) && j.row_bytes % 2 == 0;
-    rows16 = rows16 && aligned(j.w, 16) && j.row_bytes % 16 == 0;
-    n += j.n;
-  }
+  const bool rows2 = rows_aligned(jobs, 2), rows16 = rows_aligned(jobs, 16);
   auto go = [&](auto tag, bool ok) {
     using T = typename decltype(tag)::type;
-    if (!ok || k % T::kElems != 0) return cudaErrorNotSupported;
-    const cudaError_t launched = swiglu ? launch_fast_swiglu<T>(jobs, jobs.job[0].n, k, x, x_stride, m, stream)
-                                        : launch_fast<T>(jobs, n, k, x, x_stride, m, stream);
-    return launched != cudaSuccess ? launched : cudaGetLastError();
+    return ok ? launch_jobs<T>(jobs, k, x, x_stride, m, swiglu, stream) : cudaErrorNotSupported;
   };
   switch (type) {
     case DType::Q4_0:

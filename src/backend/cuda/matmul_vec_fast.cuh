@@ -426,6 +426,27 @@ inline bool aligned(const void* p, size_t a) {
   return reinterpret_cast<uintptr_t>(p) % a == 0;
 }
 
+// Whether every job's rows start at multiples of a bytes (what a piece type's loads need).
+inline bool rows_aligned(const FastJobs& jobs, size_t a) {
+  for (int q = 0; q < jobs.n_jobs; ++q) {
+    if (!aligned(jobs.job[q].w, a) || jobs.job[q].row_bytes % a != 0) return false;
+  }
+  return true;
+}
+
+// The jobs (with swiglu: gate and up) launched on piece type T, or cudaErrorNotSupported
+// where k is not a whole number of its blocks.
+template <typename T>
+cudaError_t launch_jobs(FastJobs& jobs, int64_t k, InputOf<T> x, int64_t x_stride, int m, bool swiglu,
+                        cudaStream_t stream) {
+  if (k % T::kElems != 0) return cudaErrorNotSupported;
+  int64_t n = 0;  // the rows of all jobs
+  for (int q = 0; q < jobs.n_jobs; ++q) n += jobs.job[q].n;
+  const cudaError_t launched = swiglu ? launch_fast_swiglu<T>(jobs, jobs.job[0].n, k, x, x_stride, m, stream)
+                                      : launch_fast<T>(jobs, n, k, x, x_stride, m, stream);
+  return launched != cudaSuccess ? launched : cudaGetLastError();
+}
+
 inline FastJob fast_job(const VecJob& j) {
   return {static_cast<const uint8_t*>(j.w), j.row_bytes, j.n, j.out, j.out_stride, j.acc, j.acc_stride, 0};
 }

@@ -168,20 +168,10 @@ struct FastQ6_Kx8 {
 // unrolled 2 / 1 / 8 (its k = 11008 rows take 5.4 block steps per lane).
 cudaError_t dispatch_q8(DType type, FastJobs& jobs, int64_t k, XQ8 x, bool swiglu, cudaStream_t stream) {
   if (!matvec_q8_supported(type, k) || jobs.n_jobs < 1 || jobs.n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
-  bool rows2 = true, rows16 = true;
-  int64_t n = 0;
-  for (int q = 0; q < jobs.n_jobs; ++q) {
-    const FastJob& j = jobs.job[q];
-    rows2 = rows2 && aligned(j.w, 2) && j.row_bytes % 2 == 0;
-    rows16 = rows16 && aligned(j.w, 16) && j.row_bytes % 16 == 0;
-    n += j.n;
-  }
+  const bool rows2 = rows_aligned(jobs, 2), rows16 = rows_aligned(jobs, 16);
   auto go = [&](auto tag, bool ok) {
     using T = typename decltype(tag)::type;
-    if (!ok) return cudaErrorNotSupported;
-    const cudaError_t launched = swiglu ? launch_fast_swiglu<T>(jobs, jobs.job[0].n, k, x, 0, 1, stream)
-                                        : launch_fast<T>(jobs, n, k, x, 0, 1, stream);
-    return launched != cudaSuccess ? launched : cudaGetLastError();
+    return ok ? launch_jobs<T>(jobs, k, x, 0, 1, swiglu, stream) : cudaErrorNotSupported;
   };
   switch (type) {
     case DType::Q4_0:
