@@ -491,28 +491,16 @@ cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int6
 cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
                                     int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm,
                                     const VecRope* rope) {
-  if (n_jobs < 1 || n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
-  FastJobs fast{};
-  if (norm != nullptr) fast.norm = *norm;
-  if (rope != nullptr) fast.rope = *rope;
-  fast.n_jobs = n_jobs;
-  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
+  FastJobs fast;
+  if (!make_jobs(jobs, n_jobs, norm, rope, fast)) return cudaErrorNotSupported;
   return dispatch_fast(type, fast, k, x, x_stride, m, false, stream);
 }
 
 cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
                                       int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream,
                                       const VecNorm* norm) {
-  if (gate.n != up.n || gate.row_bytes != up.row_bytes || gate.acc != nullptr || up.acc != nullptr) {
-    return cudaErrorNotSupported;
-  }
-  FastJobs fast{};
-  if (norm != nullptr) fast.norm = *norm;
-  fast.n_jobs = 2;
-  fast.job[0] = fast_job(gate);
-  fast.job[1] = fast_job(up);
-  fast.act = act;
-  fast.act_stride = act_stride;
+  FastJobs fast;
+  if (!make_swiglu_jobs(gate, up, act, act_stride, norm, fast)) return cudaErrorNotSupported;
   return dispatch_fast(type, fast, k, x, x_stride, m, true, stream);
 }
 

@@ -451,4 +451,25 @@ inline FastJob fast_job(const VecJob& j) {
   return {static_cast<const uint8_t*>(j.w), j.row_bytes, j.n, j.out, j.out_stride, j.acc, j.acc_stride, 0};
 }
 
+// The launch arguments of the public launchers (kernels.h): n_jobs jobs with their roles, or
+// gate and up with act (false: the kernels do not take them).
+inline bool make_jobs(const VecJob* jobs, int n_jobs, const VecNorm* norm, const VecRope* rope, FastJobs& fast) {
+  if (n_jobs < 1 || n_jobs > kMaxVecJobs) return false;
+  fast = FastJobs{};
+  if (norm != nullptr) fast.norm = *norm;
+  if (rope != nullptr) fast.rope = *rope;
+  fast.n_jobs = n_jobs;
+  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
+  return true;
+}
+inline bool make_swiglu_jobs(const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
+                             const VecNorm* norm, FastJobs& fast) {
+  if (gate.n != up.n || gate.row_bytes != up.row_bytes || gate.acc != nullptr || up.acc != nullptr) return false;
+  const VecJob both[] = {gate, up};
+  make_jobs(both, 2, norm, nullptr, fast);
+  fast.act = act;
+  fast.act_stride = act_stride;
+  return true;
+}
+
 }  // namespace strata::cuda::fast_vec

@@ -194,25 +194,15 @@ bool matvec_q8_supported(DType type, int64_t k) {
 
 cudaError_t launch_matvec_q8_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x, cudaStream_t stream,
                                   const VecRope* rope) {
-  if (n_jobs < 1 || n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
-  FastJobs fast{};
-  if (rope != nullptr) fast.rope = *rope;
-  fast.n_jobs = n_jobs;
-  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
+  FastJobs fast;
+  if (!make_jobs(jobs, n_jobs, nullptr, rope, fast)) return cudaErrorNotSupported;
   return dispatch_q8(type, fast, k, x, false, stream);
 }
 
 cudaError_t launch_matvec_q8_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t k, XQ8 x,
                                     cudaStream_t stream) {
-  if (gate.n != up.n || gate.row_bytes != up.row_bytes || gate.acc != nullptr || up.acc != nullptr) {
-    return cudaErrorNotSupported;
-  }
-  FastJobs fast{};
-  fast.n_jobs = 2;
-  fast.job[0] = fast_job(gate);
-  fast.job[1] = fast_job(up);
-  fast.act = act;
-  fast.act_stride = 0;
+  FastJobs fast;
+  if (!make_swiglu_jobs(gate, up, act, 0, nullptr, fast)) return cudaErrorNotSupported;
   return dispatch_q8(type, fast, k, x, true, stream);
 }
 
