@@ -110,12 +110,12 @@ double copy_bandwidth(int runs) {
   return 2.0 * double(bytes) / (double(median(ms)) * 1e-3);
 }
 
-using Launcher = cudaError_t (*)(DType, const void*, size_t, int64_t, int64_t, const float*, int64_t, float*, int64_t,
-                                 int, cudaStream_t);
+using Launcher = cudaError_t (*)(strata::cuda::WeightType, const void*, size_t, int64_t, int64_t, const float*, int64_t,
+                                 float*, int64_t, int, cudaStream_t);
 
 // Median milliseconds of one launch, rotating over the weight copies.
-float time_launch(Launcher launch, DType type, const std::vector<void*>& copies, size_t row_bytes, const Shape& s,
-                  const float* x, float* out, int m, int runs) {
+float time_launch(Launcher launch, strata::cuda::WeightType type, const std::vector<void*>& copies, size_t row_bytes,
+                  const Shape& s, const float* x, float* out, int m, int runs) {
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
@@ -174,10 +174,19 @@ int main(int argc, char** argv) {
       const size_t n_copies = bytes < (size_t(64) << 20) ? std::max<size_t>(4, (size_t(256) << 20) / bytes) : 1;
       std::vector<void*> copies(std::min<size_t>(n_copies, 64));
       const std::vector<uint8_t> host = random_weight(type, bytes, uint64_t(s.n * 31 + s.k));
+      // The rows in the format the backend's upload gives them (Q4_0: regrouped, kernels.h).
+      const strata::cuda::WeightType wt{type, strata::cuda::device_format(type, s.k)};
+      void* staging = nullptr;
+      check(cudaMalloc(&staging, bytes), "cudaMalloc");
+      check(cudaMemcpy(staging, host.data(), bytes, cudaMemcpyHostToDevice), "upload");
       for (void*& c : copies) {
         check(cudaMalloc(&c, bytes), "cudaMalloc");
-        check(cudaMemcpy(c, host.data(), bytes, cudaMemcpyHostToDevice), "upload");
+        check(wt.format == strata::cuda::RowFormat::grouped8
+                  ? strata::cuda::launch_group_q4_0(staging, c, s.k, s.n, row_bytes, nullptr)
+                  : cudaMemcpy(c, staging, bytes, cudaMemcpyDeviceToDevice),
+              "upload");
       }
+      check(cudaFree(staging), "cudaFree");
       std::vector<float> xh(size_t(s.k * m));
       for (size_t i = 0; i < xh.size(); ++i) xh[i] = std::sin(float(i) * 0.37f);
       float *x = nullptr, *out_old = nullptr, *out_new = nullptr;
@@ -186,8 +195,9 @@ int main(int argc, char** argv) {
       check(cudaMalloc(&out_new, size_t(s.n * m) * sizeof(float)), "cudaMalloc");
       check(cudaMemcpy(x, xh.data(), xh.size() * sizeof(float), cudaMemcpyHostToDevice), "upload");
 
-      const float t_old = time_launch(strata::cuda::launch_matvec_generic, type, copies, row_bytes, s, x, out_old, m, runs);
-      const float t_new = time_launch(strata::cuda::launch_matvec, type, copies, row_bytes, s, x, out_new, m, runs);
+      const float t_old =
+          time_launch(strata::cuda::launch_matvec_generic, wt, copies, row_bytes, s, x, out_old, m, runs);
+      const float t_new = time_launch(strata::cuda::launch_matvec, wt, copies, row_bytes, s, x, out_new, m, runs);
       std::vector<float> a(size_t(s.n * m)), b(a.size());
       check(cudaMemcpy(a.data(), out_old, a.size() * sizeof(float), cudaMemcpyDeviceToHost), "download");
       check(cudaMemcpy(b.data(), out_new, b.size() * sizeof(float), cudaMemcpyDeviceToHost), "download");

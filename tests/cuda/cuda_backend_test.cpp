@@ -1,7 +1,6 @@
 // The CUDA backend's behaviour around the ops: device tensors, errors with clear messages,
 // and (without a GPU) a clean refusal to start.
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cpu_ref/cpu_ref_backend.h"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +8,8 @@
 #include <functional>
 #include <iostream>
 
+#include "backend/cpu_ref/cpu_ref_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
 #include "backend/op_harness.h"
 #include "core/error.h"
 
@@ -60,6 +61,61 @@ TEST_F(CudaDevice, WeightsStayQuantized) {
   const Tensor w = backend_->upload(host);
   EXPECT_EQ(w.dtype(), DType::Q4_0);
   EXPECT_EQ(w.n_bytes(), host.n_bytes());
+}
+
+// Q4_0 rows of a multiple of 256 elements are regrouped at upload (kernels.h: RowFormat); every
+// way back to values (to_host_f32, get_rows, the copy of a device tensor, a view of rows) gives
+// the reference dequantization's bits, as for the rows kept as in the file.
+TEST_F(CudaDevice, Q4_0WeightsAreRegroupedAndReadBackExactly) {
+  struct Case {
+    DType type;
+    int64_t k;
+    cuda::RowFormat format;
+  };
+  for (const Case c :
+       {Case{DType::Q4_0, 512, cuda::RowFormat::grouped8}, Case{DType::Q4_0, 96, cuda::RowFormat::blocks},
+        Case{DType::Q4_0, 1056, cuda::RowFormat::blocks}, Case{DType::Q4_K, 512, cuda::RowFormat::blocks},
+        Case{DType::Q4_0, 4096, cuda::RowFormat::grouped8}}) {
+    const std::string what = fmt::format("{} k{}", dtype_name(c.type), c.k);
+    const int64_t n = 37;
+    const Tensor host = Tensor::from_f32(random_values(size_t(c.k * n), uint32_t(c.k)), {c.k, n}, c.type, "w");
+    const Tensor w = backend_->upload(host);
+    EXPECT_EQ(weight_type(w).format, c.format) << what;
+    EXPECT_EQ(w.n_bytes(), host.n_bytes()) << what;
+    const Tensor want = host.to_f32();
+    const auto values = [](const Tensor& t) {
+      const auto* p = reinterpret_cast<const float*>(t.data());
+      return std::vector<float>(p, p + t.n_elements());
+    };
+    EXPECT_EQ(values(backend_->to_host_f32(w)), values(want)) << what;
+    const Tensor copy = backend_->upload(w);
+    EXPECT_EQ(weight_type(copy).format, c.format) << what;
+    EXPECT_EQ(values(backend_->to_host_f32(copy)), values(want)) << what;
+    EXPECT_EQ(values(backend_->to_host_f32(w.slice(1, 5, 3))), values(want.slice(1, 5, 3).contiguous())) << what;
+    const std::vector<int32_t> ids = {36, 0, 7};
+    Tensor rows = backend_->alloc(DType::F32, {c.k, 3}, "rows");
+    backend_->get_rows(w, ids, rows);
+    std::vector<float> expected;
+    for (int32_t id : ids) {
+      const std::vector<float> row = values(want.slice(1, id, 1).contiguous());
+      expected.insert(expected.end(), row.begin(), row.end());
+    }
+    EXPECT_EQ(values(backend_->to_host_f32(rows)), expected) << what;
+  }
+}
+
+TEST_F(CudaDevice, Q4_0RegroupingRefusesRowsItCannotGroup) {
+  void* buffer = nullptr;
+  ASSERT_EQ(cudaMalloc(&buffer, 4096), cudaSuccess);
+  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2048, 96, 1, 54, nullptr),
+            cudaErrorInvalidValue);  // not whole runs of 8 blocks
+  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2048, 256, 1, 100, nullptr),
+            cudaErrorInvalidValue);  // rows shorter than their blocks
+  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2050, 256, 1, 144, nullptr),
+            cudaErrorInvalidValue);  // unaligned destination
+  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2048, 256, 2, 144, nullptr), cudaSuccess);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaFree(buffer);
 }
 
 TEST_F(CudaDevice, HostTensorsAreRefused) {

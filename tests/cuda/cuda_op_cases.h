@@ -121,6 +121,10 @@ inline std::vector<OpCase> cuda_op_cases() {
   cases.push_back(lazy_matmul_case(DType::Q4_K, 4864, 1030, 3, 7011));
   cases.push_back(lazy_matmul_case(DType::Q4_K, 4096, 33, 8, 7031));
   cases.push_back(lazy_matmul_case(DType::Q4_0, 2816, 4100, 1, 7021));
+  // Q4_0 rows of a multiple of 256 elements are regrouped at upload (kernels.h: RowFormat), so
+  // the cases above take the grouped kernels; rows of 33 blocks stay as in the file.
+  for (int64_t m : {1, 3, 9}) cases.push_back(lazy_matmul_case(DType::Q4_0, 1056, 4100, m, uint32_t(7041 + m)));
+  cases.push_back(get_rows_case(DType::Q4_0, 1056, 300, {299, 0, 17}, 7061));
 
   cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
   cases.push_back(rms_norm_case(2048, 1, 1e-6f, ++seed));

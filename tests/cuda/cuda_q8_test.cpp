@@ -14,6 +14,7 @@
 
 #include "backend/cpu_ref/cpu_ref_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/kernels.h"
 #include "backend/op_cases_basic.h"
 #include "backend/op_harness.h"
@@ -173,34 +174,42 @@ TEST(CudaQ8, MatvecEqualsProductWithQuantizedX) {
   for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     double worst_exact = 0, worst_q8 = 0;
     // n >= 7 rows: an NMSE of fewer values depends on whether their sums happen to be near 0.
-    // Partial last CTAs, partial block steps, 4 rows per CTA (n >= 4096) and fewer.
+    // Partial last CTAs, partial block steps, 4 rows per CTA (n >= 4096) and fewer. Q4_0 rows
+    // as uploaded (regrouped, kernels.h: RowFormat) and as in the file.
     for (Shape s : {Shape{256, 7}, Shape{768, 1501}, Shape{2304, 4097}, Shape{4096, 33}, Shape{11008, 515}}) {
-      const std::string what = fmt::format("{} k{} n{}", dtype_name(type), s.k, s.n);
-      ASSERT_TRUE(cuda::matvec_q8_supported(type, s.k)) << what;
-      const Tensor w = Tensor::from_f32(random_values(size_t(s.k * s.n), ++seed), {s.k, s.n}, type, "w");
-      const std::vector<float> x = random_values(size_t(s.k), ++seed);
-      const Tensor wd = gpu->upload(w);
-      Tensor out = gpu->alloc(DType::F32, {s.n, 1}, "out");
-      const DeviceBuffer<float> xd(x);
-      const DeviceBuffer<uint8_t> buffer(cuda::x_q8_bytes(s.k));
-      const cuda::XQ8 q8 = cuda::x_q8_view(buffer.p, s.k);
-      gpu->synchronize();
-      ASSERT_EQ(cuda::launch_quantize_x_q8(xd.get(), s.k, q8, nullptr), cudaSuccess) << what;
-      const cuda::VecJob job{wd.data(), wd.nb(1), s.n, reinterpret_cast<float*>(out.mutable_data()), s.n, nullptr, 0};
-      ASSERT_EQ(cuda::launch_matvec_q8_jobs(type, &job, 1, s.k, q8, nullptr), cudaSuccess) << what;
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-      const std::vector<float> got = download(*gpu, out);
-      auto product = [&](const std::vector<float>& v) {
-        Tensor o = reference.alloc(DType::F32, {s.n, 1}, "o");
-        reference.matmul(w, upload_values(reference, v, {s.k, 1}), o);
-        return to_double(download(reference, o));
-      };
-      const double q8_error = nmse(product(dequantized(quantize_reference(x))), got);
-      const double exact_error = nmse(product(x), got);
-      EXPECT_LE(q8_error, 1e-10) << what;
-      EXPECT_LE(exact_error, kNmseQuantMatmul) << what;
-      worst_q8 = std::max(worst_q8, q8_error);
-      worst_exact = std::max(worst_exact, exact_error);
+      for (const cuda::RowFormat format : {cuda::RowFormat::grouped8, cuda::RowFormat::blocks}) {
+        if (format == cuda::RowFormat::grouped8 && type != DType::Q4_0) continue;
+        const std::string what = fmt::format("{} k{} n{} {}", dtype_name(type), s.k, s.n,
+                                             format == cuda::RowFormat::blocks ? "as in the file" : "grouped");
+        ASSERT_TRUE(cuda::matvec_q8_supported(type, s.k)) << what;
+        const Tensor w = Tensor::from_f32(random_values(size_t(s.k * s.n), ++seed), {s.k, s.n}, type, "w");
+        const std::vector<float> x = random_values(size_t(s.k), ++seed);
+        const Tensor uploaded = gpu->upload(w);
+        ASSERT_EQ(weight_type(uploaded).format, cuda::device_format(type, s.k)) << what;
+        const DeviceBuffer<uint8_t> file_rows(std::vector<uint8_t>(w.data(), w.data() + w.n_bytes()));
+        const void* rows = format == cuda::RowFormat::grouped8 ? uploaded.data() : file_rows.p;
+        Tensor out = gpu->alloc(DType::F32, {s.n, 1}, "out");
+        const DeviceBuffer<float> xd(x);
+        const DeviceBuffer<uint8_t> buffer(cuda::x_q8_bytes(s.k));
+        const cuda::XQ8 q8 = cuda::x_q8_view(buffer.p, s.k);
+        gpu->synchronize();
+        ASSERT_EQ(cuda::launch_quantize_x_q8(xd.get(), s.k, q8, nullptr), cudaSuccess) << what;
+        const cuda::VecJob job{rows, w.nb(1), s.n, reinterpret_cast<float*>(out.mutable_data()), s.n, nullptr, 0};
+        ASSERT_EQ(cuda::launch_matvec_q8_jobs({type, format}, &job, 1, s.k, q8, nullptr), cudaSuccess) << what;
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+        const std::vector<float> got = download(*gpu, out);
+        auto product = [&](const std::vector<float>& v) {
+          Tensor o = reference.alloc(DType::F32, {s.n, 1}, "o");
+          reference.matmul(w, upload_values(reference, v, {s.k, 1}), o);
+          return to_double(download(reference, o));
+        };
+        const double q8_error = nmse(product(dequantized(quantize_reference(x))), got);
+        const double exact_error = nmse(product(x), got);
+        EXPECT_LE(q8_error, 1e-10) << what;
+        EXPECT_LE(exact_error, kNmseQuantMatmul) << what;
+        worst_q8 = std::max(worst_q8, q8_error);
+        worst_exact = std::max(worst_exact, exact_error);
+      }
     }
     std::cout << fmt::format("{:<5} q8 matvec: nmse {:.2e} against x's q8 form, {:.2e} against x\n", dtype_name(type),
                              worst_q8, worst_exact);

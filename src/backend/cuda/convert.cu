@@ -103,18 +103,20 @@ bool convert_supported_impl(DType type) {
 }
 
 template <typename Out>
-cudaError_t launch_rows(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
+cudaError_t launch_rows(WeightType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
                         int64_t n_rows, Out* dst, int64_t dst_stride, cudaStream_t stream) {
   if (n_rows == 0 || ne0 == 0) return cudaSuccess;
-  switch (type) {
-    case DType::F32:
-      return launch_plain<Plain::f32>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
-    case DType::F16:
-      return launch_plain<Plain::f16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
-    case DType::BF16:
-      return launch_plain<Plain::bf16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
-    default:
-      break;
+  if (type.format == RowFormat::blocks) {
+    switch (type.type) {
+      case DType::F32:
+        return launch_plain<Plain::f32>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
+      case DType::F16:
+        return launch_plain<Plain::f16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
+      case DType::BF16:
+        return launch_plain<Plain::bf16>(src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
+      default:
+        break;
+    }
   }
   const int64_t n_chunks = ne0 / 32;
   const int64_t blocks = std::min<int64_t>(ceil_div(n_rows * n_chunks, kThreads), int64_t(1) << 20);
@@ -126,18 +128,47 @@ cudaError_t launch_rows(DType type, const void* src, RowLayout ls, size_t nb0, c
   return status;
 }
 
+// One thread per Q4_0 block: its scale and nibbles to their places in the grouped8 format.
+__global__ void group_q4_0_kernel(const uint8_t* src, uint8_t* dst, int64_t n_blocks, int64_t row_blocks,
+                                  size_t row_bytes) {
+  start_after_previous_kernel();
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n_blocks;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / row_blocks, b = i % row_blocks;
+    const uint8_t* in = src + r * row_bytes + b * int64_t(sizeof(BlockQ4_0));
+    uint8_t* row = dst + r * row_bytes;
+    *reinterpret_cast<uint16_t*>(row + quant::q4_0_scale_at<RowFormat::grouped8>(b)) = load_u16(in);
+    uint32_t w[4];
+    load_words<16, 2>(in + 2, w);
+    *reinterpret_cast<uint4*>(row + quant::q4_0_nibbles_at<RowFormat::grouped8>(b)) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
 }  // namespace
+
+cudaError_t launch_group_q4_0(const void* src, void* dst, int64_t ne0, int64_t n_rows, size_t row_bytes,
+                              cudaStream_t stream) {
+  if (ne0 <= 0 || ne0 % kGroupElems != 0 || row_bytes < size_t(ne0 / 32) * sizeof(BlockQ4_0) || row_bytes % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(dst) % 16 != 0) {
+    return cudaErrorInvalidValue;
+  }
+  const int64_t n_blocks = n_rows * (ne0 / 32);
+  if (n_blocks == 0) return cudaSuccess;
+  const int64_t ctas = std::min<int64_t>(ceil_div(n_blocks, kThreads), int64_t(1) << 20);
+  return launch(group_q4_0_kernel, unsigned(ctas), kThreads, 0, stream, static_cast<const uint8_t*>(src),
+                static_cast<uint8_t*>(dst), n_blocks, ne0 / 32, row_bytes);
+}
 
 bool convert_supported(DType type) {
   return convert_supported_impl(type);
 }
 
-cudaError_t launch_rows_to_f32(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
+cudaError_t launch_rows_to_f32(WeightType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
                                int64_t n_rows, float* dst, int64_t dst_stride, cudaStream_t stream) {
   return launch_rows<float>(type, src, ls, nb0, ids, ne0, n_rows, dst, dst_stride, stream);
 }
 
-cudaError_t launch_rows_to_f16(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
+cudaError_t launch_rows_to_f16(WeightType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
                                int64_t n_rows, void* dst, int64_t dst_stride, cudaStream_t stream) {
   return launch_rows<__half>(type, src, ls, nb0, ids, ne0, n_rows, static_cast<__half*>(dst), dst_stride, stream);
 }

@@ -29,6 +29,23 @@ std::string_view source_path(const char* file) {
   return at == std::string_view::npos ? s : s.substr(at);
 }
 
+// The deleter of device allocations: frees the memory and counts it out of what the backend
+// holds. It also carries the format of a weight's rows (kernels.h: RowFormat), which
+// weight_type reads back from any tensor on the allocation (std::get_deleter).
+struct DeviceMemory {
+  std::shared_ptr<const void> held;  // keeps the counter alive: tensors may outlive the backend
+  std::atomic<size_t>* counter;
+  size_t bytes;
+  RowFormat format;
+  void operator()(void* p) const {
+    *counter -= bytes;
+    (void)cudaFree(p);
+  }
+};
+
+// Rows per staging copy of a grouped upload (upload_grouped).
+constexpr size_t kStagingBytes = size_t(32) << 20;
+
 }  // namespace
 
 void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
@@ -147,7 +164,8 @@ CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
 }
 
-std::shared_ptr<void> CudaBackend::device_alloc(size_t bytes, const std::string& what, bool weight) {
+std::shared_ptr<void> CudaBackend::device_alloc(size_t bytes, const std::string& what, bool weight,
+                                                cuda::RowFormat format) {
   void* p = nullptr;
   const cudaError_t status = cudaMalloc(&p, bytes);
   if (status == cudaErrorMemoryAllocation) {
@@ -162,11 +180,12 @@ std::shared_ptr<void> CudaBackend::device_alloc(size_t bytes, const std::string&
   STRATA_CUDA_CHECK(status);
   std::atomic<size_t>& counter = weight ? held_->weights : held_->other;
   counter += bytes;
-  // The deleter keeps `held_` alive: tensors may outlive the backend.
-  return std::shared_ptr<void>(p, [held = held_, &counter, bytes](void* q) {
-    counter -= bytes;
-    (void)cudaFree(q);
-  });
+  return std::shared_ptr<void>(p, cuda::DeviceMemory{held_, &counter, bytes, format});
+}
+
+cuda::WeightType weight_type(const Tensor& t) {
+  const auto* memory = std::get_deleter<cuda::DeviceMemory>(t.keep_alive());
+  return {t.dtype(), memory != nullptr ? memory->format : cuda::RowFormat::blocks};
 }
 
 void* CudaBackend::scratch(std::shared_ptr<void>& buffer, size_t& capacity, size_t bytes, const char* what) {
@@ -216,20 +235,47 @@ Tensor CudaBackend::alloc(DType type, ShapeRef ne, std::string name) {
   return Tensor::device(type, ne, data, std::move(memory), std::move(name));
 }
 
+// Weights are copied in the format device_format gives them (kernels.h): Q4_0 rows of a
+// multiple of 256 elements are regrouped on the device (upload_grouped); a copy of a device
+// tensor keeps its format.
 Tensor CudaBackend::upload(const Tensor& host) {
   if (host.is_device()) {
     if (!host.is_contiguous()) fail("cuda upload: {} is a non-contiguous device view", host.describe());
-    Tensor copy = alloc(host.dtype(), host.ne(), host.name());
-    STRATA_CUDA_CHECK(
-        cudaMemcpyAsync(copy.mutable_data(), host.data(), host.n_bytes(), cudaMemcpyDeviceToDevice, stream_));
-    return copy;
+    std::shared_ptr<void> memory = device_alloc(host.n_bytes(), host.describe(), true, weight_type(host).format);
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(memory.get(), host.data(), host.n_bytes(), cudaMemcpyDeviceToDevice, stream_));
+    void* data = memory.get();
+    return Tensor::device(host.dtype(), host.ne(), data, std::move(memory), host.name());
   }
   const Tensor src = host.contiguous();
   const size_t bytes = src.n_bytes();
-  std::shared_ptr<void> memory = device_alloc(bytes, src.describe(), true);
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(memory.get(), src.data(), bytes, cudaMemcpyHostToDevice, stream_));
+  const cuda::RowFormat format = cuda::device_format(src.dtype(), src.ne(0));
+  std::shared_ptr<void> memory = device_alloc(bytes, src.describe(), true, format);
+  if (format == cuda::RowFormat::blocks) {
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(memory.get(), src.data(), bytes, cudaMemcpyHostToDevice, stream_));
+  } else {
+    upload_grouped(src, memory.get());
+  }
   void* data = memory.get();
   return Tensor::device(src.dtype(), src.ne(), data, std::move(memory), src.name());
+}
+
+// src's rows (packed) copied to a staging buffer on the device, a whole number of rows of at
+// most kStagingBytes at a time, and regrouped from there into dst.
+void CudaBackend::upload_grouped(const Tensor& src, void* dst) {
+  const size_t row_bytes = src.nb(1);
+  const int64_t rows = src.n_rows();
+  const int64_t per_copy = std::clamp<int64_t>(int64_t(cuda::kStagingBytes / row_bytes), 1, std::max<int64_t>(rows, 1));
+  const std::shared_ptr<void> staging =
+      device_alloc(size_t(per_copy) * row_bytes, fmt::format("staging for {}", src.describe()), false);
+  const auto* from = static_cast<const uint8_t*>(src.data());
+  auto* to = static_cast<uint8_t*>(dst);
+  for (int64_t first = 0; first < rows; first += per_copy) {
+    const int64_t n = std::min(per_copy, rows - first);
+    const size_t offset = size_t(first) * row_bytes;
+    STRATA_CUDA_CHECK(
+        cudaMemcpyAsync(staging.get(), from + offset, size_t(n) * row_bytes, cudaMemcpyHostToDevice, stream_));
+    STRATA_CUDA_CHECK(cuda::launch_group_q4_0(staging.get(), to + offset, src.ne(0), n, row_bytes, stream_));
+  }
 }
 
 Tensor CudaBackend::to_host_f32(const Tensor& t) {
@@ -244,7 +290,7 @@ Tensor CudaBackend::to_host_f32(const Tensor& t) {
       fail("cuda to_host_f32: {} has strided blocks", t.describe());
     }
     const std::shared_ptr<void> tmp = device_alloc(out.n_bytes(), "a copy to the host", false);
-    STRATA_CUDA_CHECK(cuda::launch_rows_to_f32(t.dtype(), t.data(), row_layout(t), t.nb(0), nullptr, t.ne(0),
+    STRATA_CUDA_CHECK(cuda::launch_rows_to_f32(weight_type(t), t.data(), row_layout(t), t.nb(0), nullptr, t.ne(0),
                                                t.n_rows(), static_cast<float*>(tmp.get()), t.ne(0), stream_));
     STRATA_CUDA_CHECK(cudaMemcpyAsync(out.mutable_data(), tmp.get(), out.n_bytes(), cudaMemcpyDeviceToHost, stream_));
     synchronize();

@@ -118,7 +118,10 @@ private:
 
   // A device allocation of `bytes`, freed when the last owner is gone; out-of-memory throws
   // with the sizes (requested, free, total, and what Strata holds). `what` names it.
-  std::shared_ptr<void> device_alloc(size_t bytes, const std::string& what, bool weight);
+  // format: that of a weight's rows (kernels.h), which weight_type reads back.
+  std::shared_ptr<void> device_alloc(size_t bytes, const std::string& what, bool weight,
+                                     cuda::RowFormat format = cuda::RowFormat::blocks);
+  void upload_grouped(const Tensor& src, void* dst);
   // A device scratch buffer of at least `bytes`, kept between calls (grows, never shrinks).
   void* scratch(std::shared_ptr<void>& buffer, size_t& capacity, size_t bytes, const char* what);
   const int32_t* upload_ints(IntBuffer& buffer, std::span<const int32_t> values, const char* what);
@@ -191,5 +194,8 @@ private:
 
 // The row layout of a tensor for the kernels (kernels.h).
 cuda::RowLayout row_layout(const Tensor& t);
+// The type and row format of a tensor's elements (the format upload gave a weight; blocks for
+// every other tensor).
+cuda::WeightType weight_type(const Tensor& t);
 
 }  // namespace strata

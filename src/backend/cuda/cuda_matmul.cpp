@@ -151,7 +151,7 @@ void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
       const cuda::VecJob job{w.data(), w.nb(1), n, od, out_stride, nullptr, 0};
       cuda::ProfileScope scope(profiler_, stream_,
                                profiler_.enabled() ? fmt::format("matmul {} q8", w.traits().name) : std::string());
-      const cudaError_t status = cuda::launch_matvec_q8_jobs(w.dtype(), &job, 1, k, q8, stream_);
+      const cudaError_t status = cuda::launch_matvec_q8_jobs(weight_type(w), &job, 1, k, q8, stream_);
       if (status != cudaErrorNotSupported) {
         STRATA_CUDA_CHECK(status);
         return;
@@ -160,7 +160,7 @@ void CudaBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
     cuda::ProfileScope scope(profiler_, stream_,
                              profiler_.enabled() ? fmt::format("matmul {} vec", w.traits().name) : std::string());
     STRATA_CUDA_CHECK(
-        cuda::launch_matvec(w.dtype(), w.data(), w.nb(1), k, n, xd, x_stride, od, out_stride, int(m), stream_));
+        cuda::launch_matvec(weight_type(w), w.data(), w.nb(1), k, n, xd, x_stride, od, out_stride, int(m), stream_));
     return;
   }
   if (gemm_mode_ == GemmMode::f16) {
@@ -182,7 +182,7 @@ void CudaBackend::matmul_add(const Tensor& w, const Tensor& x, Tensor& product, 
   check_in_device_memory(op, {{"weight", &w}, {"x", &x}, {"product", &product}, {"acc", &acc}});
   const std::optional<VecInput> in = vec_input(x);
   const std::optional<cuda::VecJob> job = vec_job(w, product, &acc);
-  const DType type = w.dtype();
+  const cuda::WeightType type = weight_type(w);
   if (in && job) {
     const bool q8 = takes_q8(std::array{&w}, in->m);
     const cuda::XQ8 xq = q8 ? quantized_x(in->x, w.ne(0), nullptr) : cuda::XQ8{};
@@ -217,7 +217,7 @@ void CudaBackend::attention_matmul_add(const Tensor& q, const Tensor& k_cache, c
       STRATA_CUDA_CHECK(attended);
       cuda::ProfileScope scope(profiler_, stream_,
                                profiler_.enabled() ? fmt::format("matmul_add {} q8", w.traits().name) : std::string());
-      const cudaError_t status = cuda::launch_matvec_q8_jobs(w.dtype(), &*job, 1, k, q8, stream_);
+      const cudaError_t status = cuda::launch_matvec_q8_jobs(weight_type(w), &*job, 1, k, q8, stream_);
       if (status != cudaErrorNotSupported) {
         STRATA_CUDA_CHECK(status);
         return;
@@ -277,11 +277,12 @@ void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs,
   std::vector<bool> done(jobs.size(), false);
   for (size_t first = 0; first < jobs.size(); ++first) {
     if (done[first]) continue;
-    const DType type = jobs[first].w->dtype();
+    const cuda::WeightType type = weight_type(*jobs[first].w);
     const bool integer = takes_q8(std::array{jobs[first].w}, m);
     std::vector<size_t> group;  // the jobs of this type and kernel family, kMaxVecJobs at most
     for (size_t i = first; i < jobs.size() && group.size() < size_t(cuda::kMaxVecJobs); ++i) {
-      if (!done[i] && jobs[i].w->dtype() == type && takes_q8(std::array{jobs[i].w}, m) == integer) group.push_back(i);
+      if (!done[i] && weight_type(*jobs[i].w) == type && takes_q8(std::array{jobs[i].w}, m) == integer)
+        group.push_back(i);
     }
     std::vector<cuda::VecJob> launch;
     for (size_t i : group) {
@@ -299,10 +300,10 @@ void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs,
       }
       const int n = int(launch.size());
       auto go = [&](const cuda::VecNorm* fold) {
-        cuda::ProfileScope scope(profiler_, stream_,
-                                 profiler_.enabled()
-                                     ? fmt::format("matmul_batch {} {}", type_traits(type).name, integer ? "q8" : "vec")
-                                     : std::string());
+        cuda::ProfileScope scope(
+            profiler_, stream_,
+            profiler_.enabled() ? fmt::format("matmul_batch {} {}", type_traits(type.type).name, integer ? "q8" : "vec")
+                                : std::string());
         return integer ? cuda::launch_matvec_q8_jobs(type, launch.data(), n, k, *q8, stream_, rope)
                        : cuda::launch_matvec_fast_jobs(type, launch.data(), n, k, xd, x_stride, m, stream_, fold, rope);
       };
@@ -430,8 +431,8 @@ bool CudaBackend::swiglu_launch(std::string_view op, const Tensor& w_gate, const
   const std::optional<VecInput> in = vec_input(x);
   const std::optional<cuda::VecJob> g = vec_job(w_gate, gate, nullptr), u = vec_job(w_up, up, nullptr);
   const std::optional<int64_t> out_stride = even_column_stride(out);
-  const DType type = w_gate.dtype();
-  if (!in || !g || !u || !out_stride || type != w_up.dtype()) return false;
+  const cuda::WeightType type = weight_type(w_gate);
+  if (!in || !g || !u || !out_stride || type != weight_type(w_up)) return false;
   const bool q8 = takes_q8(std::array{&w_gate, &w_up}, in->m);
   const cuda::XQ8 xq = q8 ? quantized_x(in->x, x.ne(0), norm) : cuda::XQ8{};
   auto* act = reinterpret_cast<float*>(out.mutable_data());
@@ -494,7 +495,7 @@ void CudaBackend::gemm(const Tensor& w, const float* x, int64_t x_stride, float*
           profiler_, stream_,
           profiler_.enabled() ? fmt::format("gemm dequant {} f32", w.traits().name) : std::string());
       STRATA_CUDA_CHECK(
-          cuda::launch_rows_to_f32(w.dtype(), src, layout, w.nb(0), nullptr, k, rows, buffer, k, stream_));
+          cuda::launch_rows_to_f32(weight_type(w), src, layout, w.nb(0), nullptr, k, rows, buffer, k, stream_));
     }
     multiply(buffer, k, rows, first);
   }
@@ -511,7 +512,7 @@ void CudaBackend::gemm_f16(const Tensor& w, const float* x, int64_t x_stride, fl
   {
     cuda::ProfileScope scope(profiler_, stream_, "gemm x to f16");
     const cuda::RowLayout lx{m, 1, x_stride * int64_t(sizeof(float)), 0, 0};
-    STRATA_CUDA_CHECK(cuda::launch_rows_to_f16(DType::F32, x, lx, sizeof(float), nullptr, k, m, x16, k, stream_));
+    STRATA_CUDA_CHECK(cuda::launch_rows_to_f16({DType::F32}, x, lx, sizeof(float), nullptr, k, m, x16, k, stream_));
   }
   const int64_t tile = std::clamp<int64_t>(int64_t(kGemmScratchBytes / 2) / k, 1, n);
   void* buffer = scratch(gemm_, gemm_capacity_, size_t(tile * k) * 2, "dequantized weight tile");
@@ -530,7 +531,7 @@ void CudaBackend::gemm_f16(const Tensor& w, const float* x, int64_t x_stride, fl
       layout.ne1 = rows;
       const auto* src = static_cast<const uint8_t*>(w.data()) + size_t(first) * w.nb(1);
       STRATA_CUDA_CHECK(
-          cuda::launch_rows_to_f16(w.dtype(), src, layout, w.nb(0), nullptr, k, rows, buffer, k, stream_));
+          cuda::launch_rows_to_f16(weight_type(w), src, layout, w.nb(0), nullptr, k, rows, buffer, k, stream_));
     }
     cuda::ProfileScope scope(profiler_, stream_, "gemm f16 cublas");
     STRATA_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(m), int(k), &one, a, CUDA_R_16F,

@@ -45,8 +45,8 @@ void CudaBackend::get_rows(const Tensor& table, std::span<const int32_t> ids, Te
   if (n_ids == 0) return;
   const int32_t* d_ids = capture_.active ? step_value(op, ids, 0) : upload_ints(ids_, ids, "token ids");
   cuda::ProfileScope scope(profiler_, stream_, "get_rows");
-  STRATA_CUDA_CHECK(cuda::launch_rows_to_f32(table.dtype(), table.data(), row_layout(table), table.nb(0), d_ids, n_embd,
-                                             n_ids, reinterpret_cast<float*>(out.mutable_data()),
+  STRATA_CUDA_CHECK(cuda::launch_rows_to_f32(weight_type(table), table.data(), row_layout(table), table.nb(0), d_ids,
+                                             n_embd, n_ids, reinterpret_cast<float*>(out.mutable_data()),
                                              int64_t(out.nb(1) / sizeof(float)), stream_));
 }
 

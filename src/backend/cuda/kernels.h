@@ -22,6 +22,23 @@ struct RowLayout {
   int64_t nb1 = 0, nb2 = 0, nb3 = 0;  // byte strides of dims 1..3
 };
 
+// How a weight's rows lie in device memory; the backend picks it at upload (device_format).
+// blocks: as in the file, a row is its blocks in order. grouped8 (Q4_0 rows of a multiple of
+// 256 elements): each run of 8 blocks is stored as their 8 f16 scales, then their 8 x 16
+// bytes of nibbles (144 bytes, as in the file, so rows keep their length), so that a lane
+// reads a block's nibbles in one aligned 16-byte load and a warp's loads are contiguous.
+enum class RowFormat : uint8_t { blocks, grouped8 };
+inline constexpr int64_t kGroupElems = 256;  // elements of a grouped8 run of 8 blocks
+struct WeightType {
+  DType type;
+  RowFormat format = RowFormat::blocks;
+  bool operator==(const WeightType&) const = default;
+};
+// The format upload gives rows of ne0 elements of `type`.
+inline RowFormat device_format(DType type, int64_t ne0) {
+  return type == DType::Q4_0 && ne0 > 0 && ne0 % kGroupElems == 0 ? RowFormat::grouped8 : RowFormat::blocks;
+}
+
 // ---- elementwise.cu: x, out [n, rows] f32 ---------------------------------------------
 // out = a + b; b is [n, rows] or one row [n] (broadcast). out may be a.
 cudaError_t launch_add(const void* a, RowLayout la, const void* b, RowLayout lb, bool broadcast, void* out,
@@ -127,24 +144,29 @@ cudaError_t launch_set_step(int32_t* values, int32_t token, int32_t pos, cudaStr
 // dst row r (dst + r * dst_stride floats) = src row ids[r] (ids == nullptr: flat row r) of
 // `type`, ne0 elements; plain types may have an element stride nb0.
 bool convert_supported(DType type);
-cudaError_t launch_rows_to_f32(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
-                               int64_t n_rows, float* dst, int64_t dst_stride, cudaStream_t stream);
+cudaError_t launch_rows_to_f32(WeightType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids,
+                               int64_t ne0, int64_t n_rows, float* dst, int64_t dst_stride, cudaStream_t stream);
 // The same with f16 output (dst: __half), saturating at +-65504.
-cudaError_t launch_rows_to_f16(DType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids, int64_t ne0,
-                               int64_t n_rows, void* dst, int64_t dst_stride, cudaStream_t stream);
+cudaError_t launch_rows_to_f16(WeightType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids,
+                               int64_t ne0, int64_t n_rows, void* dst, int64_t dst_stride, cudaStream_t stream);
+
+// n_rows Q4_0 rows of ne0 elements (ne0 % kGroupElems == 0) in the file's format (src) in the
+// grouped8 format (dst; row_bytes apart in both). src and dst must not overlap.
+cudaError_t launch_group_q4_0(const void* src, void* dst, int64_t ne0, int64_t n_rows, size_t row_bytes,
+                              cudaStream_t stream);
 
 // ---- matmul_vec_*.cu: out[i, j] = sum_l w[l, i] * x[l, j] for m <= kMaxVecColumns ----------
 // w: n rows of row_bytes; x, out: columns at x + j * x_stride, out + j * out_stride floats.
 // For the quantized types x must be 16-byte aligned and x_stride a multiple of 4.
 inline constexpr int kMaxVecColumns = 8;
 bool matvec_supported(DType type);
-cudaError_t launch_matvec(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+cudaError_t launch_matvec(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                           int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 // launch_matvec tries launch_matvec_fast (matmul_vec_fast.cu: Q4_0, Q8_0, Q4_K, Q6_K, F16,
 // bank-conflict-free loads of x, several rows per CTA), which answers cudaErrorNotSupported
 // for other types and for alignments it does not take, then launch_matvec_generic (one warp
 // per row, every type; kept as the fallback and as the baseline of bench/cuda_matvec_bench).
-cudaError_t launch_matvec_fast(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+cudaError_t launch_matvec_fast(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 // The fused decode ops' launches (the fast kernels only; cudaErrorNotSupported, nothing
 // launched, where launch_matvec_fast would answer so for any job). A job: out = w x over n rows
@@ -192,14 +214,14 @@ struct VecNorm {
 // Up to kMaxVecJobs jobs of one type and k on the same x, in one launch; each row's sum has
 // the bits launch_matvec_fast gives it.
 // rope: the jobs' roles' arguments (a job with a role needs m = 1).
-cudaError_t launch_matvec_fast_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
+cudaError_t launch_matvec_fast_jobs(WeightType type, const VecJob* jobs, int n_jobs, int64_t k, const float* x,
                                     int64_t x_stride, int m, cudaStream_t stream, const VecNorm* norm = nullptr,
                                     const VecRope* rope = nullptr);
 // gate and up (same n and row_bytes, no acc) in one launch, and act = silu(gate) * up (as
 // launch_swiglu), act's column j at act + j * act_stride.
-cudaError_t launch_matvec_fast_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
-                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream,
-                                      const VecNorm* norm = nullptr);
+cudaError_t launch_matvec_fast_swiglu(WeightType type, const VecJob& gate, const VecJob& up, float* act,
+                                      int64_t act_stride, int64_t k, const float* x, int64_t x_stride, int m,
+                                      cudaStream_t stream, const VecNorm* norm = nullptr);
 // ---- integer decode kernels: x quantized to 8 bits (quantize_x.cu, matmul_vec_fast.cu) ----
 // Device bytes of the q8 form of k values, and its layout in such a buffer (16-byte aligned).
 size_t x_q8_bytes(int64_t k);
@@ -214,19 +236,20 @@ cudaError_t launch_rms_norm_q8(const float* x, const float* weight, float eps, f
 bool matvec_q8_supported(DType type, int64_t k);
 // launch_matvec_fast_jobs and launch_matvec_fast_swiglu (m = 1) on the q8 form of x;
 // cudaErrorNotSupported (nothing launched) where matvec_q8_supported says no or a row is
-// not 2-byte (Q4_K: 16-byte) aligned. A row's sum does not depend on the launch it is in.
-cudaError_t launch_matvec_q8_jobs(DType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x, cudaStream_t stream,
-                                  const VecRope* rope = nullptr);
-cudaError_t launch_matvec_q8_swiglu(DType type, const VecJob& gate, const VecJob& up, float* act, int64_t k, XQ8 x,
+// not 2-byte (Q4_K, grouped Q4_0: 16-byte) aligned. A row's sum does not depend on the launch it is in.
+cudaError_t launch_matvec_q8_jobs(WeightType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x,
+                                  cudaStream_t stream, const VecRope* rope = nullptr);
+cudaError_t launch_matvec_q8_swiglu(WeightType type, const VecJob& gate, const VecJob& up, float* act, int64_t k, XQ8 x,
                                     cudaStream_t stream);
-cudaError_t launch_matvec_generic(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
-                                  int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
+cudaError_t launch_matvec_generic(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n,
+                                  const float* x, int64_t x_stride, float* out, int64_t out_stride, int m,
+                                  cudaStream_t stream);
 // The parts of launch_matvec_generic by type family (matmul_vec_plain.cu: F32, F16, BF16;
 // matmul_vec_legacy.cu: the 32-element block types; matmul_vec_k.cu: the 256-element ones);
 // each returns cudaErrorInvalidValue for a type not its own.
 cudaError_t launch_matvec_plain(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                 int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
-cudaError_t launch_matvec_legacy(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+cudaError_t launch_matvec_legacy(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                  int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 cudaError_t launch_matvec_k(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                             int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);

@@ -1,6 +1,6 @@
 // The decode matrix-vector kernel of matmul_vec_fast.cu (f32 x) and matmul_vec_q8.cu (x in
 // its q8 form): the kernel template, its launch shapes and the helpers both families of
-// per-type pieces use. A piece type T supplies kLanes, kBytes, kElems, kManyRows (or
+// per-type pieces use. A piece type T supplies kLanes, kElems, kManyRows (or
 // kFewRows), kSlab, kUnroll and accumulate<R, M, kSharedX>(rows, b, t, x, x_stride, m, acc);
 // kQ8 marks the pieces that multiply XQ8 (m = 1 only).
 #pragma once
@@ -26,6 +26,15 @@ inline constexpr float kMagic = 8388608.0f;  // 2^23
 
 __device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {  // 2-byte aligned
   return uint32_t(load_u16(p)) | uint32_t(load_u16(p + 2)) << 16;
+}
+// 4 nibble bytes of a Q4_0 row of format F (quant::q4_0_nibbles_at): 4-byte aligned grouped.
+template <RowFormat F>
+__device__ __forceinline__ uint32_t load_q4_0_word(const uint8_t* p) {
+  if constexpr (F == RowFormat::grouped8) {
+    return *reinterpret_cast<const uint32_t*>(p);
+  } else {
+    return load_u32_2(p);
+  }
 }
 
 // The 6-bit scales and mins of sub-blocks 2p and 2p + 1 (p = 0..3) of a Q4_K block, from its

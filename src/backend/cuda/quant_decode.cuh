@@ -38,16 +38,30 @@ __device__ __forceinline__ void for_nibbles(const uint32_t (&w)[4], F&& f) {
   }
 }
 
-struct Q4_0 {
-  static constexpr int kBytes = sizeof(BlockQ4_0), kChunks = 1;
+// The byte offsets in a Q4_0 row of format F (kernels.h: RowFormat) of block b's f16 scale
+// and of its 16 bytes of nibbles (2-byte aligned in the file's format, 16-byte aligned grouped).
+template <RowFormat F>
+__host__ __device__ __forceinline__ int64_t q4_0_scale_at(int64_t b) {
+  constexpr int64_t kBlock = sizeof(BlockQ4_0);
+  return F == RowFormat::grouped8 ? (b >> 3) * (8 * kBlock) + 2 * (b & 7) : b * kBlock;
+}
+template <RowFormat F>
+__host__ __device__ __forceinline__ int64_t q4_0_nibbles_at(int64_t b) {
+  constexpr int64_t kBlock = sizeof(BlockQ4_0);
+  return F == RowFormat::grouped8 ? (b >> 3) * (8 * kBlock) + 16 + 16 * (b & 7) : b * kBlock + 2;
+}
+
+template <RowFormat F>
+struct Q4_0In {
+  static constexpr int kChunks = 1;
   static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
-    const uint8_t* b = row + c * kBytes;
-    const float d = f16_bits_to_f32(load_u16(b));
+    const float d = f16_bits_to_f32(load_u16(row + q4_0_scale_at<F>(c)));
     uint32_t w[4];
-    load_words<16, 2>(b + 2, w);
+    load_words<16, F == RowFormat::grouped8 ? 16 : 2>(row + q4_0_nibbles_at<F>(c), w);
     for_nibbles(w, [&](int i, uint32_t q) { v[i] = float(int(q) - 8) * d; });
   }
 };
+using Q4_0 = Q4_0In<RowFormat::blocks>;
 
 struct Q4_1 {
   static constexpr int kBytes = sizeof(BlockQ4_1), kChunks = 1;
@@ -320,6 +334,20 @@ bool dispatch_blocks256(DType type, F&& f) {
 template <typename F>
 bool dispatch_quant(DType type, F&& f) {
   return dispatch_blocks32(type, f) || dispatch_blocks256(type, f);
+}
+
+// The same for a weight's type and format: grouped8 is Q4_0's only.
+template <typename F>
+bool dispatch_blocks32(WeightType type, F&& f) {
+  if (type.format == RowFormat::blocks) return dispatch_blocks32(type.type, f);
+  if (type.type != DType::Q4_0 || type.format != RowFormat::grouped8) return false;
+  f(Tag<Q4_0In<RowFormat::grouped8>>{});
+  return true;
+}
+template <typename F>
+bool dispatch_quant(WeightType type, F&& f) {
+  if (type.format != RowFormat::blocks) return dispatch_blocks32(type, f);
+  return dispatch_quant(type.type, f);
 }
 
 }  // namespace strata::cuda::quant
