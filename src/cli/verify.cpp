@@ -25,6 +25,10 @@ void print_tokens(const VerifyResult& r) {
     std::printf("  position %lld: %s picks %d, reference picks %d (reference top-2 margin %.6f)\n",
                 (long long)d.position, "backend", d.test_top1, d.reference_top1, d.reference_margin);
   }
+  if (r.closest_position >= 0) {
+    std::printf("reference's nearest tie among the greedy tokens: position %lld, top-2 margin %.6f\n",
+                (long long)r.closest_position, r.closest_margin);
+  }
 }
 
 int run_verify(const VerifyArgs& args) {

@@ -64,6 +64,10 @@ VerifyResult verify(Session& test, Session& reference, std::span<const TokenId> 
     } else {
       r.disagreements.push_back({p, ta, tb, top2_margin(b)});
     }
+    if (p + 1 >= int64_t(prompt.size()) && p + 1 < r.n_positions) {  // predicts greedy token p + 1
+      const double margin = top2_margin(b);
+      if (r.closest_position < 0 || margin < r.closest_margin) r.closest_position = p, r.closest_margin = margin;
+    }
   }
   return r;
 }

@@ -25,6 +25,11 @@ struct VerifyResult {
   int64_t n_positions = 0;
   int64_t n_top1_agree = 0;
   std::vector<TokenDisagreement> disagreements;
+  // The reference's nearest tie over the greedy tokens (the positions whose prediction is a
+  // greedy token): where its top-2 margin is smallest, the first place a backend's greedy
+  // decode may part from the reference's without either being wrong. -1: no greedy tokens.
+  int64_t closest_position = -1;
+  double closest_margin = 0;
   bool pass() const;
   const TensorDiff* first_failure() const;
 };

@@ -2,6 +2,7 @@
 model (made by scripts/make-synthetic-model with the Llama SentencePiece fixture vocabulary),
 and of the errors a user gets for bad models, prompts and flags."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,12 @@ class Verify(ModelDir):
         self.assertIn("result_norm", proc.stdout)
         self.assertRegex(proc.stdout, r"logits top-1 agreement: (\d+) of \1 positions")
         self.assertIn(" 0 failed", proc.stdout)
+        # 4 greedy tokens are predicted at the last 4 positions of the sequence
+        match = re.search(r"nearest tie among the greedy tokens: position (\d+), top-2 margin ([0-9.]+)", proc.stdout)
+        self.assertIsNotNone(match, proc.stdout)
+        n_prompt = int(re.search(r"(\d+) prompt tokens \+ 4 greedy tokens", proc.stdout).group(1))
+        self.assertIn(int(match.group(1)), range(n_prompt - 1, n_prompt + 3))
+        self.assertGreaterEqual(float(match.group(2)), 0.0)
 
     def test_same_backend_twice_is_an_error(self):
         m = tiny_model()

@@ -381,10 +381,11 @@ TEST_F(CudaFused, RmsNormMatmulEqualsRmsNormThenMatmul) {
   }
 }
 
-// Matrices of 2^24 weights or more in rows longer than 2048 take the integer kernels at m = 1
-// (x rounded to its q8 form: by the rms_norm kernel where the op starts with a norm, else by a
-// launch of its own); smaller ones stay f32, so a batch may take both. The fused ops must
-// still give the ops' bits, and stay within the matmul threshold of cpu_ref.
+// Matrices of 2^23 weights or more take the integer kernels at m = 1 (x rounded to its q8
+// form: by the rms_norm kernel where the op starts with a norm, else by a launch of its own),
+// also in rows short enough for the f32 kernels to fold the norm (2048); smaller ones stay f32,
+// so a batch may take both. The fused ops must still give the ops' bits, and stay within the
+// matmul threshold of cpu_ref.
 TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
   uint32_t seed = 1400;
   const std::vector<Weight> qkv = {make_weight(DType::Q4_0, 4096, 4096, seed += 10),
@@ -410,6 +411,20 @@ TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
   fused = run_matmul_add(*backend_, down, 1, seed, true);
   expect_identical(fused, run_matmul_add(*backend_, down, 1, seed, false), "matmul_add");
   expect_close(fused, run_matmul_add(reference_, down, 1, seed, false), kNmseQuantMatmul, "matmul_add vs cpu_ref");
+
+  // TinyLlama's feed-forward shapes, smaller: rows of 2048 (2^23 weights and more).
+  const Weight short_gate = make_weight(DType::Q4_0, 2048, 4100, seed += 10),
+               short_up = make_weight(DType::Q4_0, 2048, 4100, seed += 10);
+  fused = run_rms_norm_matmul_swiglu(*backend_, short_gate, short_up, 1, seed, true);
+  expect_identical(fused, run_rms_norm_matmul_swiglu(*backend_, short_gate, short_up, 1, seed, false),
+                   "rms_norm_matmul_swiglu, rows of 2048");
+  expect_close(fused, run_rms_norm_matmul_swiglu(reference_, short_gate, short_up, 1, seed, false), kNmseQuantMatmul,
+               "rms_norm_matmul_swiglu, rows of 2048, vs cpu_ref");
+  const Weight short_down = make_weight(DType::Q4_0, 4128, 2048, seed += 10);
+  fused = run_matmul_add(*backend_, short_down, 1, seed, true);
+  expect_identical(fused, run_matmul_add(*backend_, short_down, 1, seed, false), "matmul_add, rows of 4128");
+  expect_close(fused, run_matmul_add(reference_, short_down, 1, seed, false), kNmseQuantMatmul,
+               "matmul_add, rows of 4128, vs cpu_ref");
 }
 
 // The q/k/v launches rope and store themselves (kernels.h: VecRole): for every fast kernel

@@ -216,10 +216,9 @@ TEST(CudaQ8, MatvecEqualsProductWithQuantizedX) {
   }
 }
 
-// The backend's choice: a matmul of 2^24 Q4_0 weights or more in rows longer than 2048 takes
-// the integer kernels (its error is then the rounding of x), STRATA_CUDA_MATVEC=f32 keeps x f32
-// (the product then agrees with cpu_ref's on x to f32 rounding); a value that is neither q8
-// nor f32 is refused.
+// The backend's choice: a matmul of 2^23 Q4_0 weights or more takes the integer kernels (its error is then the rounding
+// of x), STRATA_CUDA_MATVEC=f32 keeps x f32 (the product then agrees with cpu_ref's on x to f32 rounding); a value that
+// is neither q8 nor f32 is refused.
 TEST(CudaQ8, EnvironmentSelectsThePath) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU";
   const int64_t k = 4096, n = 8192;

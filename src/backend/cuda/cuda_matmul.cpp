@@ -31,18 +31,19 @@ namespace {
 
 constexpr size_t kGemmScratchBytes = size_t(64) << 20;  // dequantized weight rows per GEMM tile
 
-// Which weights the integer kernels take (takes_q8): rows longer than 2048, and 2^24 weights
-// or more. Shorter rows stay f32: there the f32 kernels fold rms_norm into their own launch
-// (VecNorm) and x's q8 form would cost a launch of its own, or the CTAs' time. Smaller
-// matrices stay f32: rounding x takes a launch (~3 us) where the op does not start with a
-// norm, about what the integer kernels save on 2^24 weights; per matrix, so that a fused op
-// and the ops it stands for take the same kernels and give the same bits. Measured on an H100,
-// TinyLlama Q4_0 tg128 (k = 2048; ffn_down 5632 x 2048, 11.5 M weights): f32 1157-1170 t/s,
-// with its ffn_down on q8 1114, q8 everywhere with the norms writing x's q8 form 1125, and
-// with every CTA normalizing and rounding x itself 1032; Llama-2-7B Q4_0 (every matrix
-// 4096 x 4096 or larger) 397 against 357 f32.
-constexpr int64_t kMaxFoldedNorm = 2048;
-constexpr int64_t kMinQ8Weights = int64_t(1) << 24;
+// Which weights the integer kernels take (takes_q8): matrices of 2^23 weights or more. Smaller
+// ones stay f32: there x's q8 form would cost a launch of its own (~3 us) where the op does
+// not start with a norm, or where it does, the launch that the f32 kernels save by folding
+// rms_norm into their own (VecNorm, rows up to 2048), more than the integer kernels save on
+// so few weights. Per matrix, so that a fused op and the ops it stands for take the same
+// kernels and give the same bits. Measured on an H100, TinyLlama Q4_0 tg128 (q 2048 x 2048,
+// k and v 256 x 2048, gate, up and down 11.5 M weights, output 65.5 M): 1250-1253 t/s with
+// rows up to 2048 and matrices under 2^24 on f32 (the rule before Q4_0 rows were regrouped,
+// kernels.h: RowFormat), 1360-1367 with 2^23 and more on q8 at any row length, 1288-1293
+// with every matrix on q8, 1198-1205 from 2^22 (q and the output projection too), 1253-1270
+// with the output alone; Llama-2-7B Q4_0 (every matrix 4096 x 4096 or larger) 397 against 357
+// f32 before the regrouping.
+constexpr int64_t kMinQ8Weights = int64_t(1) << 23;
 
 // The stride in floats between consecutive flat rows of an f32 tensor, if they are evenly
 // spaced (true of every packed tensor and of row slices of one).
@@ -451,7 +452,7 @@ bool CudaBackend::takes_q8(std::span<const Tensor* const> ws, int64_t m) const {
   if (matvec_mode_ != MatvecMode::q8 || m != 1 || ws.empty()) return false;
   return std::ranges::all_of(ws, [](const Tensor* w) {
     const int64_t k = w->ne(0);
-    return k > kMaxFoldedNorm && k * w->ne(1) >= kMinQ8Weights && cuda::matvec_q8_supported(w->dtype(), k);
+    return k * w->ne(1) >= kMinQ8Weights && cuda::matvec_q8_supported(w->dtype(), k);
   });
 }
 
