@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
       const size_t n_copies = bytes < (size_t(64) << 20) ? std::max<size_t>(4, (size_t(256) << 20) / bytes) : 1;
       std::vector<void*> copies(std::min<size_t>(n_copies, 64));
       const std::vector<uint8_t> host = random_weight(type, bytes, uint64_t(s.n * 31 + s.k));
-      // The rows in the format the backend's upload gives them (Q4_0: regrouped, kernels.h).
+      // The rows in the format the backend's upload gives them (Q4_0, Q6_K: regrouped, kernels.h).
       const strata::cuda::WeightType wt{type, strata::cuda::device_format(type, s.k)};
       void* staging = nullptr;
       check(cudaMalloc(&staging, bytes), "cudaMalloc");
@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
       for (void*& c : copies) {
         check(cudaMalloc(&c, bytes), "cudaMalloc");
         check(wt.format == strata::cuda::RowFormat::grouped8
-                  ? strata::cuda::launch_group_q4_0(staging, c, s.k, s.n, row_bytes, nullptr)
+                  ? strata::cuda::launch_group_rows(type, staging, c, s.k, s.n, row_bytes, nullptr)
                   : cudaMemcpy(c, staging, bytes, cudaMemcpyDeviceToDevice),
               "upload");
       }

@@ -63,10 +63,10 @@ TEST_F(CudaDevice, WeightsStayQuantized) {
   EXPECT_EQ(w.n_bytes(), host.n_bytes());
 }
 
-// Q4_0 rows of a multiple of 256 elements are regrouped at upload (kernels.h: RowFormat); every
-// way back to values (to_host_f32, get_rows, the copy of a device tensor, a view of rows) gives
-// the reference dequantization's bits, as for the rows kept as in the file.
-TEST_F(CudaDevice, Q4_0WeightsAreRegroupedAndReadBackExactly) {
+// Q4_0 and Q6_K rows of whole runs of 8 blocks are regrouped at upload (kernels.h: RowFormat);
+// every way back to values (to_host_f32, get_rows, the copy of a device tensor, a view of rows)
+// gives the reference dequantization's bits, as for the rows kept as in the file.
+TEST_F(CudaDevice, WeightsAreRegroupedAndReadBackExactly) {
   struct Case {
     DType type;
     int64_t k;
@@ -75,7 +75,8 @@ TEST_F(CudaDevice, Q4_0WeightsAreRegroupedAndReadBackExactly) {
   for (const Case c :
        {Case{DType::Q4_0, 512, cuda::RowFormat::grouped8}, Case{DType::Q4_0, 96, cuda::RowFormat::blocks},
         Case{DType::Q4_0, 1056, cuda::RowFormat::blocks}, Case{DType::Q4_K, 512, cuda::RowFormat::blocks},
-        Case{DType::Q4_0, 4096, cuda::RowFormat::grouped8}}) {
+        Case{DType::Q4_0, 4096, cuda::RowFormat::grouped8}, Case{DType::Q6_K, 2048, cuda::RowFormat::grouped8},
+        Case{DType::Q6_K, 6144, cuda::RowFormat::grouped8}, Case{DType::Q6_K, 1792, cuda::RowFormat::blocks}}) {
     const std::string what = fmt::format("{} k{}", dtype_name(c.type), c.k);
     const int64_t n = 37;
     const Tensor host = Tensor::from_f32(random_values(size_t(c.k * n), uint32_t(c.k)), {c.k, n}, c.type, "w");
@@ -104,16 +105,21 @@ TEST_F(CudaDevice, Q4_0WeightsAreRegroupedAndReadBackExactly) {
   }
 }
 
-TEST_F(CudaDevice, Q4_0RegroupingRefusesRowsItCannotGroup) {
+TEST_F(CudaDevice, RegroupingRefusesRowsItCannotGroup) {
   void* buffer = nullptr;
-  ASSERT_EQ(cudaMalloc(&buffer, 4096), cudaSuccess);
-  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2048, 96, 1, 54, nullptr),
+  ASSERT_EQ(cudaMalloc(&buffer, 8192), cudaSuccess);
+  auto* half = static_cast<uint8_t*>(buffer) + 4096;
+  EXPECT_EQ(cuda::launch_group_rows(DType::Q4_0, buffer, half, 96, 1, 54, nullptr),
             cudaErrorInvalidValue);  // not whole runs of 8 blocks
-  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2048, 256, 1, 100, nullptr),
+  EXPECT_EQ(cuda::launch_group_rows(DType::Q6_K, buffer, half, 1792, 1, 1472, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::launch_group_rows(DType::Q4_0, buffer, half, 256, 1, 100, nullptr),
             cudaErrorInvalidValue);  // rows shorter than their blocks
-  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2050, 256, 1, 144, nullptr),
+  EXPECT_EQ(cuda::launch_group_rows(DType::Q4_0, buffer, half + 2, 256, 1, 144, nullptr),
             cudaErrorInvalidValue);  // unaligned destination
-  EXPECT_EQ(cuda::launch_group_q4_0(buffer, static_cast<uint8_t*>(buffer) + 2048, 256, 2, 144, nullptr), cudaSuccess);
+  EXPECT_EQ(cuda::launch_group_rows(DType::Q4_K, buffer, half, 256, 1, 144, nullptr),
+            cudaErrorInvalidValue);  // a type that is not regrouped
+  EXPECT_EQ(cuda::launch_group_rows(DType::Q4_0, buffer, half, 256, 2, 144, nullptr), cudaSuccess);
+  EXPECT_EQ(cuda::launch_group_rows(DType::Q6_K, buffer, half, 2048, 2, 1680, nullptr), cudaSuccess);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   cudaFree(buffer);
 }

@@ -125,6 +125,9 @@ inline std::vector<OpCase> cuda_op_cases() {
   // the cases above take the grouped kernels; rows of 33 blocks stay as in the file.
   for (int64_t m : {1, 3, 9}) cases.push_back(lazy_matmul_case(DType::Q4_0, 1056, 4100, m, uint32_t(7041 + m)));
   cases.push_back(get_rows_case(DType::Q4_0, 1056, 300, {299, 0, 17}, 7061));
+  // Q6_K rows of whole runs of 8 blocks (2048 elements) are regrouped too: several columns.
+  cases.push_back(lazy_matmul_case(DType::Q6_K, 2048, 33, 3, 7071));
+  cases.push_back(lazy_matmul_case(DType::Q6_K, 6144, 1030, 1, 7081));
 
   cases.push_back(rms_norm_case(4096, 7, 1e-5f, ++seed));
   cases.push_back(rms_norm_case(2048, 1, 1e-6f, ++seed));

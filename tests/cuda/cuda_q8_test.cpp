@@ -174,11 +174,13 @@ TEST(CudaQ8, MatvecEqualsProductWithQuantizedX) {
   for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     double worst_exact = 0, worst_q8 = 0;
     // n >= 7 rows: an NMSE of fewer values depends on whether their sums happen to be near 0.
-    // Partial last CTAs, partial block steps, 4 rows per CTA (n >= 4096) and fewer. Q4_0 rows
-    // as uploaded (regrouped, kernels.h: RowFormat) and as in the file.
-    for (Shape s : {Shape{256, 7}, Shape{768, 1501}, Shape{2304, 4097}, Shape{4096, 33}, Shape{11008, 515}}) {
+    // Partial last CTAs, partial block steps, 4 rows per CTA (n >= 4096) and fewer. Rows as
+    // uploaded (Q4_0 and Q6_K of whole runs of 8 blocks: regrouped, kernels.h: RowFormat) and as
+    // in the file.
+    for (Shape s :
+         {Shape{256, 7}, Shape{768, 1501}, Shape{2304, 4097}, Shape{4096, 33}, Shape{11008, 515}, Shape{6144, 4099}}) {
       for (const cuda::RowFormat format : {cuda::RowFormat::grouped8, cuda::RowFormat::blocks}) {
-        if (format == cuda::RowFormat::grouped8 && type != DType::Q4_0) continue;
+        if (format == cuda::RowFormat::grouped8 && cuda::device_format(type, s.k) != format) continue;
         const std::string what = fmt::format("{} k{} n{} {}", dtype_name(type), s.k, s.n,
                                              format == cuda::RowFormat::blocks ? "as in the file" : "grouped");
         ASSERT_TRUE(cuda::matvec_q8_supported(type, s.k)) << what;

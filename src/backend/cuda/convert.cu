@@ -128,35 +128,63 @@ cudaError_t launch_rows(WeightType type, const void* src, RowLayout ls, size_t n
   return status;
 }
 
-// One thread per Q4_0 block: its scale and nibbles to their places in the grouped8 format.
-__global__ void group_q4_0_kernel(const uint8_t* src, uint8_t* dst, int64_t n_blocks, int64_t row_blocks,
+// N bytes from `from` (2-byte aligned) to `to` (16-byte aligned when N >= 16).
+template <int N>
+__device__ __forceinline__ void copy_part(const uint8_t* from, uint8_t* to) {
+  if constexpr (N >= 16) {
+    uint32_t w[N / 4];
+    load_words<N, 2>(from, w);
+#pragma unroll
+    for (int i = 0; i < N / 16; ++i) {
+      reinterpret_cast<uint4*>(to)[i] = make_uint4(w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]);
+    }
+  } else {
+    static_assert(N == 2);
+    *reinterpret_cast<uint16_t*>(to) = load_u16(from);
+  }
+}
+
+// One thread per block: its parts from the file's format (src) to their places in the
+// grouped8 format (dst), quant_decode.cuh's offsets.
+template <DType kType>
+__global__ void group_rows_kernel(const uint8_t* src, uint8_t* dst, int64_t n_blocks, int64_t row_blocks,
                                   size_t row_bytes) {
   start_after_previous_kernel();
+  constexpr RowFormat kFile = RowFormat::blocks, kGrouped = RowFormat::grouped8;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n_blocks;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / row_blocks, b = i % row_blocks;
-    const uint8_t* in = src + r * row_bytes + b * int64_t(sizeof(BlockQ4_0));
-    uint8_t* row = dst + r * row_bytes;
-    *reinterpret_cast<uint16_t*>(row + quant::q4_0_scale_at<RowFormat::grouped8>(b)) = load_u16(in);
-    uint32_t w[4];
-    load_words<16, 2>(in + 2, w);
-    *reinterpret_cast<uint4*>(row + quant::q4_0_nibbles_at<RowFormat::grouped8>(b)) = make_uint4(w[0], w[1], w[2], w[3]);
+    const uint8_t* in = src + r * row_bytes;
+    uint8_t* out = dst + r * row_bytes;
+    if constexpr (kType == DType::Q4_0) {
+      copy_part<2>(in + quant::q4_0_scale_at<kFile>(b), out + quant::q4_0_scale_at<kGrouped>(b));
+      copy_part<16>(in + quant::q4_0_nibbles_at<kFile>(b), out + quant::q4_0_nibbles_at<kGrouped>(b));
+    } else {
+      static_assert(kType == DType::Q6_K);
+      const quant::Q6_KParts from = quant::q6_k_parts<kFile>(b), to = quant::q6_k_parts<kGrouped>(b);
+      copy_part<128>(in + from.ql, out + to.ql);
+      copy_part<64>(in + from.qh, out + to.qh);
+      copy_part<16>(in + from.scales, out + to.scales);
+      copy_part<2>(in + from.d, out + to.d);
+    }
   }
 }
 
 }  // namespace
 
-cudaError_t launch_group_q4_0(const void* src, void* dst, int64_t ne0, int64_t n_rows, size_t row_bytes,
+cudaError_t launch_group_rows(DType type, const void* src, void* dst, int64_t ne0, int64_t n_rows, size_t row_bytes,
                               cudaStream_t stream) {
-  if (ne0 <= 0 || ne0 % kGroupElems != 0 || row_bytes < size_t(ne0 / 32) * sizeof(BlockQ4_0) || row_bytes % 16 != 0 ||
+  const int64_t run = group_elems(type);
+  if (run == 0 || ne0 <= 0 || ne0 % run != 0 || row_bytes < strata::row_bytes(type, ne0) || row_bytes % 16 != 0 ||
       reinterpret_cast<uintptr_t>(dst) % 16 != 0) {
     return cudaErrorInvalidValue;
   }
-  const int64_t n_blocks = n_rows * (ne0 / 32);
+  const int64_t row_blocks = ne0 / type_traits(type).block_size, n_blocks = n_rows * row_blocks;
   if (n_blocks == 0) return cudaSuccess;
   const int64_t ctas = std::min<int64_t>(ceil_div(n_blocks, kThreads), int64_t(1) << 20);
-  return launch(group_q4_0_kernel, unsigned(ctas), kThreads, 0, stream, static_cast<const uint8_t*>(src),
-                static_cast<uint8_t*>(dst), n_blocks, ne0 / 32, row_bytes);
+  const auto kernel = type == DType::Q4_0 ? group_rows_kernel<DType::Q4_0> : group_rows_kernel<DType::Q6_K>;
+  return launch(kernel, unsigned(ctas), kThreads, 0, stream, static_cast<const uint8_t*>(src),
+                static_cast<uint8_t*>(dst), n_blocks, row_blocks, row_bytes);
 }
 
 bool convert_supported(DType type) {

@@ -235,8 +235,8 @@ Tensor CudaBackend::alloc(DType type, ShapeRef ne, std::string name) {
   return Tensor::device(type, ne, data, std::move(memory), std::move(name));
 }
 
-// Weights are copied in the format device_format gives them (kernels.h): Q4_0 rows of a
-// multiple of 256 elements are regrouped on the device (upload_grouped); a copy of a device
+// Weights are copied in the format device_format gives them (kernels.h): Q4_0 and Q6_K rows of
+// whole runs of 8 blocks are regrouped on the device (upload_grouped); a copy of a device
 // tensor keeps its format.
 Tensor CudaBackend::upload(const Tensor& host) {
   if (host.is_device()) {
@@ -274,7 +274,8 @@ void CudaBackend::upload_grouped(const Tensor& src, void* dst) {
     const size_t offset = size_t(first) * row_bytes;
     STRATA_CUDA_CHECK(
         cudaMemcpyAsync(staging.get(), from + offset, size_t(n) * row_bytes, cudaMemcpyHostToDevice, stream_));
-    STRATA_CUDA_CHECK(cuda::launch_group_q4_0(staging.get(), to + offset, src.ne(0), n, row_bytes, stream_));
+    STRATA_CUDA_CHECK(
+        cuda::launch_group_rows(src.dtype(), staging.get(), to + offset, src.ne(0), n, row_bytes, stream_));
   }
 }
 

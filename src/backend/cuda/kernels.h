@@ -23,20 +23,26 @@ struct RowLayout {
 };
 
 // How a weight's rows lie in device memory; the backend picks it at upload (device_format).
-// blocks: as in the file, a row is its blocks in order. grouped8 (Q4_0 rows of a multiple of
-// 256 elements): each run of 8 blocks is stored as their 8 f16 scales, then their 8 x 16
-// bytes of nibbles (144 bytes, as in the file, so rows keep their length), so that a lane
-// reads a block's nibbles in one aligned 16-byte load and a warp's loads are contiguous.
+// blocks: as in the file, a row is its blocks in order. grouped8 (Q4_0 and Q6_K rows of whole
+// runs of 8 blocks): each run of 8 blocks is stored part by part, every part of the 8 blocks
+// together (Q4_0: their 8 f16 scales, then their 8 x 16 bytes of nibbles; Q6_K: 8 x 128 bytes
+// of low bits, 8 x 64 of high bits, 8 x 16 scales, 8 f16 d), as many bytes as in the file (rows
+// keep their length), so that a lane reads a block's quantized values in aligned 8- or 16-byte
+// loads and a warp's loads are contiguous. quant_decode.cuh has the offsets.
 enum class RowFormat : uint8_t { blocks, grouped8 };
-inline constexpr int64_t kGroupElems = 256;  // elements of a grouped8 run of 8 blocks
 struct WeightType {
   DType type;
   RowFormat format = RowFormat::blocks;
   bool operator==(const WeightType&) const = default;
 };
+// Elements of a run of 8 blocks of the types that upload regroups (0: none).
+inline int64_t group_elems(DType type) {
+  return type == DType::Q4_0 ? 8 * 32 : type == DType::Q6_K ? 8 * 256 : 0;
+}
 // The format upload gives rows of ne0 elements of `type`.
 inline RowFormat device_format(DType type, int64_t ne0) {
-  return type == DType::Q4_0 && ne0 > 0 && ne0 % kGroupElems == 0 ? RowFormat::grouped8 : RowFormat::blocks;
+  const int64_t run = group_elems(type);
+  return run > 0 && ne0 > 0 && ne0 % run == 0 ? RowFormat::grouped8 : RowFormat::blocks;
 }
 
 // ---- elementwise.cu: x, out [n, rows] f32 ---------------------------------------------
@@ -150,9 +156,10 @@ cudaError_t launch_rows_to_f32(WeightType type, const void* src, RowLayout ls, s
 cudaError_t launch_rows_to_f16(WeightType type, const void* src, RowLayout ls, size_t nb0, const int32_t* ids,
                                int64_t ne0, int64_t n_rows, void* dst, int64_t dst_stride, cudaStream_t stream);
 
-// n_rows Q4_0 rows of ne0 elements (ne0 % kGroupElems == 0) in the file's format (src) in the
-// grouped8 format (dst; row_bytes apart in both). src and dst must not overlap.
-cudaError_t launch_group_q4_0(const void* src, void* dst, int64_t ne0, int64_t n_rows, size_t row_bytes,
+// n_rows rows of `type` (Q4_0 or Q6_K) of ne0 elements (a multiple of group_elems) in the
+// file's format (src) in the grouped8 format (dst, 16-byte aligned; rows row_bytes apart in
+// both, a multiple of 16). src and dst must not overlap.
+cudaError_t launch_group_rows(DType type, const void* src, void* dst, int64_t ne0, int64_t n_rows, size_t row_bytes,
                               cudaStream_t stream);
 
 // ---- matmul_vec_*.cu: out[i, j] = sum_l w[l, i] * x[l, j] for m <= kMaxVecColumns ----------
@@ -236,7 +243,7 @@ cudaError_t launch_rms_norm_q8(const float* x, const float* weight, float eps, f
 bool matvec_q8_supported(DType type, int64_t k);
 // launch_matvec_fast_jobs and launch_matvec_fast_swiglu (m = 1) on the q8 form of x;
 // cudaErrorNotSupported (nothing launched) where matvec_q8_supported says no or a row is
-// not 2-byte (Q4_K, grouped Q4_0: 16-byte) aligned. A row's sum does not depend on the launch it is in.
+// not 2-byte (Q4_K and grouped rows: 16-byte) aligned. A row's sum does not depend on the launch it is in.
 cudaError_t launch_matvec_q8_jobs(WeightType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x,
                                   cudaStream_t stream, const VecRope* rope = nullptr);
 cudaError_t launch_matvec_q8_swiglu(WeightType type, const VecJob& gate, const VecJob& up, float* act, int64_t k, XQ8 x,
@@ -251,7 +258,7 @@ cudaError_t launch_matvec_plain(DType type, const void* w, size_t row_bytes, int
                                 int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 cudaError_t launch_matvec_legacy(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                                  int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
-cudaError_t launch_matvec_k(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+cudaError_t launch_matvec_k(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                             int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream);
 
 // A trivial kernel's attributes: fails with cudaErrorNoKernelImageForDevice (or

@@ -22,7 +22,7 @@
 // Requirements (checked by launch_matvec_fast, which answers cudaErrorNotSupported when
 // they fail so the caller can use the generic kernel): x 16-byte aligned, x_stride a
 // multiple of 4; rows 2-byte aligned (Q4_0, Q8_0, Q6_K) or 16-byte aligned (Q4_K, F16, and
-// Q4_0 rows in the grouped8 format, kernels.h: RowFormat).
+// rows in the grouped8 format, kernels.h: RowFormat).
 // The kernel template and its launch shapes are in matmul_vec_fast.cuh (shared with the
 // integer kernels of matmul_vec_q8.cu); this file has the f32 pieces and their dispatch.
 #include "backend/cuda/matmul_vec_fast.cuh"
@@ -128,7 +128,7 @@ struct FastQ4_0 {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       d[r] = f16_bits_to_f32(load_u16(rows[r] + quant::q4_0_scale_at<F>(b)));
-      const uint32_t q = load_q4_0_word<F>(rows[r] + quant::q4_0_nibbles_at<F>(b) + 4 * t);
+      const uint32_t q = load_row_word<F>(rows[r] + quant::q4_0_nibbles_at<F>(b) + 4 * t);
       const uint32_t lo = (q << 3) & 0x78787878u, hi = (q >> 1) & 0x78787878u;
       wa[r] = flip ? hi : lo;
       wb[r] = flip ? lo : hi;
@@ -156,7 +156,7 @@ struct FastQ4_0 {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       d[r] = f16_bits_to_f32(load_u16(rows[r] + quant::q4_0_scale_at<F>(b)));
-      const uint32_t q = load_q4_0_word<F>(rows[r] + quant::q4_0_nibbles_at<F>(b) + 4 * t);
+      const uint32_t q = load_row_word<F>(rows[r] + quant::q4_0_nibbles_at<F>(b) + 4 * t);
       unpack4((q >> (4 * flip)) & 0x0F0F0F0Fu, 8.0f, va[r]);
       unpack4((q >> (4 - 4 * flip)) & 0x0F0F0F0Fu, 8.0f, vb[r]);
     }
@@ -352,8 +352,9 @@ struct FastQ4_KWide {
 // low bits (ql[64g + 32(k&1) + l] >> 4(k>>1)) & 15, high bits (qh[32g + l] >> 2k) & 3,
 // value d * scales[8g + 2k + l/16] * (q - 32)). Lane t (0..15) takes l = l0..l0+3 of group
 // g = t / 8 (l0 = 4 (t % 8)) for k = 0..3: 16 elements. Rows 2-byte aligned.
+template <RowFormat F = RowFormat::blocks>
 struct FastQ6_K {
-  static constexpr int kLanes = 16, kBytes = 210, kElems = 256;
+  static constexpr int kLanes = 16, kElems = 256;
   static constexpr bool kManyRows = false;
   static constexpr int kFewRows = 1;  // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
@@ -362,20 +363,22 @@ struct FastQ6_K {
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
                                                     const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
     const int g = t / 8, l0 = 4 * (t % 8);
+    const quant::Q6_KParts p = quant::q6_k_parts<F>(b);
     float v[R][4][4], scale[R][4];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
-      const uint32_t ql0 = load_u32_2(blk + 64 * g + l0), ql1 = load_u32_2(blk + 64 * g + 32 + l0);
-      const uint32_t qh = load_u32_2(blk + 128 + 32 * g + l0);
-      const float d = f16_bits_to_f32(load_u16(blk + 208));
+      const uint8_t* row = rows[r];
+      const uint32_t ql0 = load_row_word<F>(row + p.ql + 64 * g + l0),
+                     ql1 = load_row_word<F>(row + p.ql + 64 * g + 32 + l0);
+      const uint32_t qh = load_row_word<F>(row + p.qh + 32 * g + l0);
+      const float d = f16_bits_to_f32(load_u16(row + p.d));
       const int sc_shift = 8 * (l0 / 16);
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         const uint32_t ql = k & 1 ? ql1 : ql0;
         const uint32_t q = ((ql >> (4 * (k >> 1))) & 0x0F0F0F0Fu) | (((qh >> (2 * k)) & 0x03030303u) << 4);
         unpack4(q, 32.0f, v[r][k]);
-        const int sc = int(int8_t(uint8_t(load_u16(blk + 192 + 8 * g + 2 * k) >> sc_shift)));
+        const int sc = int(int8_t(uint8_t(load_u16(row + p.scales + 8 * g + 2 * k) >> sc_shift)));
         scale[r][k] = d * float(sc);
       }
     }
@@ -453,9 +456,15 @@ cudaError_t dispatch_fast(WeightType type, FastJobs& jobs, int64_t k, const floa
     return ok ? launch_jobs<T>(jobs, k, x, x_stride, m, swiglu, stream) : cudaErrorNotSupported;
   };
   if (type.format == RowFormat::grouped8) {
-    if (type.type != DType::Q4_0) return cudaErrorNotSupported;
-    if (exact_form()) return go(quant::Tag<FastQ4_0<true, 4, RowFormat::grouped8>>{}, rows16);
-    return go(quant::Tag<FastQ4_0<false, 4, RowFormat::grouped8>>{}, rows16);
+    switch (type.type) {
+      case DType::Q4_0:
+        if (exact_form()) return go(quant::Tag<FastQ4_0<true, 4, RowFormat::grouped8>>{}, rows16);
+        return go(quant::Tag<FastQ4_0<false, 4, RowFormat::grouped8>>{}, rows16);
+      case DType::Q6_K:
+        return go(quant::Tag<FastQ6_K<RowFormat::grouped8>>{}, rows16);
+      default:
+        return cudaErrorNotSupported;
+    }
   }
   switch (type.type) {
     case DType::Q4_0:
@@ -479,7 +488,7 @@ cudaError_t dispatch_fast(WeightType type, FastJobs& jobs, int64_t k, const floa
       }
       return go(quant::Tag<FastQ4_K<false>>{}, rows16);
     case DType::Q6_K:
-      return go(quant::Tag<FastQ6_K>{}, rows2);
+      return go(quant::Tag<FastQ6_K<>>{}, rows2);
     case DType::F16:
       return go(quant::Tag<FastF16>{}, rows16);
     default:

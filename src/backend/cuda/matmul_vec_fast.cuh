@@ -27,9 +27,10 @@ inline constexpr float kMagic = 8388608.0f;  // 2^23
 __device__ __forceinline__ uint32_t load_u32_2(const uint8_t* p) {  // 2-byte aligned
   return uint32_t(load_u16(p)) | uint32_t(load_u16(p + 2)) << 16;
 }
-// 4 nibble bytes of a Q4_0 row of format F (quant::q4_0_nibbles_at): 4-byte aligned grouped.
+// 4 bytes of quantized values of a row of format F (quant_decode.cuh's offsets, plus a multiple
+// of 4): 4-byte aligned where grouped, else 2-byte.
 template <RowFormat F>
-__device__ __forceinline__ uint32_t load_q4_0_word(const uint8_t* p) {
+__device__ __forceinline__ uint32_t load_row_word(const uint8_t* p) {
   if constexpr (F == RowFormat::grouped8) {
     return *reinterpret_cast<const uint32_t*>(p);
   } else {

@@ -3,7 +3,7 @@
 
 namespace strata::cuda {
 
-cudaError_t launch_matvec_k(DType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
+cudaError_t launch_matvec_k(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n, const float* x,
                             int64_t x_stride, float* out, int64_t out_stride, int m, cudaStream_t stream) {
   const bool known = quant::dispatch_blocks256(type, [&](auto tag) {
     launch_matvec_quant<typename decltype(tag)::type>(w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);

@@ -35,8 +35,7 @@ cudaError_t launch_matvec_generic(WeightType type, const void* w, size_t row_byt
   }
   const cudaError_t status = launch_matvec_legacy(type, w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
   if (status != cudaErrorInvalidValue) return status;
-  if (type.format != RowFormat::blocks) return cudaErrorInvalidValue;
-  return launch_matvec_k(type.type, w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
+  return launch_matvec_k(type, w, row_bytes, k, n, x, x_stride, out, out_stride, m, stream);
 }
 
 }  // namespace strata::cuda

@@ -216,19 +216,39 @@ struct Q5_K {
   }
 };
 
-struct Q6_K {
-  static constexpr int kBytes = sizeof(BlockQ6_K), kChunks = 8;
+// The byte offsets in a Q6_K row of format F (kernels.h: RowFormat) of block b's parts: ql (128
+// bytes), qh (64), scales (16 int8) and d (f16); in the grouped format ql, qh and scales are
+// 16-byte aligned.
+struct Q6_KParts {
+  int64_t ql, qh, scales, d;
+};
+template <RowFormat F>
+__host__ __device__ __forceinline__ Q6_KParts q6_k_parts(int64_t b) {
+  constexpr int64_t kBlock = sizeof(BlockQ6_K);
+  if constexpr (F == RowFormat::grouped8) {
+    const int64_t run = (b >> 3) * (8 * kBlock), j = b & 7;
+    return {run + 128 * j, run + 8 * 128 + 64 * j, run + 8 * 192 + 16 * j, run + 8 * 208 + 2 * j};
+  } else {
+    const int64_t at = b * kBlock;
+    return {at, at + 128, at + 192, at + 208};
+  }
+}
+
+template <RowFormat F>
+struct Q6_KIn {
+  static constexpr int kChunks = 8;
   static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
-    const uint8_t* b = row + (c / 8) * kBytes;
+    constexpr int kAlign = F == RowFormat::grouped8 ? 16 : 2;
+    const Q6_KParts p = q6_k_parts<F>(c / 8);
     const int j = int(c % 8), group = j / 4, k = j % 4;  // e = 128 group + 32 k + l
-    const float d = f16_bits_to_f32(load_u16(b + 208));
+    const float d = f16_bits_to_f32(load_u16(row + p.d));
     uint32_t lo[8], hi[8];
-    load_words<32, 2>(b + 64 * group + 32 * (k & 1), lo);
-    load_words<32, 2>(b + 128 + 32 * group, hi);
+    load_words<32, kAlign>(row + p.ql + 64 * group + 32 * (k & 1), lo);
+    load_words<32, kAlign>(row + p.qh + 32 * group, hi);
     const int lo_shift = 4 * (k >> 1), hi_shift = 2 * k;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const float step = d * float(int8_t(b[192 + 2 * j + half]));
+      const float step = d * float(int8_t(row[p.scales + 2 * j + half]));
 #pragma unroll
       for (int l = 16 * half; l < 16 * half + 16; ++l) {
         const int q = int(((byte_at(lo, l) >> lo_shift) & 15u) | ((byte_at(hi, l) >> hi_shift) & 3u) << 4);
@@ -237,6 +257,7 @@ struct Q6_K {
     }
   }
 };
+using Q6_K = Q6_KIn<RowFormat::blocks>;
 
 struct Q8_K {
   static constexpr int kBytes = sizeof(BlockQ8_K), kChunks = 8;
@@ -336,18 +357,29 @@ bool dispatch_quant(DType type, F&& f) {
   return dispatch_blocks32(type, f) || dispatch_blocks256(type, f);
 }
 
-// The same for a weight's type and format: grouped8 is Q4_0's only.
-template <typename F>
-bool dispatch_blocks32(WeightType type, F&& f) {
-  if (type.format == RowFormat::blocks) return dispatch_blocks32(type.type, f);
-  if (type.type != DType::Q4_0 || type.format != RowFormat::grouped8) return false;
-  f(Tag<Q4_0In<RowFormat::grouped8>>{});
-  return true;
-}
+// The same for a weight's type and format (grouped8: Q4_0 and Q6_K, kernels.h).
 template <typename F>
 bool dispatch_quant(WeightType type, F&& f) {
-  if (type.format != RowFormat::blocks) return dispatch_blocks32(type, f);
-  return dispatch_quant(type.type, f);
+  if (type.format == RowFormat::blocks) return dispatch_quant(type.type, f);
+  if (type.format != RowFormat::grouped8) return false;
+  switch (type.type) {
+    case DType::Q4_0:
+      f(Tag<Q4_0In<RowFormat::grouped8>>{});
+      return true;
+    case DType::Q6_K:
+      f(Tag<Q6_KIn<RowFormat::grouped8>>{});
+      return true;
+    default:
+      return false;
+  }
+}
+template <typename F>
+bool dispatch_blocks32(WeightType type, F&& f) {
+  return type_traits(type.type).block_size == 32 && dispatch_quant(type, f);
+}
+template <typename F>
+bool dispatch_blocks256(WeightType type, F&& f) {
+  return type_traits(type.type).block_size == 256 && dispatch_quant(type, f);
 }
 
 }  // namespace strata::cuda::quant
