@@ -375,9 +375,7 @@ struct FastQ6_K {
       const int sc_shift = 8 * (l0 / 16);
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const uint32_t ql = k & 1 ? ql1 : ql0;
-        const uint32_t q = ((ql >> (4 * (k >> 1))) & 0x0F0F0F0Fu) | (((qh >> (2 * k)) & 0x03030303u) << 4);
-        unpack4(q, 32.0f, v[r][k]);
+        unpack4(q6_k_word(k & 1 ? ql1 : ql0, qh, k), 32.0f, v[r][k]);
         const int sc = int(int8_t(uint8_t(load_u16(row + p.scales + 8 * g + 2 * k) >> sc_shift)));
         scale[r][k] = d * float(sc);
       }

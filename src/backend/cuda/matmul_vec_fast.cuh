@@ -38,6 +38,12 @@ __device__ __forceinline__ uint32_t load_row_word(const uint8_t* p) {
   }
 }
 
+// The 6-bit values (0..63) of 4 Q6_K elements, one per byte, for the k (0..3) of their group:
+// low bits nibble k >> 1 of the bytes of lw (from ql), high bits 2k, 2k + 1 of those of hw (qh).
+__device__ __forceinline__ uint32_t q6_k_word(uint32_t lw, uint32_t hw, int k) {
+  return ((lw >> (4 * (k >> 1))) & 0x0F0F0F0Fu) | (((hw >> (2 * k)) & 0x03030303u) << 4);
+}
+
 // The 6-bit scales and mins of sub-blocks 2p and 2p + 1 (p = 0..3) of a Q4_K block, from its
 // 12 scale bytes as the words s0, s1, s2 (scale_min_k4's layout): byte h of sc and mn holds
 // sub-block 2p + h's scale and min. Two bytes at a time, one select instead of a branch.

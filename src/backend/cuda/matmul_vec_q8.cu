@@ -23,6 +23,12 @@ using namespace fast_vec;
 
 constexpr uint32_t kLowNibbles = 0x0F0F0F0Fu;
 
+// The bytes q - 32 (int8) of a word of 6-bit values q (q6_k_word), formed without borrows:
+// ((q | 0x80) - 0x20) ^ 0x80 per byte.
+__device__ __forceinline__ uint32_t q6_k_centered(uint32_t q) {
+  return ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u;
+}
+
 // Pieces of x's q8 form (in global memory, or kShared: in the CTA's shared memory): the
 // int8 values from element e as 4 bytes (e % 4 == 0), 8 (e % 8 == 0) or 16 (e % 16 == 0),
 // and block b's {d, s}.
@@ -156,8 +162,8 @@ struct FastQ4_Kx8 {
 // Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], f16 d; element 128g + 32k + l has low
 // bits (ql[64g + 32(k&1) + l] >> 4(k>>1)) & 15, high bits (qh[32g + l] >> 2k) & 3, value
 // d * scales[8g + 2k + l/16] * (q - 32)). Lane t (0..15) takes l = l0 .. l0 + 3 of group
-// g = t / 8 (l0 = 4 (t % 8)) for k = 0..3: one word of each of 4 q8 blocks of x. The bytes
-// q - 32 are formed without borrows: ((q | 0x80) - 0x20) ^ 0x80 per byte (q < 64).
+// g = t / 8 (l0 = 4 (t % 8)) for k = 0..3: one word of each of 4 q8 blocks of x, the bytes
+// q - 32 formed by q6_k_centered.
 struct FastQ6_Kx8 {
   static constexpr bool kQ8 = true;
   static constexpr int kLanes = 16, kBytes = 210, kElems = 256;
@@ -186,9 +192,7 @@ struct FastQ6_Kx8 {
       float s = 0.0f;
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const uint32_t ql = k & 1 ? ql1 : ql0;
-        const uint32_t q = ((ql >> (4 * (k >> 1))) & kLowNibbles) | (((qh >> (2 * k)) & 0x03030303u) << 4);
-        const uint32_t centered = ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u;
+        const uint32_t centered = q6_k_centered(q6_k_word(k & 1 ? ql1 : ql0, qh, k));
         const int sc = int(int8_t(uint8_t(load_u16(blk + 192 + 8 * g + 2 * k) >> sc_shift)));
         s += float(sc) * (dx[k] * float(__dp4a(int(centered), xw[k], 0)));
       }
@@ -234,13 +238,11 @@ struct FastQ6_KGx8 {
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         const uint2 ql = k & 1 ? ql1 : ql0;
-        const int lo_shift = 4 * (k >> 1), hi_shift = 2 * k;
         int sum = 0;
 #pragma unroll
         for (int w = 0; w < 2; ++w) {
           const uint32_t lw = w == 0 ? ql.x : ql.y, hw = w == 0 ? qh.x : qh.y;
-          const uint32_t q = ((lw >> lo_shift) & kLowNibbles) | (((hw >> hi_shift) & 0x03030303u) << 4);
-          const uint32_t centered = ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u;
+          const uint32_t centered = q6_k_centered(q6_k_word(lw, hw, k));
           sum = __dp4a(int(centered), w == 0 ? xw[k].x : xw[k].y, sum);
         }
         const uint32_t sc_word = k < 2 ? sc8.x : sc8.y;
