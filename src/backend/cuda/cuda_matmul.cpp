@@ -44,6 +44,12 @@ constexpr size_t kGemmScratchBytes = size_t(64) << 20;  // dequantized weight ro
 // with the output alone; Llama-2-7B Q4_0 (every matrix 4096 x 4096 or larger) 397 against 357
 // f32 before the regrouping.
 constexpr int64_t kMinQ8Weights = int64_t(1) << 23;
+// Rows longer than the f32 kernels fold rms_norm into (kMaxNormColumn, norm.cuh) take the
+// integer kernels at any size: where a norm comes first, x's q8 form is made by the rms_norm
+// launch that those rows need anyway, and matrices that share x share a launch (Llama-3-8B's
+// k and v, 4 M weights each, join q's). Measured on an H100, Llama-3-8B Q4_K_M tg128 (one
+// call): 374.1-378.9 t/s with k and v on the f32 kernels, 386.4-387.4 with them on q8.
+constexpr int64_t kMaxF32FoldedRow = 2048;
 
 // The stride in floats between consecutive flat rows of an f32 tensor, if they are evenly
 // spaced (true of every packed tensor and of row slices of one).
@@ -452,7 +458,7 @@ bool CudaBackend::takes_q8(std::span<const Tensor* const> ws, int64_t m) const {
   if (matvec_mode_ != MatvecMode::q8 || m != 1 || ws.empty()) return false;
   return std::ranges::all_of(ws, [](const Tensor* w) {
     const int64_t k = w->ne(0);
-    return k * w->ne(1) >= kMinQ8Weights && cuda::matvec_q8_supported(w->dtype(), k);
+    return (k * w->ne(1) >= kMinQ8Weights || k > kMaxF32FoldedRow) && cuda::matvec_q8_supported(w->dtype(), k);
   });
 }
 
