@@ -299,9 +299,10 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 // Llama-3-8B Q4_K_M 309 vs 292, Llama-2-7B Q4_0 367 vs 370 (with its k = 11008 rows direct);
 // Llama-2-7B F16 lost 7 % (179 vs 193) and Q8_0 rows measured no better, so those two read
 // their rows directly. Larger slabs lost too (Q4_0 4096 x 11008 at 4 rows per CTA, 24.8 KB:
-// 1051 vs 1205 GB/s): they cut the CTAs per SM and leave the L1 too small for x.
+// 1051 vs 1205 GB/s): they cut the CTAs per SM and leave the L1 too small for x; 20 KB
+// admits Q4_K gate/up at 8 rows of 4096 (launch_fast_swiglu).
 // STRATA_MATVEC_SLAB=0 turns the path off (for comparisons).
-inline constexpr size_t kMaxSlabBytes = 16 * 1024;
+inline constexpr size_t kMaxSlabBytes = 20 * 1024;
 // The longest x that the CTAs normalize themselves (VecNorm): kMaxNormColumn (norm.cuh).
 // Each CTA reads x and the norm weight, 8 k bytes, from the L2: on Q4_0 rows at 4 per CTA
 // that is 3.6 times the weight bytes. Measured on an H100 (tg128): TinyLlama Q4_0 (k = 2048)
@@ -383,7 +384,11 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, InputOf<T> x, int64_t x_str
 // F16 tg128 198.2 against 193.3 t/s, Q6_K lost 1 % with 2 on Llama-3-8B Q4_K_M). Several
 // columns: fewer rows (registers).
 // n: the rows of all jobs together. SwiGLU launches take 2 rows (one of gate, one of up), or
-// 4 for the kManyRows types at m = 1 when n >= 2048.
+// 4 for the kManyRows types at m = 1 when n >= 2048, 8 where those rows go through the slab
+// and 8 of them fit it (more bytes in flight per CTA: its registers, not its slab, cap the
+// CTAs per SM). Measured on an H100 (tg128, one call): Llama-3-8B Q4_K_M (gate/up 14336 x
+// 4096 Q4_K, 18.4 KB slabs at 8 rows) 407.6 t/s against 399.6 / 400.8 with 4; Llama-2-7B
+// Q4_0 (direct loads) lost with 8: 519.4 against 528.7.
 // Rows per CTA at m = 1 where jobs have roles (pairs of rows in one CTA): R rounded up to even.
 template <typename T>
 constexpr int paired_rows() {
@@ -425,6 +430,11 @@ template <typename T>
 cudaError_t launch_fast_swiglu(const FastJobs& jobs, int64_t n, int64_t k, InputOf<T> x, int64_t x_stride, int m,
                                cudaStream_t stream) {
   if (m == 1) {
+    if constexpr (T::kManyRows && T::kSlab) {
+      if (n >= 2048 && slab_enabled() && takes_slab(jobs) && 8 * jobs.job[0].row_bytes <= kMaxSlabBytes) {
+        return launch_fast_rm<T, 8, 1, true>(jobs, k, x, x_stride, m, stream);
+      }
+    }
     if (T::kManyRows && n >= 2048) return launch_fast_rm<T, 4, 1, true>(jobs, k, x, x_stride, m, stream);
     return launch_fast_rm<T, 2, 1, true>(jobs, k, x, x_stride, m, stream);
   } else if constexpr (Q8Piece<T>) {
