@@ -349,7 +349,10 @@ TEST_F(CudaFused, Q4KEightLaneKernelInEveryFusedOp) {
 // reproduce the rms_norm kernel's bits, for each fast kernel, with and without the slab path
 // (Q8_0 and F16 read rows directly), a partial last CTA, q/k/v of two types (the second
 // launch reads normed), and the cases that take the ops one by one: m = 3, a type of no fast
-// kernel, x longer than the kernels normalize (k = 2080, and 4352 on Q4_K's 8-lane kernel).
+// kernel. x longer than the f32 kernels normalize (k = 2080, and 4352 on Q4_K's 8-lane
+// kernel) takes the integer kernels at m = 1, whatever the matrix's size (normed and its q8
+// form by the rms_norm kernel, whose blocks split the row), and SwiGLU at 8 rows per CTA
+// through the slab (Q4_K, n = 2049: a partial last CTA).
 TEST_F(CudaFused, RmsNormMatmulEqualsRmsNormThenMatmul) {
   uint32_t seed = 1100;
   std::vector<std::pair<std::vector<DType>, int64_t>> batches;  // types of q, k, v; k
@@ -383,9 +386,10 @@ TEST_F(CudaFused, RmsNormMatmulEqualsRmsNormThenMatmul) {
 
 // Matrices of 2^23 weights or more take the integer kernels at m = 1 (x rounded to its q8
 // form: by the rms_norm kernel where the op starts with a norm, else by a launch of its own),
-// also in rows short enough for the f32 kernels to fold the norm (2048); smaller ones stay f32,
-// so a batch may take both. The fused ops must still give the ops' bits, and stay within the
-// matmul threshold of cpu_ref.
+// also in rows short enough for the f32 kernels to fold the norm (2048); smaller ones stay f32
+// there, so a batch may take both, and take the integer kernels in longer rows (the 4096 x
+// 1024 k below). The fused ops must still give the ops' bits, and stay within the matmul
+// threshold of cpu_ref.
 TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
   uint32_t seed = 1400;
   const std::vector<Weight> qkv = {make_weight(DType::Q4_0, 4096, 4096, seed += 10),

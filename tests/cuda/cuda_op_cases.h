@@ -136,6 +136,8 @@ inline std::vector<OpCase> cuda_op_cases() {
   cases.push_back(rms_norm_case(8192, 2, 1e-5f, ++seed));   // the longest row kept in registers
   cases.push_back(rms_norm_case(8196, 3, 1e-5f, ++seed));   // longer: the looping path
   cases.push_back(rms_norm_case(4100, 1, 1e-5f, ++seed));   // a partial last float4 step
+  cases.push_back(rms_norm_case(12288, 1, 1e-5f, ++seed));  // one row: split over blocks at any length
+  cases.push_back(rms_norm_case(8, 1, 1e-5f, ++seed));      // one row of two words: one block, mostly idle
   cases.push_back(softmax_case(32000, 3, 4.0f, 0.0f, ++seed));
   cases.push_back(softmax_case(128256, 1, 4.0f, -50.0f, ++seed));
   cases.push_back(add_case(4096, 9, false, ++seed));
