@@ -32,15 +32,18 @@ namespace {
 constexpr size_t kGemmScratchBytes = size_t(64) << 20;  // dequantized weight rows per GEMM tile
 
 // Which weights the integer kernels take (takes_q8): matrices of 2^23 weights or more, and
-// rows longer than 2048 (kMaxF32FoldedRow). Smaller matrices of shorter rows stay f32: there x's q8 form would cost a
-// launch of its own (~3 us) where the op does not start with a norm, or where it does, the launch that the f32 kernels
-// save by folding rms_norm into their own (VecNorm, rows up to 2048), more than the integer kernels save on so few
-// weights. Per matrix, so that a fused op and the ops it stands for take the same kernels and give the same bits.
-// Measured on an H100, TinyLlama Q4_0 tg128 (q 2048 x 2048, k and v 256 x 2048, gate, up and down 11.5 M weights,
-// output 65.5 M): 1250-1253 t/s with rows up to 2048 and matrices under 2^24 on f32 (the rule before Q4_0 rows were
-// regrouped, kernels.h: RowFormat), 1360-1367 with 2^23 and more on q8 at any row length, 1288-1293 with every matrix
-// on q8, 1198-1205 from 2^22 (q and the output projection too), 1253-1270 with the output alone; Llama-2-7B Q4_0 (every
-// matrix 4096 x 4096 or larger) 397 against 357 f32 before the regrouping.
+// rows longer than 2048 (kMaxF32FoldedRow). Smaller matrices of shorter rows stay f32: there
+// x's q8 form would cost a launch of its own (~3 us) where the op does not start with a norm,
+// or where it does, the launch that the f32 kernels save by folding rms_norm into their own
+// (VecNorm, rows up to 2048), more than the integer kernels save on so few weights. Per
+// matrix, so that a fused op and the ops it stands for take the same kernels and give the
+// same bits. Measured on an H100, TinyLlama Q4_0 tg128 (q 2048 x 2048, k and v 256 x 2048,
+// gate, up and down 11.5 M weights, output 65.5 M): 1250-1253 t/s with rows up to 2048 and
+// matrices under 2^24 on f32 (the rule before Q4_0 rows were regrouped, kernels.h:
+// RowFormat), 1360-1367 with 2^23 and more on q8 at any row length, 1288-1293 with every
+// matrix on q8, 1198-1205 from 2^22 (q and the output projection too), 1253-1270 with the
+// output alone; Llama-2-7B Q4_0 (every matrix 4096 x 4096 or larger) 397 against 357 f32
+// before the regrouping.
 constexpr int64_t kMinQ8Weights = int64_t(1) << 23;
 // Rows longer than the f32 kernels fold rms_norm into (kMaxNormColumn, norm.cuh) take the
 // integer kernels at any size: where a norm comes first, x's q8 form is made by the rms_norm
