@@ -1,5 +1,6 @@
 // Row-wise reductions: rms_norm and softmax. One block per row (rows strided over the
-// grid), sums in f32 via warp shuffles; rms_norm reads 16-byte words where it can.
+// grid), except a single row's rms_norm (NormPath::Split); sums in f32 via warp shuffles;
+// rms_norm reads 16-byte words where it can.
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/quantize_x.cuh"
 
@@ -65,7 +66,6 @@ __global__ void __launch_bounds__(kSinglePassThreads)
         const bool valid = i < n / 4;
         const float4 v = valid ? normalize4(x4[i], inv_rms, w4[i]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (valid) o4[i] = v;
-        if (q8.q != nullptr) quantize_word_q8(v, i, valid, q8);
       }
     } else if (path == NormPath::SinglePass) {
       float4 v[kSinglePassWords];
@@ -83,7 +83,6 @@ __global__ void __launch_bounds__(kSinglePassThreads)
         const bool valid = i < n / 4;
         const float4 o = valid ? normalize4(v[j], inv_rms, wv[j]) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (valid) o4[i] = o;
-        if (q8.q != nullptr) quantize_word_q8(o, i, valid, q8);
       }
     } else {
       float sum_sq = 0.0f;
