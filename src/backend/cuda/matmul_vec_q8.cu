@@ -159,6 +159,18 @@ struct FastQ4_Kx8 {
   }
 };
 
+// x's q8 form for a Q6_K piece: W (int: 4 values, int2: 8) from element l0 of each of the 4
+// q8 blocks 4g .. 4g + 3 of block b (group g's k = 0..3), and their scales d.
+template <bool kShared, typename W>
+__device__ __forceinline__ void load_q6_k_x(const XQ8& x, int b, int g, int l0, W (&xw)[4], float (&dx)[4]) {
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const int64_t block = int64_t(b) * 8 + 4 * g + k;
+    xw[k] = load_q8<kShared, W>(x, block * 32 + l0);
+    dx[k] = load_ds<kShared>(x, block).x;
+  }
+}
+
 // Q6_K (210 bytes: ql[128], qh[64], int8 scales[16], f16 d; element 128g + 32k + l has low
 // bits (ql[64g + 32(k&1) + l] >> 4(k>>1)) & 15, high bits (qh[32g + l] >> 2k) & 3, value
 // d * scales[8g + 2k + l/16] * (q - 32)). Lane t (0..15) takes l = l0 .. l0 + 3 of group
@@ -176,12 +188,7 @@ struct FastQ6_Kx8 {
     const int g = t / 8, l0 = 4 * (t % 8);
     int xw[4];
     float dx[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const int64_t block = int64_t(b) * 8 + 4 * g + k;
-      xw[k] = load_q8<kSharedX, int>(x, block * 32 + l0);
-      dx[k] = load_ds<kSharedX>(x, block).x;
-    }
+    load_q6_k_x<kSharedX>(x, b, g, l0, xw, dx);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = rows[r] + int64_t(b) * kBytes;
@@ -218,12 +225,7 @@ struct FastQ6_KGx8 {
     const int g = t / 4, l0 = 8 * (t % 4);
     int2 xw[4];
     float dx[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const int64_t block = int64_t(b) * 8 + 4 * g + k;
-      xw[k] = load_q8<kSharedX, int2>(x, block * 32 + l0);
-      dx[k] = load_ds<kSharedX>(x, block).x;
-    }
+    load_q6_k_x<kSharedX>(x, b, g, l0, xw, dx);
     const quant::Q6_KParts p = quant::q6_k_parts<RowFormat::grouped8>(b);
     const int sc_byte = l0 / 16;  // scales[8g + 2k + l0 / 16]
 #pragma unroll
