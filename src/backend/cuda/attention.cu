@@ -323,16 +323,20 @@ __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
   const int64_t begin = split * kSplitKeys;
   if (begin >= n_kv) return;
   const int n = int(n_kv - begin < kSplitKeys ? n_kv - begin : kSplitKeys);  // keys of this split
-  const float4* qr = row_ptr<float4>(q, lq, h) + 2 * sub;
+  // Rows addressed without row_offset's 64-bit divisions (dozens per lane, which cost more
+  // than the loads): the launch checks that q and out are [kHd, n_heads] and the caches
+  // [kHd, n_kv_heads, n_ctx], so that row (kv_head, pos) lies at kv_head * nb1 + pos * nb2.
+  const float4* qr = reinterpret_cast<const float4*>(static_cast<const char*>(q) + h * lq.nb1) + 2 * sub;
+  const char* k_rows = static_cast<const char*>(k) + kv_head * lk.nb1;
+  const char* v_rows = static_cast<const char*>(v) + kv_head * lv.nb1;
   const float4 qa = qr[0], qb = qr[1];
   uint4 kw[S::kSteps], vw[S::kSteps];
 #pragma unroll
   for (int i = 0; i < S::kSteps; ++i) {
     const int j = i * S::kBlockRows + row;
     if (j < n) {
-      const int64_t cache_row = kv_head + (begin + j) * n_kv_heads;
-      kw[i] = row_ptr<uint4>(k, lk, cache_row)[sub];
-      vw[i] = row_ptr<uint4>(v, lv, cache_row)[sub];
+      kw[i] = reinterpret_cast<const uint4*>(k_rows + (begin + j) * lk.nb2)[sub];
+      vw[i] = reinterpret_cast<const uint4*>(v_rows + (begin + j) * lv.nb2)[sub];
     }
   }
 #pragma unroll
@@ -367,7 +371,7 @@ __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
   }
   __syncthreads();
   float* p = part + (h * stride + split) * (kHd + 2);
-  float* orow = row_ptr<float>(out, lo, h);
+  float* orow = reinterpret_cast<float*>(static_cast<char*>(out) + h * lo.nb1);
   const bool only = n_kv <= kSplitKeys;
   if (threadIdx.x < kHd) {
     const int d = int(threadIdx.x);
@@ -448,14 +452,16 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
   const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
   const bool v_vec = (reinterpret_cast<uintptr_t>(v) & 15) == 0 && lv.nb1 % 16 == 0 && lv.nb2 % 16 == 0;
   const bool q_vec = (reinterpret_cast<uintptr_t>(q) & 15) == 0 && lq.nb1 % 16 == 0 && lq.nb2 % 16 == 0;
-  const bool f16_kernel = cache_f16 && vec && v_vec && q_vec && (head_dim == 64 || head_dim == 128);
+  const bool rows_direct = lq.ne1 >= n_heads && lo.ne1 >= n_heads && lk.ne1 == n_kv_heads && lv.ne1 == n_kv_heads &&
+                           lk.ne2 >= n_ctx && lv.ne2 >= n_ctx;  // attention_split_f16_kernel's addressing
+  const bool f16_kernel = cache_f16 && vec && v_vec && q_vec && rows_direct && (head_dim == 64 || head_dim == 128);
   const bool out_packed = lo.nb1 == head_dim * int64_t(sizeof(float)) && (reinterpret_cast<uintptr_t>(out) & 3) == 0;
   if (q8.q != nullptr && (!f16_kernel || !out_packed)) return cudaErrorNotSupported;
   cudaError_t split;
-  if (cache_f16 && vec && v_vec && q_vec && head_dim == 64) {
+  if (f16_kernel && head_dim == 64) {
     split = launch(attention_split_f16_kernel<64>, grid, SplitF16<64>::kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv,
                    partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done, q8);
-  } else if (cache_f16 && vec && v_vec && q_vec && head_dim == 128) {
+  } else if (f16_kernel && head_dim == 128) {
     split = launch(attention_split_f16_kernel<128>, grid, SplitF16<128>::kWarps * kWarp, 0, stream, q, lq, k, lk, v,
                    lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done, q8);
   } else {

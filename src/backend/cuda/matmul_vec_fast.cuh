@@ -145,16 +145,19 @@ inline bool roles_valid(const FastJobs& jobs) {
         (role == VecRole::store_v && r.v_cache == nullptr)) {
       return false;
     }
+    const RowLayout& cache = role == VecRole::store_v ? r.lvc : r.lkc;  // rope_store_row's addressing
+    if (role != VecRole::rope && cache.ne1 != j.n / r.head_dim) return false;
   }
   return true;
 }
 
-// Row `row` (of n) of a job with a role, its sum s and the sum of its pair's other row: the
+// Row `row` of a job with a role, its sum s and the sum of its pair's other row: the
 // value written to out (turned where the role ropes and the row is among its head's first
 // n_rot), also stored in the cache where the role stores.
-__device__ __forceinline__ float rope_store_row(const VecRope& rp, VecRole role, int64_t n, int64_t row, float s,
+__device__ __forceinline__ float rope_store_row(const VecRope& rp, VecRole role, int64_t row, float s,
                                                 float other) {
-  const int64_t d = row % rp.head_dim;
+  const int head_dim = int(rp.head_dim);  // 32-bit divisions: 64-bit ones cost dozens of instructions
+  const int d = int(row) % head_dim;
   float value = s;
   if (role != VecRole::store_v && d < rp.n_rot) {
     const bool first = d % 2 == 0;  // row 2i of pair i
@@ -165,13 +168,14 @@ __device__ __forceinline__ float rope_store_row(const VecRope& rp, VecRole role,
   if (role != VecRole::rope) {
     const bool v = role == VecRole::store_v;
     const int64_t pos = rp.pos_dev != nullptr ? int64_t(*rp.pos_dev) : rp.pos;
-    const int64_t cache_row = pos * (n / rp.head_dim) + row / rp.head_dim;
-    void* cache = v ? rp.v_cache : rp.k_cache;
+    // The cache [head_dim, n / head_dim, n_ctx] (roles_valid): row (head, pos) at head nb1 + pos nb2.
     const RowLayout& layout = v ? rp.lvc : rp.lkc;
+    char* cache_row = static_cast<char*>(v ? rp.v_cache : rp.k_cache) + (int(row) / head_dim) * layout.nb1 +
+                      pos * layout.nb2;
     if (rp.cache_f16) {
-      row_ptr<__half>(cache, layout, cache_row)[d] = __float2half_rn(value);
+      reinterpret_cast<__half*>(cache_row)[d] = __float2half_rn(value);
     } else {
-      row_ptr<float>(cache, layout, cache_row)[d] = value;
+      reinterpret_cast<float*>(cache_row)[d] = value;
     }
   }
   return value;
@@ -273,7 +277,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
       float other = 0.0f;  // the sum of row ^ 1 (the same additions as its own thread's)
 #pragma unroll
       for (int v = 0; v < kFastWarps; ++v) other += partial[v][(r ^ 1) * M + j];
-      s = rope_store_row(jobs.rope, role, n, row, s, other);
+      s = rope_store_row(jobs.rope, role, row, s, other);
     }
   }
   job.out[j * job.out_stride + row] = s;
