@@ -551,6 +551,28 @@ TEST_F(CudaFused, AttentionMatmulAddEqualsTheOps) {
   }
 }
 
+// Decode attention loads the keys before n_past while the previous kernel still runs only
+// where that kernel stored none of them. Here it stored them all (store_kv of n_past + 1 rows
+// over caches of NaN, v last): read before it finished, they would make the output NaN.
+TEST_F(CudaFused, DecodeAttentionWaitsForKeysTheLastStoreWrote) {
+  constexpr int64_t kHeadDim = 128, kHeads = 8, kKvHeads = 2, kPast = 100, kCtx = 128;
+  auto run = [&](Backend& b) {
+    const std::vector<float> nan(size_t(kHeadDim * kKvHeads * kCtx), std::nanf(""));
+    Tensor k_cache = upload_values(b, nan, {kHeadDim, kKvHeads, kCtx}, DType::F16);
+    Tensor v_cache = upload_values(b, nan, {kHeadDim, kKvHeads, kCtx}, DType::F16);
+    const size_t rows = size_t(kHeadDim * kKvHeads * (kPast + 1));
+    const Tensor k = upload_values(b, random_values(rows, 1900), {kHeadDim, kKvHeads, kPast + 1});
+    const Tensor v = upload_values(b, random_values(rows, 1901), {kHeadDim, kKvHeads, kPast + 1});
+    const Tensor q = upload_values(b, random_values(size_t(kHeadDim * kHeads), 1902), {kHeadDim, kHeads, 1});
+    Tensor out = b.alloc(DType::F32, {kHeadDim, kHeads, 1}, "out");
+    b.store_kv(k, k_cache, 0);
+    b.store_kv(v, v_cache, 0);
+    b.attention(q, k_cache, v_cache, kPast, 1.0f / std::sqrt(float(kHeadDim)), out);
+    return Outputs{download(b, out)};
+  };
+  expect_close(run(*backend_), run(reference_), kNmseQuantMatmul, "attention after store_kv of every key");
+}
+
 TEST_F(CudaFused, UnalignedInputTakesTheOps) {
   const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
   const Tensor wd = backend_->upload(w.host);

@@ -310,15 +310,14 @@ template <int kHd>
 __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
     attention_split_f16_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                                float* part, int64_t stride, int64_t group, int64_t n_kv_heads,
-                               const int32_t* n_past_dev, int64_t n_past, float scale, void* out, RowLayout lo,
-                               unsigned* done, XQ8 q8) {
-  start_after_previous_kernel();
+                               const int32_t* n_past_dev, int64_t n_past, bool keys_settled, float scale,
+                               void* out, RowLayout lo, unsigned* done, XQ8 q8) {
   using S = SplitF16<kHd>;
   __shared__ float score_s[kSplitKeys];
   __shared__ float o_s[S::kWarps][kHd];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, sub = lane % S::kG;
   const int row = warp * S::kRows + lane / S::kG;  // the lane's first key in the split
-  const int64_t h = blockIdx.x, split = blockIdx.y, kv_head = h / group;
+  const int64_t h = blockIdx.x, split = blockIdx.y, kv_head = int(h) / int(group);
   const int64_t n_kv = visible_keys(n_past_dev, n_past);
   const int64_t begin = split * kSplitKeys;
   if (begin >= n_kv) return;
@@ -329,16 +328,25 @@ __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
   const float4* qr = reinterpret_cast<const float4*>(static_cast<const char*>(q) + h * lq.nb1) + 2 * sub;
   const char* k_rows = static_cast<const char*>(k) + kv_head * lk.nb1;
   const char* v_rows = static_cast<const char*>(v) + kv_head * lv.nb1;
-  const float4 qa = qr[0], qb = qr[1];
   uint4 kw[S::kSteps], vw[S::kSteps];
+  auto load_keys = [&](auto wanted) {
 #pragma unroll
-  for (int i = 0; i < S::kSteps; ++i) {
-    const int j = i * S::kBlockRows + row;
-    if (j < n) {
-      kw[i] = reinterpret_cast<const uint4*>(k_rows + (begin + j) * lk.nb2)[sub];
-      vw[i] = reinterpret_cast<const uint4*>(v_rows + (begin + j) * lv.nb2)[sub];
+    for (int i = 0; i < S::kSteps; ++i) {
+      const int j = i * S::kBlockRows + row;
+      if (j < n && wanted(begin + j)) {
+        kw[i] = reinterpret_cast<const uint4*>(k_rows + (begin + j) * lk.nb2)[sub];
+        vw[i] = reinterpret_cast<const uint4*>(v_rows + (begin + j) * lv.nb2)[sub];
+      }
     }
-  }
+  };
+  // keys_settled: the keys before the newest (n_kv - 1, which the previous kernel may store)
+  // were stored before it, so they load while it runs (n_past_dev was written before the
+  // step began). Measured on an H100 (tg128, one call): Llama-2-7B Q4_0 +1.6 %, TinyLlama
+  // Q4_0 +2 %, Llama-3-8B Q4_K_M within the spread.
+  if (keys_settled) load_keys([&](int64_t pos) { return pos < n_kv - 1; });
+  start_after_previous_kernel();
+  load_keys([&](int64_t pos) { return !keys_settled || pos == n_kv - 1; });
+  const float4 qa = qr[0], qb = qr[1];
 #pragma unroll
   for (int i = 0; i < S::kSteps; ++i) {
     const int j = i * S::kBlockRows + row;
@@ -438,8 +446,8 @@ size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_
 cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
                                     RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
                                     int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
-                                    const int32_t* n_past_dev, float scale, float* partials, unsigned* done,
-                                    XQ8 q8, cudaStream_t stream) {
+                                    const int32_t* n_past_dev, bool keys_settled, float scale, float* partials,
+                                    unsigned* done, XQ8 q8, cudaStream_t stream) {
   if (n_heads == 0 || head_dim == 0) return cudaSuccess;
   if (head_dim > kMaxHeadDim || n_kv_heads == 0 || n_ctx > int64_t(kMaxGridY) * kSplitKeys) {
     return cudaErrorInvalidValue;
@@ -460,10 +468,10 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
   cudaError_t split;
   if (f16_kernel && head_dim == 64) {
     split = launch(attention_split_f16_kernel<64>, grid, SplitF16<64>::kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv,
-                   partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done, q8);
+                   partials, stride, group, n_kv_heads, n_past_dev, n_past, keys_settled, scale, out, lo, done, q8);
   } else if (f16_kernel && head_dim == 128) {
     split = launch(attention_split_f16_kernel<128>, grid, SplitF16<128>::kWarps * kWarp, 0, stream, q, lq, k, lk, v,
-                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, scale, out, lo, done, q8);
+                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, keys_settled, scale, out, lo, done, q8);
   } else {
     split = launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp,
                    0, stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past,

@@ -181,6 +181,10 @@ private:
   cuda::Profiler profiler_;
 
   Capture capture_;
+  // The first cache position that the latest KV-cache store wrote (INT64_MAX: none yet).
+  // Decode attention loads the keys before n_past ahead of waiting for the previous kernel
+  // only where that kernel cannot have written them: where this is >= n_past.
+  int64_t kv_stored_from_ = INT64_MAX;
   std::shared_ptr<void> step_values_;
   // Changes whenever a scratch buffer moves or the rope table changes: recorded steps read
   // those buffers, so a step recorded before is recorded again.

@@ -415,6 +415,7 @@ void CudaBackend::rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm
   const cuda::VecRole role[] = {cuda::VecRole::rope, cuda::VecRole::rope_store_k, cuda::VecRole::store_v};
   const JobRoles roles{role, args, positions, &config, &k_cache, &v_cache, pos};
   const MatmulJob jobs[] = {{&wq, &q}, {&wk, &k}, {&wv, &v}};
+  kv_stored_from_ = pos;  // row pos (the ops' store_kv, where a job falls back to them, says the same)
   norm_batch(op, x, norm_weight, eps, normed, jobs, &roles);
 }
 

@@ -169,6 +169,7 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span
                                .n_rot = c.n_rot,
                                .neox = c.neox};
   cuda::ProfileScope scope(profiler_, stream_, "rope_store_kv");
+  kv_stored_from_ = pos;
   STRATA_CUDA_CHECK(cuda::launch_rope_store_kv(args, d_positions, pos_dev, stream_));
 }
 
@@ -180,6 +181,7 @@ void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
   const int32_t p32 = int32_t(pos);
   const int32_t* pos_dev = capture_.active ? step_value("store_kv", {&p32, 1}, 1) : nullptr;
   cuda::ProfileScope scope(profiler_, stream_, "store_kv");
+  kv_stored_from_ = pos;
   STRATA_CUDA_CHECK(cuda::launch_store_kv(src.data(), row_layout(src), cache.mutable_data(), row_layout(cache),
                                           cache.dtype() == DType::F16, src.ne(0), src.ne(1), n_tokens, pos, pos_dev,
                                           stream_));
@@ -251,8 +253,8 @@ cudaError_t CudaBackend::attention_decode(const Tensor& q, const Tensor& k_cache
   cuda::ProfileScope scope(profiler_, stream_, q8.q != nullptr ? "attention decode q8" : "attention decode");
   return cuda::launch_attention_decode(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
                                        row_layout(v_cache), cache_f16, out.mutable_data(), row_layout(out), head_dim,
-                                       n_heads, n_kv_heads, n_ctx, n_past, n_past_dev, scale, partials, done, q8,
-                                       stream_);
+                                       n_heads, n_kv_heads, n_ctx, n_past, n_past_dev, kv_stored_from_ >= n_past, scale,
+                                       partials, done, q8, stream_);
 }
 
 }  // namespace strata

@@ -129,7 +129,9 @@ cudaError_t launch_attention_prefill(const void* q, RowLayout lq, const void* k,
 
 // Attention of one query token (decode), split over the keys (split-K): q, out
 // [head_dim, n_heads, 1]; caches of n_ctx rows per kv head; n_past_dev: read n_past from the
-// device instead (a recorded step: the launch then covers the whole context). partials: device
+// device instead (a recorded step: the launch then covers the whole context). keys_settled:
+// the previous kernel on the stream wrote no cache row before n_past (the keys before it are
+// then loaded before waiting for that kernel; where head_dim is 64 or 128). partials: device
 // scratch of attention_decode_partial_floats(n_heads, head_dim, n_ctx) floats; done: n_heads
 // counters (device) that are 0 before the first launch and that every launch leaves 0.
 // q8.q != nullptr: out's q8 form is written too (x = out as [head_dim * n_heads], packed;
@@ -139,8 +141,8 @@ size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_
 cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
                                     RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
                                     int64_t n_heads, int64_t n_kv_heads, int64_t n_ctx, int64_t n_past,
-                                    const int32_t* n_past_dev, float scale, float* partials, unsigned* done, XQ8 q8,
-                                    cudaStream_t stream);
+                                    const int32_t* n_past_dev, bool keys_settled, float scale, float* partials,
+                                    unsigned* done, XQ8 q8, cudaStream_t stream);
 
 // ---- step.cu: the step-dependent values of a recorded decode step -------------------------
 // values[0] = token, values[1] = pos (device int32[2], read by the recorded kernels).
