@@ -197,6 +197,10 @@ struct VecJob {
 };
 // The rope and the caches of the jobs with a role: angle positions[0] * theta_scale[i] for
 // pair i; the cache row of head h is (pos_dev ? *pos_dev : pos) * (n / head_dim) + h.
+// positions, pos_dev and theta_scale are read before the launch waits for the previous kernel
+// (matmul_vec_fast.cuh: rope_inputs): they must not be outputs of the kernel launched just
+// before (the backend writes them by copies, and the decode step's values by a kernel that
+// precedes the recorded step).
 struct VecRope {
   const int32_t* positions = nullptr;  // [1], device
   const int32_t* pos_dev = nullptr;

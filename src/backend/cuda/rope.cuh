@@ -7,13 +7,22 @@
 
 namespace strata::cuda {
 
-// (x0, x1) turned by pos * theta_scale.
-__device__ __forceinline__ float2 rope_turn(float x0, float x1, double pos, double theta_scale) {
+// {cos, sin} of the angle pos * theta_scale.
+__device__ __forceinline__ float2 rope_cos_sin(double pos, double theta_scale) {
   double s, c;
   sincos(pos * theta_scale, &s, &c);
-  const float cos_t = float(c), sin_t = float(s);
-  return make_float2(__fsub_rn(__fmul_rn(x0, cos_t), __fmul_rn(x1, sin_t)),
-                     __fadd_rn(__fmul_rn(x0, sin_t), __fmul_rn(x1, cos_t)));
+  return make_float2(float(c), float(s));
+}
+
+// (x0, x1) turned by the angle of cs = rope_cos_sin(...).
+__device__ __forceinline__ float2 rope_turn(float x0, float x1, float2 cs) {
+  return make_float2(__fsub_rn(__fmul_rn(x0, cs.x), __fmul_rn(x1, cs.y)),
+                     __fadd_rn(__fmul_rn(x0, cs.y), __fmul_rn(x1, cs.x)));
+}
+
+// (x0, x1) turned by pos * theta_scale.
+__device__ __forceinline__ float2 rope_turn(float x0, float x1, double pos, double theta_scale) {
+  return rope_turn(x0, x1, rope_cos_sin(pos, theta_scale));
 }
 
 }  // namespace strata::cuda
