@@ -401,6 +401,19 @@ TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
                "rms_norm_matmul_batch vs cpu_ref");
   fused = run_matmul_batch(*backend_, qkv, 1, seed, true);
   expect_identical(fused, run_matmul_batch(*backend_, qkv, 1, seed, false), "matmul_batch");
+  // Q4_K and Q6_K rows grouped in one launch (launch_matvec_q8_jobs_pair) where Q4_K comes first;
+  // where Q6_K does, a launch per type.
+  for (const std::vector<DType>& types : std::vector<std::vector<DType>>{{DType::Q4_K, DType::Q6_K, DType::Q4_K},
+                                                                         {DType::Q6_K, DType::Q4_K, DType::Q6_K}}) {
+    std::vector<Weight> ws;
+    for (DType type : types) ws.push_back(make_weight(type, 4096, 1000 + 36 * int64_t(ws.size()), seed += 10));
+    const std::string what =
+        fmt::format("matmul_batch {} {} {}", dtype_name(types[0]), dtype_name(types[1]), dtype_name(types[2]));
+    fused = run_rms_norm_matmul_batch(*backend_, ws, 1, seed, true);
+    expect_identical(fused, run_rms_norm_matmul_batch(*backend_, ws, 1, seed, false), what);
+    expect_close(fused, run_rms_norm_matmul_batch(reference_, ws, 1, seed, false), kNmseQuantMatmul,
+                 what + " vs cpu_ref");
+  }
 
   const Weight gate = make_weight(DType::Q4_K, 4096, 4100, seed += 10),
                up = make_weight(DType::Q4_K, 4096, 4100, seed += 10);
@@ -466,6 +479,15 @@ TEST_F(CudaFused, RmsNormQkvRopeStoreKvEqualsTheOps) {
                    128,
                    DType::F16,
                    {128, 10000.0f, 1.0f, false, {}}});
+  // Llama-3-8B's q, k and v, smaller: Q4_K q and k and a Q6_K v (rows grouped) in one launch
+  // (kernels.h: launch_matvec_q8_jobs_pair), 4 and 2 rows per CTA.
+  for (int64_t n : {1024, 256}) {
+    cases.push_back({{make_weight(DType::Q4_K, 4096, 2 * n, seed += 10), make_weight(DType::Q4_K, 4096, n, seed += 10),
+                      make_weight(DType::Q6_K, 4096, n, seed += 10)},
+                     128,
+                     DType::F16,
+                     {128, 500000.0f, 1.0f, false, {}}});
+  }
   for (const QkvCase& c : cases) {
     for (int64_t pos : {0, 37}) {
       const std::string what = fmt::format("rms_norm_qkv_rope_store_kv {} {} {} head_dim {} n_rot {}{} cache {} pos {}",

@@ -263,8 +263,8 @@ void CudaBackend::matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs)
 
 // The jobs of one weight type and kernel family share a launch (kMaxVecJobs at a time), on
 // the integer kernels where takes_q8 says so (x's q8 form: q8, or made here once) and on the
-// f32 ones otherwise; Q4_K_M files mix Q4_K and Q6_K among q, k and v, so they take two or
-// three. A group the fast kernels do not take runs matmul job by job (xd == nullptr: every
+// f32 ones otherwise; Q4_K_M files mix Q4_K and Q6_K among q, k and v, which share one launch
+// on the integer kernels (launch_matvec_q8_jobs_pair, where Q4_K comes first). A group the fast kernels do not take runs matmul job by job (xd == nullptr: every
 // group). norm: x (normed) is still to be written, xd is rms_norm's input; the first launch
 // normalizes (the q8 form's rounding, or the f32 kernels' fold) where it can, else rms_norm
 // runs first. roles: the jobs' rope and KV store.
@@ -293,6 +293,17 @@ void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs,
       if (!done[i] && weight_type(*jobs[i].w) == type && takes_q8(std::array{jobs[i].w}, m) == integer)
         group.push_back(i);
     }
+    // On the integer kernels, the jobs of a type that shares the launch (Q4_K_M's Q6_K v) follow.
+    const size_t n_first = group.size();
+    std::optional<cuda::WeightType> partner;
+    for (size_t i = first + 1; integer && i < jobs.size() && group.size() < size_t(cuda::kMaxVecJobs); ++i) {
+      const cuda::WeightType other = weight_type(*jobs[i].w);
+      if (!done[i] && other != type && (!partner || other == *partner) && takes_q8(std::array{jobs[i].w}, m) &&
+          cuda::matvec_q8_pair_supported(type, other)) {
+        group.push_back(i);
+        partner = other;
+      }
+    }
     std::vector<cuda::VecJob> launch;
     for (size_t i : group) {
       done[i] = true;
@@ -309,10 +320,16 @@ void CudaBackend::batch_groups(const Tensor& x, std::span<const MatmulJob> jobs,
       }
       const int n = int(launch.size());
       auto go = [&](const cuda::VecNorm* fold) {
-        cuda::ProfileScope scope(
-            profiler_, stream_,
-            profiler_.enabled() ? fmt::format("matmul_batch {} {}", type_traits(type.type).name, integer ? "q8" : "vec")
-                                : std::string());
+        cuda::ProfileScope scope(profiler_, stream_,
+                                 profiler_.enabled()
+                                     ? fmt::format("matmul_batch {}{} {}", type_traits(type.type).name,
+                                                   partner ? fmt::format("+{}", type_traits(partner->type).name) : "",
+                                                   integer ? "q8" : "vec")
+                                     : std::string());
+        if (partner) {
+          return cuda::launch_matvec_q8_jobs_pair(type, *partner, launch.data(), int(n_first), n, k, *q8, stream_,
+                                                  rope);
+        }
         return integer ? cuda::launch_matvec_q8_jobs(type, launch.data(), n, k, *q8, stream_, rope)
                        : cuda::launch_matvec_fast_jobs(type, launch.data(), n, k, xd, x_stride, m, stream_, fold, rope);
       };

@@ -252,6 +252,12 @@ bool matvec_q8_supported(DType type, int64_t k);
 // not 2-byte (Q4_K and grouped rows: 16-byte) aligned. A row's sum does not depend on the launch it is in.
 cudaError_t launch_matvec_q8_jobs(WeightType type, const VecJob* jobs, int n_jobs, int64_t k, XQ8 x,
                                   cudaStream_t stream, const VecRope* rope = nullptr);
+// Jobs of two weight types in one launch: jobs[0 .. n_a - 1] of type a, the others of type b,
+// where matvec_q8_pair_supported(a, b) (Q4_K rows as in the file and Q6_K rows grouped8: a
+// Q4_K_M file's q, k and v); each row's sum has the bits of its type's own launch.
+bool matvec_q8_pair_supported(WeightType a, WeightType b);
+cudaError_t launch_matvec_q8_jobs_pair(WeightType a, WeightType b, const VecJob* jobs, int n_a, int n_jobs, int64_t k,
+                                       XQ8 x, cudaStream_t stream, const VecRope* rope = nullptr);
 cudaError_t launch_matvec_q8_swiglu(WeightType type, const VecJob& gate, const VecJob& up, float* act, int64_t k, XQ8 x,
                                     cudaStream_t stream);
 cudaError_t launch_matvec_generic(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n,

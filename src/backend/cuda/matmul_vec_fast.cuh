@@ -72,6 +72,36 @@ concept Q8Piece = q8_piece<T>();
 template <typename T>
 using InputOf = std::conditional_t<Q8Piece<T>, XQ8, const float*>;
 
+// Two piece types in one launch (the q/k/v launch of a Q4_K_M file: Q4_K q and k, Q6_K v):
+// jobs 0 .. first_b - 1 (FastJobs) take A, the others B. A and B share kLanes and kElems, so
+// a CTA's lanes take the same blocks whichever it runs; m = 1 (q8 pieces).
+template <typename A, typename B>
+struct PiecePair {
+  static_assert(A::kLanes == B::kLanes && A::kElems == B::kElems && Q8Piece<A> && Q8Piece<B>);
+  using First = A;
+  using Second = B;
+  static constexpr bool kQ8 = true;
+  static constexpr int kLanes = A::kLanes, kElems = A::kElems;
+  static constexpr bool kManyRows = A::kManyRows && B::kManyRows;
+  static constexpr bool kSlab = A::kSlab && B::kSlab;
+  static constexpr int kUnroll = 1;  // unused: each piece's own
+};
+template <typename T>
+concept PairPiece = requires { typename T::Second; };
+
+// The block loop of a CTA's R rows on piece type P: warp w's lanes take blocks
+// w * (32 / kLanes) + lane / kLanes, stepping by the CTA's blocks per step.
+template <typename P, int U, int R, int M, bool kSharedX>
+__device__ __forceinline__ void block_loop(const uint8_t* const (&rows)[R], int n_blocks, InputOf<P> x,
+                                           int64_t x_stride, int m, float (&acc)[R][M]) {
+  constexpr int kBlocksPerWarp = kWarp / P::kLanes, kStep = kBlocksPerWarp * kFastWarps;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, t = lane % P::kLanes;
+#pragma unroll U
+  for (int b = warp * kBlocksPerWarp + lane / P::kLanes; b < n_blocks; b += kStep) {
+    P::template accumulate<R, M, kSharedX>(rows, b, t, x, x_stride, m, acc);
+  }
+}
+
 // ---- the kernel -------------------------------------------------------------------------------
 // x (k floats, rms_norm's input) normalized into `shared` (16-byte aligned, k floats) by the
 // CTA, and by CTA 0 also into norm.normed, with the rms_norm kernel's arithmetic (norm.cuh);
@@ -120,6 +150,7 @@ struct FastJobs {
   float* act;  // kSwiglu's output
   int64_t act_stride;
   VecNorm norm;  // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
+  int first_b;                // PiecePair: the first job of its second piece type
   VecRole role[kMaxVecJobs];  // kRoles: each job's (apart from FastJob, which the other
   VecRope rope;               // kernels copy into registers), and their arguments
 };
@@ -212,11 +243,10 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   static_assert(!kNorm || (M == 1 && kFastWarps * kWarp == kNormRowThreads));
   static_assert(!kRoles || (M == 1 && !kSwiglu && R % 2 == 0));
   extern __shared__ __align__(16) uint8_t dynamic_shared[];
-  constexpr int kBlocksPerWarp = kWarp / T::kLanes, kStep = kBlocksPerWarp * kFastWarps;
   constexpr int kJobRows = kSwiglu ? R / 2 : R;  // rows of one job per CTA
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   FastJob job = jobs.job[0];
-  int job_index = 0;  // read by kRoles only
+  int job_index = 0;  // read by kRoles and PiecePair
   if constexpr (!kSwiglu) {
 #pragma unroll
     for (int q = 1; q < kMaxVecJobs; ++q) {
@@ -285,10 +315,16 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 #pragma unroll
     for (int j = 0; j < M; ++j) acc[r][j] = 0.0f;
   }
-  const int t = lane % T::kLanes;
-#pragma unroll U
-  for (int b = warp * kBlocksPerWarp + lane / T::kLanes; b < n_blocks; b += kStep) {
-    T::template accumulate<R, M, kNorm>(rows, b, t, x, x_stride, m, acc);
+  if constexpr (PairPiece<T>) {
+    using A = typename T::First;
+    using B = typename T::Second;
+    if (job_index < jobs.first_b) {
+      block_loop<A, A::kUnroll, R, M, kNorm>(rows, n_blocks, x, x_stride, m, acc);
+    } else {
+      block_loop<B, B::kUnroll, R, M, kNorm>(rows, n_blocks, x, x_stride, m, acc);
+    }
+  } else {
+    block_loop<T, U, R, M, kNorm>(rows, n_blocks, x, x_stride, m, acc);
   }
   __shared__ float partial[kFastWarps][R * M];
 #pragma unroll
@@ -334,7 +370,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 
 // The slab path (a CTA's rows copied to shared memory before the previous kernel ends, so
 // that the weights stream in while it finishes) takes the types with T::kSlab, rows that are
-// 16-byte aligned, of one row length for all jobs, and at most kMaxSlabBytes per CTA.
+// 16-byte aligned, and at most kMaxSlabBytes per CTA (R rows of the longest).
 // Measured on an H100 (tg128, slab against direct loads): TinyLlama Q4_0 1129 vs 1079 t/s,
 // Llama-3-8B Q4_K_M 309 vs 292, Llama-2-7B Q4_0 367 vs 370 (with its k = 11008 rows direct);
 // Llama-2-7B F16 lost 7 % (179 vs 193) and Q8_0 rows measured no better, so those two read
@@ -363,11 +399,14 @@ inline bool slab_enabled() {
 inline bool takes_slab(const FastJobs& jobs) {
   for (int q = 0; q < jobs.n_jobs; ++q) {
     const FastJob& j = jobs.job[q];
-    if (reinterpret_cast<uintptr_t>(j.w) % 16 != 0 || j.row_bytes % 16 != 0 || j.row_bytes != jobs.job[0].row_bytes) {
-      return false;
-    }
+    if (reinterpret_cast<uintptr_t>(j.w) % 16 != 0 || j.row_bytes % 16 != 0) return false;
   }
   return true;
+}
+inline size_t max_row_bytes(const FastJobs& jobs) {
+  size_t bytes = 0;
+  for (int q = 0; q < jobs.n_jobs; ++q) bytes = jobs.job[q].row_bytes > bytes ? jobs.job[q].row_bytes : bytes;
+  return bytes;
 }
 
 template <typename T, int R, int M, bool kSwiglu>
@@ -386,7 +425,7 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, InputOf<T> x, int64_t x_str
     return launch(kernel, grid, block, shared_bytes, stream, jobs, int(k / T::kElems), x, x_stride, m);
   };
   const bool norm = jobs.norm.weight != nullptr;
-  const size_t slab_bytes = size_t(R) * jobs.job[0].row_bytes, x_bytes = norm ? size_t(k) * sizeof(float) : 0;
+  const size_t slab_bytes = size_t(R) * max_row_bytes(jobs), x_bytes = norm ? size_t(k) * sizeof(float) : 0;
   constexpr bool kNormShape = M == 1 && !Q8Piece<T>;  // the shapes that normalize x (dispatch_fast checks m)
   if (norm && !kNormShape) return cudaErrorNotSupported;
   auto pick = [&](auto roles) {  // the kernel for the path (slab, norm) and roles
@@ -508,8 +547,12 @@ cudaError_t launch_jobs(FastJobs& jobs, int64_t k, InputOf<T> x, int64_t x_strid
   if (k % T::kElems != 0) return cudaErrorNotSupported;
   int64_t n = 0;  // the rows of all jobs
   for (int q = 0; q < jobs.n_jobs; ++q) n += jobs.job[q].n;
-  const cudaError_t launched = swiglu ? launch_fast_swiglu<T>(jobs, jobs.job[0].n, k, x, x_stride, m, stream)
-                                      : launch_fast<T>(jobs, n, k, x, x_stride, m, stream);
+  cudaError_t launched = cudaErrorNotSupported;
+  if (!swiglu) {
+    launched = launch_fast<T>(jobs, n, k, x, x_stride, m, stream);
+  } else if constexpr (!PairPiece<T>) {  // gate and up are of one type
+    launched = launch_fast_swiglu<T>(jobs, jobs.job[0].n, k, x, x_stride, m, stream);
+  }
   return launched != cudaSuccess ? launched : cudaGetLastError();
 }
 
