@@ -196,7 +196,8 @@ struct VecJob {
   VecRole role = VecRole::plain;  // not plain: no acc
 };
 // The rope and the caches of the jobs with a role: angle positions[0] * theta_scale[i] for
-// pair i; the cache row of head h is (pos_dev ? *pos_dev : pos) * (n / head_dim) + h.
+// pair i; the caches are [head_dim, n / head_dim, n_ctx], the row of head h at position
+// p = (pos_dev ? *pos_dev : pos) at h * nb1 + p * nb2 (roles_valid checks the layout).
 // positions, pos_dev and theta_scale are read before the launch waits for the previous kernel
 // (matmul_vec_fast.cuh: rope_inputs): they must not be outputs of the kernel launched just
 // before (the backend writes them by copies, and the decode step's values by a kernel that
