@@ -1,0 +1,66 @@
+// A persistent pool of worker threads for data-parallel loops (the fast CPU backend).
+//
+// run(n_tasks, fn) calls fn(task, thread) once for every task in [0, n_tasks), spread over
+// the pool's threads (the calling thread is thread 0 and works too), and returns when all
+// have finished. Which thread runs which task varies from call to call, so a caller that
+// wants results independent of the thread count makes each output the work of one task,
+// computed in a fixed order. The workers are made once; between calls they spin briefly and
+// then sleep, so a run that follows another closely starts in a few microseconds.
+//
+// The first exception thrown by a task is rethrown by run() after every task has ended.
+// run() is not reentrant: a task must not call run() of the same pool.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace strata {
+
+class ThreadPool {
+public:
+  // n_threads >= 1 threads in all (n_threads - 1 workers besides the caller).
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int n_threads() const { return int(workers_.size()) + 1; }
+
+  template <typename Fn>  // Fn: void(int64_t task, int thread)
+  void run(int64_t n_tasks, const Fn& fn) {
+    if (n_tasks <= 0) return;
+    if (n_tasks == 1 || workers_.empty()) {
+      for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+      return;
+    }
+    run_erased(n_tasks, &fn,
+               [](const void* f, int64_t task, int thread) { (*static_cast<const Fn*>(f))(task, thread); });
+  }
+
+  // The number of physical cores (threads of one core counted once); at least 1.
+  static int physical_cores();
+
+private:
+  using Trampoline = void (*)(const void* fn, int64_t task, int thread);
+  void run_erased(int64_t n_tasks, const void* fn, Trampoline trampoline);
+  void work(int thread);  // takes tasks of the current job until none is left
+  void worker_loop(int thread);
+
+  std::vector<std::thread> workers_;
+  // The current job; written by run_erased before generation_ is bumped.
+  const void* fn_ = nullptr;
+  Trampoline trampoline_ = nullptr;
+  int64_t n_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+  std::atomic<int> unfinished_workers_{0};
+  std::atomic<uint64_t> generation_{0};  // bumped for each job; workers wait on it
+  std::atomic<bool> stop_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+};
+
+}  // namespace strata
