@@ -34,14 +34,24 @@ public:
   void run(int64_t n_tasks, const Fn& fn) {
     if (n_tasks <= 0) return;
     if (n_tasks == 1 || workers_.empty()) {
-      for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+      // As with workers: every task runs even after one has thrown; the first error is rethrown.
+      std::exception_ptr error;
+      for (int64_t t = 0; t < n_tasks; ++t) {
+        try {
+          fn(t, 0);
+        } catch (...) {
+          if (!error) error = std::current_exception();
+        }
+      }
+      if (error) std::rethrow_exception(error);
       return;
     }
     run_erased(n_tasks, &fn,
                [](const void* f, int64_t task, int thread) { (*static_cast<const Fn*>(f))(task, thread); });
   }
 
-  // The number of physical cores (threads of one core counted once); at least 1.
+  // The number of physical cores this process may run on (threads of one core counted once,
+  // CPUs outside its affinity mask not counted); at least 1.
   static int physical_cores();
 
 private:
