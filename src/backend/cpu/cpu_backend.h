@@ -1,0 +1,63 @@
+// The fast CPU backend ("cpu"): the ops of backend.h on one ISA path (isa.h), threaded over
+// one persistent thread pool. The reference it is tested against is cpu_ref (design
+// principle 3): the same contracts and argument checks, results within each op's NMSE bar,
+// and identical results for any thread count.
+//
+// Tensors live in host memory as with cpu_ref: alloc makes an owned zero-filled tensor,
+// upload returns the (mmapped) host view itself (weights are not copied), to_host_f32 makes
+// an f32 copy.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "backend/backend.h"
+#include "backend/cpu/isa.h"
+#include "backend/cpu/ops.h"
+#include "core/thread_pool.h"
+
+namespace strata {
+
+class CpuBackend : public Backend {
+public:
+  // n_threads >= 1; isa: a path this CPU has (cpu::available_isas(); fails naming them
+  // otherwise); f32_activations: matmul multiplies f32 activations instead of 8-bit ones.
+  CpuBackend(int n_threads, cpu::Isa isa, bool f32_activations = false);
+
+  std::string_view name() const override { return "cpu"; }
+  // The CPU's model name and the backend's settings: "AMD EPYC (avx512-vnni, 2 threads)".
+  std::string device_name() const override;
+  // The backend and its settings for the model line: "cpu (avx512-vnni, 2 threads)".
+  std::string describe() const;
+
+  cpu::Isa isa() const { return isa_; }
+  bool f32_activations() const { return f32_activations_; }
+  int n_threads() const { return pool_.n_threads(); }
+
+  Tensor alloc(DType type, ShapeRef ne, std::string name) override;
+  Tensor upload(const Tensor& host) override;
+  Tensor to_host_f32(const Tensor& t) override;
+
+  void get_rows(const Tensor& table, std::span<const int32_t> ids, Tensor& out) override;
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
+  void matmul(const Tensor& w, const Tensor& x, Tensor& out) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void scale(const Tensor& x, float s, Tensor& out) override;
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void softmax(Tensor& x) override;
+  void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) override;
+  void store_kv(const Tensor& src, Tensor& cache, int64_t pos) override;
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+                 Tensor& out) override;
+
+private:
+  std::string settings() const;  // "avx512-vnni, 2 threads"
+
+  cpu::Isa isa_;
+  bool f32_activations_;
+  ThreadPool pool_;
+  cpu::OpContext ctx_;
+  cpu::RopeTable rope_table_;
+};
+
+}  // namespace strata

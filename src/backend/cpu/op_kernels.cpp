@@ -1,0 +1,67 @@
+// The portable path of the op primitives: plain loops over 16 partial sums, which GCC
+// vectorises for the baseline x86-64 (SSE2) without changing the order of any sum.
+#include "backend/cpu/op_kernels.h"
+
+#include "backend/cpu/op_kernels_isa.h"
+#include "core/half.h"
+
+namespace strata::cpu {
+namespace {
+
+constexpr int kLanes = 16;
+
+// The lanes combined in a fixed tree: (0+8, 1+9, ...), then halves again.
+float reduce_lanes(float* acc) {
+  for (int width = kLanes / 2; width >= 1; width /= 2) {
+    for (int j = 0; j < width; ++j) acc[j] += acc[j + width];
+  }
+  return acc[0];
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  for (int j = 0; i + j < n; ++j) acc[j] += a[i + j] * b[i + j];
+  return reduce_lanes(acc);
+}
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += f16_to_f32(a[i + j]) * b[i + j];
+  }
+  for (int j = 0; i + j < n; ++j) acc[j] += f16_to_f32(a[i + j]) * b[i + j];
+  return reduce_lanes(acc);
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * f16_to_f32(x[i]);
+}
+
+void scale_f32(float s, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+
+void to_f16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
+}
+
+constexpr OpKernels kPortable = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16};
+
+}  // namespace
+
+const OpKernels& op_kernels(Isa isa) {
+  if (isa >= Isa::avx512) return op_kernels_avx512();
+  if (isa >= Isa::avx2) return op_kernels_avx2();
+  return kPortable;
+}
+
+}  // namespace strata::cpu

@@ -1,0 +1,24 @@
+// Row primitives of the fast CPU backend's non-matmul ops (attention, norms, the KV cache),
+// one table per ISA path (isa.h). Every function sums in f32 in an order fixed by n and the
+// path (16 lanes of partial sums, combined in a fixed tree), never by the caller's thread.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cpu/isa.h"
+
+namespace strata::cpu {
+
+struct OpKernels {
+  float (*dot_f32)(const float* a, const float* b, int64_t n);     // sum_i a[i] b[i]
+  float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);  // a f16
+  void (*axpy_f32)(float a, const float* x, float* y, int64_t n);  // y[i] += a x[i]
+  void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);
+  void (*scale_f32)(float s, float* y, int64_t n);             // y[i] *= s
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
+};
+
+// The primitives of the best path at or below `isa`.
+const OpKernels& op_kernels(Isa isa);
+
+}  // namespace strata::cpu

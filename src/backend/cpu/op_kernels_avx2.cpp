@@ -1,0 +1,115 @@
+// The AVX2 path of the op primitives: 16 lanes as two 8-float registers of fused
+// multiply-adds, f16 through F16C, the last partial chunk through a zero-padded copy.
+// Internal linkage only (the ODR rule of the per-ISA files): the one export is
+// op_kernels_avx2.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "backend/cpu/op_kernels_isa.h"
+
+namespace strata::cpu {
+namespace {
+
+// lanes (0..7) + (8..15), then the same tree as the portable path: halves added in turn.
+float reduce(__m256 lo, __m256 hi) {
+  const __m256 s8 = _mm256_add_ps(lo, hi);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__m256 load_f16x8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), lo);
+    hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), hi);
+  }
+  if (i < n) {
+    float ta[16] = {}, tb[16] = {};
+    std::memcpy(ta, a + i, size_t(n - i) * sizeof(float));
+    std::memcpy(tb, b + i, size_t(n - i) * sizeof(float));
+    lo = _mm256_fmadd_ps(_mm256_loadu_ps(ta), _mm256_loadu_ps(tb), lo);
+    hi = _mm256_fmadd_ps(_mm256_loadu_ps(ta + 8), _mm256_loadu_ps(tb + 8), hi);
+  }
+  return reduce(lo, hi);
+}
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) {
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    lo = _mm256_fmadd_ps(load_f16x8(a + i), _mm256_loadu_ps(b + i), lo);
+    hi = _mm256_fmadd_ps(load_f16x8(a + i + 8), _mm256_loadu_ps(b + i + 8), hi);
+  }
+  if (i < n) {
+    uint16_t ta[16] = {};
+    float tb[16] = {};
+    std::memcpy(ta, a + i, size_t(n - i) * sizeof(uint16_t));
+    std::memcpy(tb, b + i, size_t(n - i) * sizeof(float));
+    lo = _mm256_fmadd_ps(load_f16x8(ta), _mm256_loadu_ps(tb), lo);
+    hi = _mm256_fmadd_ps(load_f16x8(ta + 8), _mm256_loadu_ps(tb + 8), hi);
+  }
+  return reduce(lo, hi);
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, load_f16x8(x + i), _mm256_loadu_ps(y + i)));
+  if (i < n) {
+    uint16_t tx[8] = {};
+    float ty[8] = {};
+    std::memcpy(tx, x + i, size_t(n - i) * sizeof(uint16_t));
+    std::memcpy(ty, y + i, size_t(n - i) * sizeof(float));
+    _mm256_storeu_ps(ty, _mm256_fmadd_ps(av, load_f16x8(tx), _mm256_loadu_ps(ty)));
+    std::memcpy(y + i, ty, size_t(n - i) * sizeof(float));
+  }
+}
+
+void scale_f32(float s, float* y, int64_t n) {
+  const __m256 sv = _mm256_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(sv, _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] *= s;
+}
+
+void to_f16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) {
+    float tx[8] = {};
+    uint16_t ty[8];
+    std::memcpy(tx, x + i, size_t(n - i) * sizeof(float));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(ty), _mm256_cvtps_ph(_mm256_loadu_ps(tx), _MM_FROUND_TO_NEAREST_INT));
+    std::memcpy(y + i, ty, size_t(n - i) * sizeof(uint16_t));
+  }
+}
+
+constexpr OpKernels kAvx2 = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16};
+
+}  // namespace
+
+const OpKernels& op_kernels_avx2() {
+  return kAvx2;
+}
+
+}  // namespace strata::cpu

@@ -1,0 +1,93 @@
+// The AVX-512 path of the op primitives: 16 lanes in one register of fused multiply-adds,
+// f16 through the AVX-512 conversions, the last partial chunk loaded and stored under a mask.
+// Internal linkage only (the ODR rule of the per-ISA files): the one export is
+// op_kernels_avx512.
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() (a self-initialized variable) as
+// the unused source of their unmasked forms, and GCC 12 then reports it as uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "backend/cpu/op_kernels_isa.h"
+
+namespace strata::cpu {
+namespace {
+
+// The same tree as the portable path: lanes (0..7) + (8..15), then halves in turn.
+float reduce(__m512 v) {
+  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+__mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+__m512 load_f16x16(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+  }
+  return reduce(acc);
+}
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    acc = _mm512_fmadd_ps(load_f16x16(a + i, m), _mm512_maskz_loadu_ps(m, b + i), acc);
+  }
+  return reduce(acc);
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, load_f16x16(x + i, m), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+void scale_f32(float s, float* y, int64_t n) {
+  const __m512 sv = _mm512_set1_ps(s);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+void to_f16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
+constexpr OpKernels kAvx512 = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16};
+
+}  // namespace
+
+const OpKernels& op_kernels_avx512() {
+  return kAvx512;
+}
+
+}  // namespace strata::cpu
