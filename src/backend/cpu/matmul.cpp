@@ -1,0 +1,162 @@
+// The matmul driver (matmul.h).
+//
+//  1. x's m columns are converted once into the activation form of the weight type's kernels
+//     (ActFormat; threaded over columns); f32 columns that are evenly spaced are used in place.
+//  2. The output [n, m] is cut into tasks of (row block x column block), run on the pool. A
+//     task calls the type's tile kernel for max_rows x max_cols tiles: the rows of a tile
+//     stay in L1 while it walks the block's columns, and consecutive tasks share a row block.
+//     Decode (m = 1) is the same with one column block, i.e. row chunks.
+//  3. Types without kernels, and quantized types in the f32-activation mode, dequantize the
+//     task's weight rows (reference dequantize) into a per-thread scratch and use F32's
+//     kernels: the result then differs from cpu_ref's only in the order of the f32 sums.
+// Neither the blocking nor the thread count changes any output: the tile kernels sum each
+// output in an order that depends on k and the path only (type_kernels.h).
+#include "backend/cpu/matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/cpu/kernel_groups.h"
+#include "backend/cpu/type_kernels.h"
+#include "backend/cpu_ref/checks.h"
+#include "backend/op_checks.h"
+#include "core/error.h"
+
+namespace strata::cpu {
+namespace {
+
+void check_computable(std::string_view op, std::string_view role, const Tensor& t) {
+  if (t.traits().dequantize == nullptr) {
+    fail("{}: {} {}: type {} has no reference dequantize, so the cpu backend cannot compute with it", op, role,
+         t.describe(), t.traits().name);
+  }
+}
+
+// The kernels one call runs, and whether the weight rows go through f32 first.
+struct Plan {
+  const TypeKernels* kernels;
+  bool dequantize;
+};
+
+Plan plan_for(DType type, const MatmulConfig& config) {
+  const TypeKernels* own = type_kernels(type, config.isa);
+  if (own != nullptr && (own->act == ActFormat::f32 || !config.f32_activations)) return {own, false};
+  return {float_kernels(DType::F32, config.isa), true};
+}
+
+// Evenly spaced columns: column c at base + c * stride bytes.
+struct Columns {
+  const uint8_t* base = nullptr;
+  size_t stride = 0;
+};
+
+// Whether the m pointers are evenly spaced with a stride of at least `min_stride` bytes
+// (a single column always is); sets `cols`.
+template <typename T>
+bool evenly_spaced(const std::vector<T*>& ptrs, size_t min_stride, Columns& cols) {
+  cols.base = reinterpret_cast<const uint8_t*>(ptrs[0]);
+  if (ptrs.size() == 1) {
+    cols.stride = min_stride;
+    return true;
+  }
+  const auto first = reinterpret_cast<uintptr_t>(ptrs[0]), second = reinterpret_cast<uintptr_t>(ptrs[1]);
+  if (second < first + min_stride) return false;
+  cols.stride = second - first;
+  for (size_t c = 2; c < ptrs.size(); ++c) {
+    if (reinterpret_cast<uintptr_t>(ptrs[c]) != first + c * cols.stride) return false;
+  }
+  return true;
+}
+
+// x's columns in `format`: in place where possible, else converted into `storage`.
+Columns prepare_activations(const std::vector<const float*>& x_cols, int64_t k, ActFormat format, Isa isa,
+                            ThreadPool& pool, std::vector<uint8_t>& storage) {
+  Columns cols;
+  if (format == ActFormat::f32 && evenly_spaced(x_cols, size_t(k) * sizeof(float), cols)) return cols;
+  const size_t bytes = act_bytes(format, k);
+  storage.resize(bytes * x_cols.size());
+  constexpr int64_t kColumnsPerTask = 8;
+  const auto m = int64_t(x_cols.size());
+  pool.run((m + kColumnsPerTask - 1) / kColumnsPerTask, [&](int64_t task, int) {
+    for (int64_t c = task * kColumnsPerTask; c < std::min(m, (task + 1) * kColumnsPerTask); ++c) {
+      quantize_act(format, isa, x_cols[size_t(c)], k, storage.data() + size_t(c) * bytes);
+    }
+  });
+  return {storage.data(), bytes};
+}
+
+constexpr int64_t kColumnBlock = 64;      // columns of one task
+constexpr int64_t kMaxRowBlock = 64;      // rows of one task, at most
+constexpr int64_t kDequantRowBlock = 16;  // rows of one task that dequantizes (its scratch: rows x k floats)
+constexpr int64_t kTasksPerThread = 8;    // enough tasks to balance the threads' loads
+
+int64_t round_up(int64_t v, int64_t to) {
+  return (v + to - 1) / to * to;
+}
+
+// Rows per task: a multiple of the kernel's max_rows, small enough to give every thread
+// several tasks, at most kMaxRowBlock (kDequantRowBlock when dequantizing).
+int64_t row_block(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan) {
+  const int64_t want_tasks = kTasksPerThread * n_threads;
+  const int64_t rows = (n * col_blocks + want_tasks - 1) / want_tasks;
+  const int64_t cap = plan.dequantize ? kDequantRowBlock : kMaxRowBlock;
+  return round_up(std::clamp<int64_t>(rows, 1, cap), plan.kernels->max_rows);
+}
+
+// One task's outputs: rows [r0, r1) x columns [c0, c1), written through out_cols.
+struct TaskRange {
+  int64_t r0, r1, c0, c1;
+};
+
+void run_tiles(const Plan& plan, int64_t k, const uint8_t* w_rows, size_t w_stride, const Columns& act,
+               const std::vector<float*>& out_cols, const TaskRange& t) {
+  const TypeKernels& kern = *plan.kernels;
+  std::vector<float> tile(size_t(kern.max_rows) * size_t(kern.max_cols));  // [nr, nc] of one call
+  for (int64_t r = t.r0; r < t.r1; r += kern.max_rows) {
+    const int nr = int(std::min<int64_t>(kern.max_rows, t.r1 - r));
+    const uint8_t* w_tile = w_rows + size_t(r - t.r0) * w_stride;
+    for (int64_t c = t.c0; c < t.c1; c += kern.max_cols) {
+      const int nc = int(std::min<int64_t>(kern.max_cols, t.c1 - c));
+      kern.dot_tile(k, w_tile, w_stride, nr, act.base + size_t(c) * act.stride, act.stride, nc, tile.data(),
+                    size_t(kern.max_rows));
+      for (int j = 0; j < nc; ++j) {
+        std::copy_n(tile.data() + size_t(j) * size_t(kern.max_rows), nr, out_cols[size_t(c + j)] + r);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool) {
+  check_matmul_args(w, x, out, check_computable);
+  const int64_t k = w.ne(0), n = w.ne(1), m = x.n_rows();
+  if (n == 0 || m == 0) return;
+  const Plan plan = plan_for(w.dtype(), config);
+  const std::vector<const float*> x_cols = cpu_ref::f32_rows(x);        // m columns of [k]
+  const std::vector<float*> out_cols = cpu_ref::mutable_f32_rows(out);  // m columns of [n]
+  std::vector<uint8_t> act_storage;
+  const Columns act = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, act_storage);
+
+  const int64_t col_block = std::min(m, kColumnBlock);
+  const int64_t col_blocks = (m + col_block - 1) / col_block;
+  const int64_t rows = row_block(n, col_blocks, pool.n_threads(), plan);
+  const int64_t row_blocks = (n + rows - 1) / rows;
+  std::vector<std::vector<float>> scratch(size_t(pool.n_threads()));  // per thread: [k, rows] dequantized
+  pool.run(row_blocks * col_blocks, [&](int64_t task, int thread) {
+    const TaskRange t{task / col_blocks * rows, std::min(n, (task / col_blocks + 1) * rows),
+                      task % col_blocks * col_block, std::min(m, (task % col_blocks + 1) * col_block)};
+    const uint8_t* w_rows = w.row(t.r0);
+    size_t w_stride = w.nb(1);
+    if (plan.dequantize) {
+      std::vector<float>& rows_f32 = scratch[size_t(thread)];
+      rows_f32.resize(size_t(rows * k));
+      for (int64_t r = t.r0; r < t.r1; ++r) w.dequantize_row(rows_f32.data() + size_t((r - t.r0) * k), r);
+      w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
+      w_stride = size_t(k) * sizeof(float);
+    }
+    run_tiles(plan, k, w_rows, w_stride, act, out_cols, t);
+  });
+}
+
+}  // namespace strata::cpu
