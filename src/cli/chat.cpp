@@ -243,6 +243,9 @@ void chat(ChatArgs& args) {
     }
     if (line.empty()) continue;
     idle_interrupts = 0;
+    size_t replaced = 0;
+    m.tokenizer.encode(line, false, false, &replaced);
+    if (replaced > 0) log_info(args.model, replaced_warning(replaced, "this line"));
     const StopReason stop = answer(state, line);
     if (stop == StopReason::interrupted) log_info(args.model, "[answer stopped]");
     if (stop == StopReason::context_full) {

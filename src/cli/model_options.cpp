@@ -65,6 +65,22 @@ void log_info(const ModelOptions& o, const std::string& message) {
   if (!o.quiet) std::fprintf(stderr, "%s\n", message.c_str());
 }
 
+std::string replaced_warning(size_t replaced, std::string_view what) {
+  if (replaced == 0) return "";
+  return fmt::format(
+      "warning: {} character{} of {} {} no token in this vocabulary (invalid UTF-8, or bytes the model never saw): "
+      "encoded as U+FFFD or the unknown token",
+      replaced, replaced == 1 ? "" : "s", what, replaced == 1 ? "has" : "have");
+}
+
+std::vector<TokenId> encode_text(const ModelOptions& o, const Tokenizer& tokenizer, std::string_view text,
+                                 bool add_special, bool parse_special, std::string_view what) {
+  size_t replaced = 0;
+  std::vector<TokenId> ids = tokenizer.encode(text, add_special, parse_special, &replaced);
+  if (replaced > 0) log_info(o, replaced_warning(replaced, what));
+  return ids;
+}
+
 LoadedModel load_model(const ModelOptions& o) {
   const std::string path = resolve_model_path(o.model);
   auto backend = make_backend(o.backend, o.threads);

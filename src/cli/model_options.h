@@ -42,4 +42,11 @@ DType kv_dtype(const ModelOptions& options);
 // Informational messages on stderr unless -q.
 void log_info(const ModelOptions& options, const std::string& message);
 
+// The warning for `replaced` characters of `what` (e.g. "the prompt") that the vocabulary
+// has no token for (see Tokenizer::encode); "" when none were.
+std::string replaced_warning(size_t replaced, std::string_view what);
+// tokenizer.encode(), with that warning on stderr unless -q.
+std::vector<TokenId> encode_text(const ModelOptions& options, const Tokenizer& tokenizer, std::string_view text,
+                                 bool add_special, bool parse_special, std::string_view what);
+
 }  // namespace strata::cli

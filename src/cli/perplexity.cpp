@@ -24,7 +24,7 @@ void run_perplexity(PerplexityArgs& args) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (args.model.ctx_size == 0) args.model.ctx_size = 512;
   LoadedModel m = load_model(args.model);
-  const std::vector<TokenId> tokens = m.tokenizer.encode(text, true, false);
+  const std::vector<TokenId> tokens = encode_text(args.model, m.tokenizer, text, true, false, args.file);
   log_info(args.model, fmt::format("perplexity: {} tokens, chunks of {}", tokens.size(), args.model.ctx_size));
   Session session(*m.model, *m.backend, {args.model.ctx_size, kv_dtype(args.model)});
   const Tap tap = args.model.dump_dir.empty() ? Tap{} : dump_tap(*m.backend, args.model.dump_dir);

@@ -37,7 +37,8 @@ void run(RunArgs& args) {
   validate(args.sampling);
   if (!args.seed_given) args.sampling.seed = std::random_device{}();
   LoadedModel m = load_model(args.model);
-  const std::vector<TokenId> prompt = m.tokenizer.encode(read_prompt(args), true, !args.no_special);
+  const std::vector<TokenId> prompt =
+      encode_text(args.model, m.tokenizer, read_prompt(args), true, !args.no_special, "the prompt");
   Session session(*m.model, *m.backend, {args.model.ctx_size, kv_dtype(args.model)});
   if (int64_t(prompt.size()) >= session.n_ctx()) {
     fail("the prompt is {} tokens, the context holds {} (--ctx-size): it leaves no room to generate", prompt.size(),

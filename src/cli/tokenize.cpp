@@ -61,7 +61,9 @@ void run_tokenize(const TokenizeArgs& args) {
 
   std::ios::sync_with_stdio(false);
   const std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
-  const auto ids = tokenizer.encode(text, !args.no_bos, !args.no_special);
+  size_t replaced = 0;
+  const auto ids = tokenizer.encode(text, !args.no_bos, !args.no_special, &replaced);
+  if (replaced > 0) std::fprintf(stderr, "%s\n", replaced_warning(replaced, "the input").c_str());
 
   std::string out;
   if (args.ids_only) {

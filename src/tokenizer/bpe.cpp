@@ -103,7 +103,8 @@ void BpeEncoder::encode_word(std::string_view word, std::vector<TokenId>& out, S
     add_candidate(s, l.prev);
     add_candidate(s, c.left);
   }
-  // Bytes without a token of their own (id < 0) are dropped, as there is nothing to emit.
+  // Bytes without a token of their own (id < 0) have nothing to emit; Tokenizer::encode
+  // replaces the characters holding them before they get here.
   for (int32_t i = 0; i >= 0; i = s.symbols[size_t(i)].next)
     if (s.symbols[size_t(i)].id >= 0) out.push_back(s.symbols[size_t(i)].id);
 }

@@ -37,7 +37,8 @@ public:
   // `ignore_merges`: a word that is a token as a whole is that token (Llama 3 style).
   BpeEncoder(const Vocab& vocab, bool ignore_merges);
 
-  // Appends the tokens of one pre-tokenized word (raw bytes, not byte-level text).
+  // Appends the tokens of one pre-tokenized word (raw bytes, not byte-level text). Bytes
+  // without a byte token (byte_token() == kNoToken) are skipped: callers replace them first.
   void encode_word(std::string_view word, std::vector<TokenId>& out, Scratch& scratch) const;
 
   size_t n_merges() const { return merges_.size(); }

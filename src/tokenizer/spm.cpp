@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "core/error.h"
 #include "tokenizer/unicode.h"
 
 namespace strata {
@@ -34,6 +35,13 @@ constexpr std::string_view kMark = "\xE2\x96\x81";  // '▁'
 
 uint64_t span_key(uint32_t start, uint32_t len) { return uint64_t(start) << 32 | len; }
 
+// "E2 96 81": bytes in hex, for messages.
+std::string hex_bytes(std::string_view bytes) {
+  std::string out;
+  for (char b : bytes) out += fmt::format("{}{:02X}", out.empty() ? "" : " ", uint8_t(b));
+  return out;
+}
+
 }  // namespace
 
 struct SpmEncoder::History {
@@ -59,9 +67,9 @@ SpmEncoder::SpmEncoder(const Vocab& vocab) {
   unk_ = vocab.unk;
 }
 
-void SpmEncoder::encode(std::string_view text, std::vector<TokenId>& out) const {
+void SpmEncoder::encode(std::string_view text, std::vector<TokenId>& out, size_t& replaced) const {
   if (!split_at_spaces_) {
-    encode_segment(text, out);
+    encode_segment(text, out, replaced);
     return;
   }
   // No piece joins a character to a following '▁' (checked at load), so no merge crosses
@@ -76,8 +84,12 @@ void SpmEncoder::encode(std::string_view text, std::vector<TokenId>& out) const 
       for (size_t k = 0; k < it->second.second; ++k) out.push_back(out[it->second.first + k]);
     } else {
       const size_t offset = out.size();
-      encode_segment(segment, out);
-      if (segment.size() <= 256) seen.emplace(segment, std::pair{offset, out.size() - offset});
+      const size_t replaced_before = replaced;
+      encode_segment(segment, out, replaced);
+      // A repeat is copied, not encoded again: only segments encoded without a
+      // replacement are kept, so that `replaced` counts every replaced character.
+      if (segment.size() <= 256 && replaced == replaced_before)
+        seen.emplace(segment, std::pair{offset, out.size() - offset});
     }
     start = end;
   };
@@ -89,7 +101,7 @@ void SpmEncoder::encode(std::string_view text, std::vector<TokenId>& out) const 
   flush(text.size());
 }
 
-void SpmEncoder::encode_segment(std::string_view text, std::vector<TokenId>& out) const {
+void SpmEncoder::encode_segment(std::string_view text, std::vector<TokenId>& out, size_t& replaced) const {
   if (text.empty()) return;
   // [n] one symbol per character (an invalid byte is a character of its own).
   std::vector<Symbol> symbols;
@@ -133,11 +145,11 @@ void SpmEncoder::encode_segment(std::string_view text, std::vector<TokenId>& out
   }
 
   for (int32_t i = 0; i >= 0; i = symbols[size_t(i)].next)
-    emit(text, symbols[size_t(i)].start, symbols[size_t(i)].len, history, out);
+    emit(text, symbols[size_t(i)].start, symbols[size_t(i)].len, history, out, replaced);
 }
 
 void SpmEncoder::emit(std::string_view text, uint32_t start, uint32_t len, const History& history,
-                      std::vector<TokenId>& out) const {
+                      std::vector<TokenId>& out, size_t& replaced) const {
   const std::string_view s = text.substr(start, len);
   const Piece* piece = find_value(pieces_, s);
   if (piece && !piece->unused) {
@@ -147,20 +159,30 @@ void SpmEncoder::emit(std::string_view text, uint32_t start, uint32_t len, const
   if (piece) {
     auto it = history.left_len.find(span_key(start, len));
     if (it != history.left_len.end()) {
-      emit(text, start, it->second, history, out);
-      emit(text, start + it->second, len - it->second, history, out);
+      emit(text, start, it->second, history, out, replaced);
+      emit(text, start + it->second, len - it->second, history, out, replaced);
       return;
     }
   }
-  byte_fallback(s, out);
+  byte_fallback(s, out, replaced);
 }
 
-void SpmEncoder::byte_fallback(std::string_view bytes, std::vector<TokenId>& out) const {
+void SpmEncoder::byte_fallback(std::string_view bytes, std::vector<TokenId>& out, size_t& replaced) const {
   const bool all = std::all_of(bytes.begin(), bytes.end(), [&](char b) { return byte_tokens_[uint8_t(b)] >= 0; });
   if (all) {
     for (char b : bytes) out.push_back(byte_tokens_[uint8_t(b)]);
-  } else if (unk_ >= 0) {
+    return;
+  }
+  if (unk_ < 0) {
+    fail(
+        "tokenize: the text has a character (bytes {}) with no piece, no byte tokens and no unknown token in the "
+        "vocabulary",
+        hex_bytes(bytes));
+  }
+  // Each character with no piece and no byte tokens is one unknown token.
+  for (size_t pos = 0; pos < bytes.size(); pos += unicode::char_length(bytes, pos)) {
     out.push_back(unk_);
+    ++replaced;
   }
 }
 

@@ -19,7 +19,9 @@ public:
   explicit SpmEncoder(const Vocab& vocab);
 
   // Appends the tokens of `text`, which is already escaped ('▁' for ' ', prefix added).
-  void encode(std::string_view text, std::vector<TokenId>& out) const;
+  // `replaced` counts the characters written as the unknown token (no piece and no byte
+  // tokens for them); throws strata::Error if the vocabulary has no unknown token either.
+  void encode(std::string_view text, std::vector<TokenId>& out, size_t& replaced) const;
 
   // The <0xXX> token of a byte (kNoToken if the vocabulary lacks it).
   TokenId byte_token(uint8_t b) const { return byte_tokens_[b]; }
@@ -30,11 +32,11 @@ private:
     float score;
     bool unused;  // merged like a piece, then split back into the pieces it came from
   };
-  void encode_segment(std::string_view text, std::vector<TokenId>& out) const;
+  void encode_segment(std::string_view text, std::vector<TokenId>& out, size_t& replaced) const;
   struct History;  // how merged unused pieces were formed
-  void emit(std::string_view text, uint32_t start, uint32_t len, const History& history,
-            std::vector<TokenId>& out) const;
-  void byte_fallback(std::string_view bytes, std::vector<TokenId>& out) const;
+  void emit(std::string_view text, uint32_t start, uint32_t len, const History& history, std::vector<TokenId>& out,
+            size_t& replaced) const;
+  void byte_fallback(std::string_view bytes, std::vector<TokenId>& out, size_t& replaced) const;
 
   StringMap<Piece> pieces_;  // pieces that merges may form: normal, user-defined, unused
   std::array<TokenId, 256> byte_tokens_{};

@@ -1,5 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
+#include <array>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -81,13 +83,55 @@ struct Tokenizer::State {
   std::optional<BpeEncoder> bpe;
   std::optional<SpmEncoder> spm;
   std::vector<std::string> warnings;
+  // Byte-level BPE: whether each byte has a token of its own, and whether U+FFFD (what a
+  // character without one becomes) has all of its bytes.
+  std::array<bool, 256> byte_ok{};
+  bool replacement_ok = false;
 
   explicit State(Vocab v) : vocab(std::move(v)), special(vocab) {}
 
-  void encode_bpe(std::string_view text, std::vector<TokenId>& out) const;
+  void encode_bpe(std::string_view text, std::vector<TokenId>& out, size_t& replaced) const;
+  void encode_words(std::string_view text, std::vector<TokenId>& out) const;
 };
 
-void Tokenizer::State::encode_bpe(std::string_view text, std::vector<TokenId>& out) const {
+// Raw bytes go through the byte alphabet, so that invalid UTF-8 is kept where the
+// vocabulary has a token for each byte (GPT-2's has all 256). A character with a byte that
+// has no token (e.g. 0xFF in a vocabulary trained on valid UTF-8 only) becomes U+FFFD, as
+// Hugging Face and llama.cpp give it; failing that, the unknown token.
+void Tokenizer::State::encode_bpe(std::string_view text, std::vector<TokenId>& out, size_t& replaced) const {
+  if (std::all_of(text.begin(), text.end(), [this](char c) { return byte_ok[uint8_t(c)]; })) {
+    encode_words(text, out);
+    return;
+  }
+  std::string kept;
+  kept.reserve(text.size() + 8);
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t n = unicode::char_length(text, pos);
+    const std::string_view c = text.substr(pos, n);
+    pos += n;
+    if (std::all_of(c.begin(), c.end(), [this](char b) { return byte_ok[uint8_t(b)]; })) {
+      kept += c;
+      continue;
+    }
+    ++replaced;
+    if (replacement_ok) {
+      kept += "\xEF\xBF\xBD";
+      continue;
+    }
+    if (vocab.unk == kNoToken) {
+      fail(
+          "tokenize: byte 0x{:02X} at offset {} has no token in the vocabulary, and neither has U+FFFD nor an "
+          "unknown token",
+          uint8_t(c[0]), pos - n);
+    }
+    encode_words(kept, out);
+    kept.clear();
+    out.push_back(vocab.unk);
+  }
+  encode_words(kept, out);
+}
+
+void Tokenizer::State::encode_words(std::string_view text, std::vector<TokenId>& out) const {
   std::vector<std::string_view> words;
   pre->split(text, words);
   // Words repeat: each distinct word is merged once per call, later copies are copied
@@ -137,13 +181,16 @@ Tokenizer Tokenizer::from_vocab(Vocab vocab) {
     state->pre_spec = pre_tokenizer_spec(v.pre);
     state->pre.emplace(state->pre_spec->patterns);
     state->bpe.emplace(v, state->pre_spec->ignore_merges);
+    for (int b = 0; b < 256; ++b) state->byte_ok[size_t(b)] = state->bpe->byte_token(uint8_t(b)) != kNoToken;
+    state->replacement_ok = state->byte_ok[0xEF] && state->byte_ok[0xBF] && state->byte_ok[0xBD];
   } else {
     state->spm.emplace(v);
   }
   return Tokenizer(std::move(state));
 }
 
-std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
+std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special,
+                                       size_t* replaced) const {
   const State& s = *state_;
   const Vocab& v = s.vocab;
   if (text.size() >= (size_t(1) << 31)) fail("tokenize: text of {} bytes is too long (2 GiB at most)", text.size());
@@ -153,6 +200,7 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, 
 
   std::vector<Fragment> fragments;
   s.special.split(text, parse_special, fragments);
+  size_t n_replaced = 0;
   bool after_special = true;  // SentencePiece: text at the start or after a special token gets a space
   for (const Fragment& f : fragments) {
     if (f.token != kNoToken) {
@@ -161,14 +209,15 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special, 
       continue;
     }
     if (s.spm) {
-      s.spm->encode(escape_spaces(f.text, v.add_space_prefix && after_special), out);
+      s.spm->encode(escape_spaces(f.text, v.add_space_prefix && after_special), out, n_replaced);
     } else {
-      s.encode_bpe(f.text, out);
+      s.encode_bpe(f.text, out, n_replaced);
     }
     after_special = false;
   }
 
   if (add_special && v.add_eos) out.push_back(v.eos);
+  if (replaced != nullptr) *replaced = n_replaced;
   return out;
 }
 

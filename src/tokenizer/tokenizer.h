@@ -41,9 +41,14 @@ public:
 
   // Text -> ids. `add_special`: BOS/EOS as the model asks (add_bos_token/add_eos_token).
   // `parse_special`: text such as "<|im_start|>" becomes that control token; when off it is
-  // tokenized as ordinary text. Added (user-defined) tokens are always matched. Any bytes
-  // are accepted; invalid UTF-8 is encoded losslessly through byte tokens.
-  std::vector<TokenId> encode(std::string_view text, bool add_special = true, bool parse_special = true) const;
+  // tokenized as ordinary text. Added (user-defined) tokens are always matched.
+  // Any bytes are accepted. Invalid UTF-8 is kept through byte tokens where the vocabulary
+  // has them (byte-level BPE: the byte alphabet; SentencePiece: <0xXX> byte fallback). A
+  // character that has none becomes U+FFFD (byte-level BPE) or the unknown token; their
+  // number goes to `*replaced` when given, so that callers can say so. Throws
+  // strata::Error only for a vocabulary that can represent neither.
+  std::vector<TokenId> encode(std::string_view text, bool add_special = true, bool parse_special = true,
+                              size_t* replaced = nullptr) const;
 
   // The bytes a token stands for (special tokens: their text). May be part of a UTF-8
   // character. Throws strata::Error for an id outside the vocabulary.

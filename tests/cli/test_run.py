@@ -85,6 +85,16 @@ class Run(ModelDir):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("--kv-type must be f16 or f32", proc.stderr)
 
+    def test_prompt_of_invalid_utf8_is_kept(self):
+        # The SentencePiece vocabulary has <0xXX> byte tokens: the bytes become those, no warning.
+        m = tiny_model()
+        proc = subprocess.run([strata_test.STRATA, "run", "-m", m, "-p", b"\xff\xfe", "-n", "1", "--temp", "0"],
+                              capture_output=True, timeout=120)
+        err = proc.stderr.decode("utf-8", "replace")
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertRegex(err, r"prompt: [3-9] tokens")  # BOS, maybe a space, then <0xFF> <0xFE>
+        self.assertNotIn("warning", err)
+
     def test_bad_sampling_flag(self):
         m = tiny_model()
         proc = run_strata("run", "-m", m, "-p", "Hi", "--top-p", "1.5")

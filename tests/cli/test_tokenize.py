@@ -14,6 +14,7 @@ SHARED_VOCAB = os.path.join(REPO, "..", "shared", "fixtures", "vocab")
 OUR_VOCAB = os.path.join(REPO, "tests", "data", "tokenizer")
 GPT2 = os.path.join(SHARED_VOCAB, "ggml-vocab-gpt-2.gguf")
 SPM = os.path.join(SHARED_VOCAB, "ggml-vocab-llama-spm.gguf")
+STARCODER = os.path.join(OUR_VOCAB, "ggml-vocab-starcoder.gguf")  # byte-level, no token for 0xC0, 0xC1, 0xF5-0xFF
 SEP = "\n__ggml_vocab_test__\n"
 
 
@@ -146,6 +147,59 @@ class Errors(TempDirTest):
         code, out, err = tokenize_bytes(b"\xff\xfe abc \xc3", "-m", GPT2, "--ids")
         self.assertEqual(code, 0, err)
         self.assertGreater(len(out.split()), 3)
+
+
+class InvalidUtf8(TempDirTest):
+    """Bytes that are not UTF-8, per tokenizer family: kept where the vocabulary can spell
+    them, else U+FFFD or the unknown token with a warning; never dropped."""
+
+    def pieces(self, path, data):
+        code, out, err = tokenize_bytes(data, "-m", path, "--no-bos")
+        self.assertEqual(code, 0, err)
+        return out.decode("utf-8").splitlines(), err
+
+    def test_byte_level_bpe_with_every_byte_keeps_them(self):
+        if not os.path.exists(GPT2):
+            self.skipTest(f"{GPT2} is missing")
+        lines, err = self.pieces(GPT2, b"a\xffb\xc0")
+        self.assertEqual([line.split(" ", 1)[1] for line in lines], ["'a'", "'\\xff'", "'b'", "'\\xc0'"])
+        self.assertNotIn("warning", err)
+
+    def test_byte_level_bpe_without_the_byte_writes_replacement(self):
+        lines, err = self.pieces(STARCODER, b"a\xffb\xfe")
+        self.assertEqual([line.split(" ", 1)[1] for line in lines], ["'a'", "'\ufffd'", "'b'", "'\ufffd'"])
+        self.assertIn("warning: 2 characters of the input have no token in this vocabulary", err)
+
+    def test_sentencepiece_uses_byte_fallback(self):
+        if not os.path.exists(SPM):
+            self.skipTest(f"{SPM} is missing")
+        lines, err = self.pieces(SPM, b"a\xffb")
+        self.assertIn("258 '\\xff'", lines)  # <0xFF>
+        self.assertEqual(len(lines), 3)
+        self.assertNotIn("warning", err)
+
+    def test_sentencepiece_without_byte_tokens_uses_unknown(self):
+        try:
+            import gguf
+        except ImportError:
+            self.skipTest("the gguf Python package is not installed")
+        path = self.path("spm-nobytes.gguf")
+        w = gguf.GGUFWriter(path, "llama")
+        w.add_tokenizer_model("llama")
+        w.add_token_list(["<unk>", "<s>", "</s>", "\u2581", "a", "b", "\u2581a"])
+        w.add_token_scores([0.0, 0.0, 0.0, -1.0, -2.0, -3.0, -0.5])
+        w.add_token_types([2, 3, 3, 1, 1, 1, 1])
+        w.add_unk_token_id(0)
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        code, out, err = tokenize_bytes(b"a\xffb", "-m", path, "--ids", "--no-bos")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.decode().split(), ["6", "0", "5"])  # \u2581a <unk> b
+        self.assertIn("warning: 1 character of the input has no token", err)
 
 
 if __name__ == "__main__":

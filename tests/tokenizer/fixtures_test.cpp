@@ -52,8 +52,8 @@ TEST(TokenizerFixtures, EveryCaseExact) {
 // decode(encode(s)) == s for both, and nothing throws. Two things no tokenizer can give back
 // are left out: SentencePiece reads U+2581 in the input as a space (as SentencePiece itself
 // does), and some byte-level vocabularies have no token for some bytes (e.g. starcoder's
-// lacks 0xC0, 0xC1 and 0xF5-0xFF, which valid UTF-8 never contains): those bytes are dropped,
-// as Hugging Face drops them; deepseek-coder's byte tokens for them are also added tokens
+// lacks 0xC0, 0xC1 and 0xF5-0xFF, which valid UTF-8 never contains): those bytes become
+// U+FFFD (invalid_utf8_test.cpp); deepseek-coder's byte tokens for them are also added tokens
 // ("ù" for 0xF9), which decode as the text that matches them.
 std::string random_utf8(std::mt19937& rng, size_t n) {
   static const std::pair<char32_t, char32_t> ranges[] = {
