@@ -1,0 +1,231 @@
+// AVX2 tiles of the K-quant group. The common form of k_quant_kernels.cpp, 32 elements at a
+// time: each weight row's levels are unpacked to bytes, vpmaddubsw multiplies them with the
+// int8 activations into int16 pairs, and vpmaddwd applies the group scales into int32 lanes.
+// At the end of a super-block the lanes of every (row, column) pair are summed exactly by a
+// transposing tree (one output per lane), and one float vector accumulates
+// (d*dx)*I - (dm*dx)*M.
+//
+// Only intrinsics, block structs and plain arrays, all in an anonymous namespace (see
+// kernel_groups.h): nothing here may be picked by the linker for another path.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/cpu/k_quant_kernels_simd.h"
+
+namespace strata::cpu {
+namespace {
+
+constexpr int kRows = 2, kCols = 4;  // the largest tile (k_quant_kernels.cpp: kAvx2Rows/Cols)
+
+inline __m256i load32(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// `value` in the bytes of `bits` that have bit `bit` set, else 0.
+inline __m256i if_bit(__m256i bits, int bit, char value) {
+  const __m256i mask = _mm256_set1_epi8(char(1 << bit));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bits, mask), mask), _mm256_set1_epi8(value));
+}
+
+// 2-bit fields of Q2_K / Q3_K: element 128h + 32k + l at bits 2k of qs[32h + l]; chunk j is
+// h = j/4, k = j%4.
+inline __m256i low2_chunk(const uint8_t* qs, int j) {
+  return _mm256_and_si256(_mm256_srli_epi16(load32(qs + 32 * (j / 4)), 2 * (j % 4)), _mm256_set1_epi8(3));
+}
+
+// 4-bit fields of Q4_K / Q5_K: element 64c + 32h + l in nibble h of qs[32c + l]; chunk j is
+// c = j/2, h = j%2.
+inline __m256i low4_chunk(const uint8_t* qs, int j) {
+  return _mm256_and_si256(_mm256_srli_epi16(load32(qs + 32 * (j / 2)), 4 * (j % 2)), _mm256_set1_epi8(15));
+}
+
+// Chunk j (0..7) of a super-block: the levels of elements 32j .. 32j+31 as bytes. The high
+// bit of element e (Q3_K hmask, Q5_K qh) is bit e/32 = j of byte e%32.
+struct Q2K {
+  using Block = BlockQ2_K;
+  const uint8_t* qs;
+  void init(const Block& b) { qs = b.qs; }
+  __m256i chunk(int j) const { return low2_chunk(qs, j); }
+};
+
+struct Q3K {
+  using Block = BlockQ3_K;
+  const uint8_t* qs;
+  __m256i hmask;
+  void init(const Block& b) {
+    qs = b.qs;
+    hmask = load32(b.hmask);
+  }
+  __m256i chunk(int j) const { return _mm256_or_si256(low2_chunk(qs, j), if_bit(hmask, j, 4)); }
+};
+
+struct Q4K {
+  using Block = BlockQ4_K;
+  const uint8_t* qs;
+  void init(const Block& b) { qs = b.qs; }
+  __m256i chunk(int j) const { return low4_chunk(qs, j); }
+};
+
+struct Q5K {
+  using Block = BlockQ5_K;
+  const uint8_t* qs;
+  __m256i qh;
+  void init(const Block& b) {
+    qs = b.qs;
+    qh = load32(b.qh);
+  }
+  __m256i chunk(int j) const { return _mm256_or_si256(low4_chunk(qs, j), if_bit(qh, j, 16)); }
+};
+
+// Q6_K: element 128h + 32k + l: low 4 bits in nibble k/2 of ql[64h + 32(k%2) + l], high 2 bits
+// at bits 2k of qh[32h + l]; chunk j is h = j/4, k = j%4.
+struct Q6K {
+  using Block = BlockQ6_K;
+  const uint8_t* ql;
+  const uint8_t* qh;
+  void init(const Block& b) {
+    ql = b.ql;
+    qh = b.qh;
+  }
+  __m256i chunk(int j) const {
+    const int h = j / 4, k = j % 4;
+    const __m256i low =
+        _mm256_and_si256(_mm256_srli_epi16(load32(ql + 64 * h + 32 * (k % 2)), 4 * (k / 2)), _mm256_set1_epi8(15));
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(load32(qh + 32 * h), 2 * k), _mm256_set1_epi8(3));
+    return _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+  }
+};
+
+// The scales of chunk j as 16 int16 lanes: sc[2j] in lanes 0..7, sc[2j+1] in lanes 8..15.
+inline __m256i chunk_scales(__m256i sc16, int j) {
+  const __m256i pair = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(j));            // (sc[2j], sc[2j+1]) x 8
+  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  return _mm256_shuffle_epi8(pair, spread);
+}
+
+// ---- The transposing sum: 8 vectors of 8 int32 lanes -> one vector of their 8 sums ---------
+// Input p's sum lands in lane 4*(p%2) + p/2. Absent inputs count as zero.
+constexpr int sum_lane(int p) {
+  return 4 * (p % 2) + p / 2;
+}
+
+inline __m256i fold128(__m256i a, __m256i b) {
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+inline __m256i fold64(__m256i a, __m256i b) {
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+}
+inline __m256i fold32(__m256i a, __m256i b) {
+  const __m256 fa = _mm256_castsi256_ps(a), fb = _mm256_castsi256_ps(b);
+  return _mm256_add_epi32(_mm256_castps_si256(_mm256_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0))),
+                          _mm256_castps_si256(_mm256_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+template <int N>
+inline __m256i sum_lanes(__m256i* v) {
+  constexpr int n1 = (N + 1) / 2, n2 = (n1 + 1) / 2;
+  const __m256i zero = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int i = 0; i < n1; ++i) v[i] = fold128(v[2 * i], 2 * i + 1 < N ? v[2 * i + 1] : zero);
+#pragma GCC unroll 2
+  for (int i = 0; i < n2; ++i) v[i] = fold64(v[2 * i], 2 * i + 1 < n1 ? v[2 * i + 1] : zero);
+  return fold32(v[0], n2 > 1 ? v[1] : zero);
+}
+
+// ---- The tile: R rows x C columns, pair p = (row p / C, column p % C) ---------------------
+template <class T, int R, int C>
+void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t x_stride, float* out,
+          size_t out_stride) {
+  using Block = typename T::Block;
+  constexpr int P = R * C;
+  alignas(32) float dx_d[8] = {}, dx_dm[8] = {};  // per lane: d*dx and dm*dx of its pair
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t ib = 0, nb = k / QK_K; ib < nb; ++ib) {
+    T rows[R];
+    GroupScales scales[R];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const Block& b = reinterpret_cast<const Block*>(w + r * w_stride)[ib];
+      rows[r].init(b);
+      scales[r] = group_scales(b);
+    }
+    const BlockQ8_K* cols[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) cols[c] = reinterpret_cast<const BlockQ8_K*>(x + c * x_stride) + ib;
+
+    __m256i isum[P];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) isum[p] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m256i levels[R], sc[R];
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r) {
+        levels[r] = rows[r].chunk(j);
+        sc[r] = chunk_scales(scales[r].sc16, j);
+      }
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) {
+        const __m256i a = load32(reinterpret_cast<const uint8_t*>(cols[c]->qs) + 32 * j);
+#pragma GCC unroll 2
+        for (int r = 0; r < R; ++r) {
+          // |level * a| pairs stay within int16 (63 * 127 * 2 < 32767).
+          const __m256i pairs = _mm256_maddubs_epi16(levels[r], a);
+          isum[r * C + c] = _mm256_add_epi32(isum[r * C + c], _mm256_madd_epi16(pairs, sc[r]));
+        }
+      }
+    }
+    const __m256i itotal = sum_lanes<P>(isum);
+
+    __m256i msum[P];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+      const __m256i bsums = load32(reinterpret_cast<const uint8_t*>(cols[p % C]->bsums));
+      msum[p] = _mm256_madd_epi16(scales[p / C].m16, bsums);
+    }
+    const __m256i mtotal = sum_lanes<P>(msum);
+
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+      dx_d[sum_lane(p)] = scales[p / C].d * cols[p % C]->d;
+      dx_dm[sum_lane(p)] = scales[p / C].dm * cols[p % C]->d;
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(itotal), _mm256_load_ps(dx_d), acc);
+    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mtotal), _mm256_load_ps(dx_dm), acc);
+  }
+  alignas(32) float sums[8];
+  _mm256_store_ps(sums, acc);
+  for (int p = 0; p < P; ++p) out[(p % C) * out_stride + p / C] = sums[sum_lane(p)];
+}
+
+using TileFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, size_t);
+
+template <class T, int R>
+constexpr TileFn kRowTiles[kCols] = {tile<T, R, 1>, tile<T, R, 2>, tile<T, R, 3>, tile<T, R, 4>};
+
+template <class T>
+void dot_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, float* out,
+              size_t out_stride) {
+  static constexpr const TileFn* kTiles[kRows] = {kRowTiles<T, 1>, kRowTiles<T, 2>};
+  kTiles[nr - 1][nc - 1](k, static_cast<const uint8_t*>(w), w_stride, static_cast<const uint8_t*>(x), x_stride, out,
+                         out_stride);
+}
+
+}  // namespace
+
+#define STRATA_K_QUANT_TILES(name, T)                                                                              \
+  void name##_tile_avx2(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, \
+                        float* out, size_t out_stride) {                                                           \
+    dot_tile<T>(k, w, w_stride, nr, x, x_stride, nc, out, out_stride);                                             \
+  }
+
+STRATA_K_QUANT_TILES(q2_k, Q2K)
+STRATA_K_QUANT_TILES(q3_k, Q3K)
+STRATA_K_QUANT_TILES(q4_k, Q4K)
+STRATA_K_QUANT_TILES(q5_k, Q5K)
+STRATA_K_QUANT_TILES(q6_k, Q6K)
+
+}  // namespace strata::cpu

@@ -1,0 +1,296 @@
+// AVX-512 (BW) tiles of the K-quant group, and the same with VNNI (vpdpwssd). The common form
+// of k_quant_kernels.cpp, 64 elements at a time: each weight row's levels are unpacked to
+// bytes, vpmaddubsw multiplies them with the int8 activations into int16 pairs, and
+// vpmaddwd (or vpdpwssd) applies the group scales and accumulates int32 lanes. At the end of
+// a super-block the lanes of every (row, column) pair are summed exactly by a transposing
+// tree (one output per lane), and one float vector accumulates (d*dx)*I - (dm*dx)*M.
+//
+// Only intrinsics, block structs and plain arrays, all in an anonymous namespace (see
+// kernel_groups.h): nothing here may be picked by the linker for another path.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/cpu/k_quant_kernels_simd.h"
+
+// GCC 12's AVX-512 intrinsics start their "undefined" pass-through operands from themselves
+// (`__m512i __Y = __Y;`), which -Wuninitialized reports wherever one is inlined.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace strata::cpu {
+namespace {
+
+constexpr int kRows = 4, kCols = 4;  // the largest tile (k_quant_kernels.cpp: kAvx512Rows/Cols)
+
+// 64 bytes: the low 32 are `low`, the high 32 are `high`.
+inline __m512i concat(__m256i low, __m256i high) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+}
+
+// Byte mask with bit `bit` in the low 32 bytes and bit `bit + 1` in the high 32.
+inline __m512i bit_pair(int bit) {
+  return concat(_mm256_set1_epi8(char(1 << bit)), _mm256_set1_epi8(char(1 << (bit + 1))));
+}
+
+// 2-bit fields of Q2_K / Q3_K, elements 64q .. 64q+63: element 128h + 32k + l sits at bits
+// 2k of qs[32h + l]; chunk q holds k = 2(q%2) and 2(q%2) + 1 of half h = q/2.
+inline __m512i low2_chunk(const uint8_t* qs, int q) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (q / 2)));
+  const __m512i both = concat(v, _mm256_srli_epi16(v, 2));
+  return _mm512_and_si512(_mm512_srli_epi16(both, 4 * (q % 2)), _mm512_set1_epi8(3));
+}
+
+// 4-bit fields of Q4_K / Q5_K: element 64q + 32h + l in nibble h of qs[32q + l].
+inline __m512i low4_chunk(const uint8_t* qs, int q) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * q));
+  return _mm512_and_si512(concat(v, _mm256_srli_epi16(v, 4)), _mm512_set1_epi8(15));
+}
+
+// Chunk q (0..3) of a super-block: the levels of elements 64q .. 64q+63 as bytes.
+struct Q2K {
+  using Block = BlockQ2_K;
+  const uint8_t* qs;
+  void init(const Block& b) { qs = b.qs; }
+  __m512i chunk(int q) const { return low2_chunk(qs, q); }
+};
+
+struct Q3K {
+  using Block = BlockQ3_K;
+  const uint8_t* qs;
+  __m512i hmask;  // hmask in both halves; element e has bit e/32 of byte e%32
+  void init(const Block& b) {
+    qs = b.qs;
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+    hmask = concat(h, h);
+  }
+  __m512i chunk(int q) const {
+    const __m512i low = low2_chunk(qs, q);
+    const __mmask64 high = _mm512_test_epi8_mask(hmask, bit_pair(2 * q));
+    return _mm512_mask_add_epi8(low, high, low, _mm512_set1_epi8(4));
+  }
+};
+
+struct Q4K {
+  using Block = BlockQ4_K;
+  const uint8_t* qs;
+  void init(const Block& b) { qs = b.qs; }
+  __m512i chunk(int q) const { return low4_chunk(qs, q); }
+};
+
+struct Q5K {
+  using Block = BlockQ5_K;
+  const uint8_t* qs;
+  __m512i qh;  // qh in both halves; element e has bit e/32 of byte e%32
+  void init(const Block& b) {
+    qs = b.qs;
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    qh = concat(h, h);
+  }
+  __m512i chunk(int q) const {
+    const __m512i low = low4_chunk(qs, q);
+    const __mmask64 high = _mm512_test_epi8_mask(qh, bit_pair(2 * q));
+    return _mm512_mask_add_epi8(low, high, low, _mm512_set1_epi8(16));
+  }
+};
+
+// Q6_K: element 128h + 32k + l: low 4 bits in nibble k/2 of ql[64h + 32(k%2) + l], high 2 bits
+// at bits 2k of qh[32h + l]; chunk q holds k = 2(q%2) and 2(q%2) + 1 of half h = q/2.
+struct Q6K {
+  using Block = BlockQ6_K;
+  const uint8_t* ql;
+  const uint8_t* qh;
+  void init(const Block& b) {
+    ql = b.ql;
+    qh = b.qh;
+  }
+  __m512i chunk(int q) const {
+    const int h = q / 2, odd = q % 2;
+    const __m512i l = _mm512_loadu_si512(ql + 64 * h);
+    const __m512i low = _mm512_and_si512(_mm512_srli_epi16(l, 4 * odd), _mm512_set1_epi8(15));
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
+    const __m512i hb =
+        _mm512_and_si512(_mm512_srli_epi16(concat(v, _mm256_srli_epi16(v, 2)), 4 * odd), _mm512_set1_epi8(3));
+    return _mm512_or_si512(low, _mm512_slli_epi16(hb, 4));
+  }
+};
+
+// vpermw indices that spread the 16 group scales over the 32 int16 lanes of chunk q
+// (lane i belongs to group 4q + i/8).
+struct ChunkGroups {
+  alignas(64) int16_t index[4][32];
+};
+constexpr ChunkGroups make_chunk_groups() {
+  ChunkGroups g{};
+  for (int q = 0; q < 4; ++q) {
+    for (int i = 0; i < 32; ++i) g.index[q][i] = int16_t(4 * q + i / 8);
+  }
+  return g;
+}
+constexpr ChunkGroups kChunkGroups = make_chunk_groups();
+
+// acc += the group-scaled products of 64 levels w (bytes 0..63) and activations a (int8):
+// |w * a| pairs stay within int16 (63 * 127 * 2 < 32767).
+template <bool Vnni>
+inline __m512i dot_acc(__m512i acc, __m512i w, __m512i a, __m512i scales) {
+  const __m512i pairs = _mm512_maddubs_epi16(w, a);
+  if constexpr (Vnni) {
+    return _mm512_dpwssd_epi32(acc, pairs, scales);
+  } else {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales));
+  }
+}
+
+// ---- The transposing sum: 16 vectors of 16 int32 lanes -> one vector of their 16 sums ----
+// Input p's sum lands in lane 4*(p%4) + p/4. Absent inputs count as zero.
+constexpr int sum_lane(int p) {
+  return 4 * (p % 4) + p / 4;
+}
+
+// [a's 8 lane pairs summed | b's]: the 256-bit halves added.
+inline __m512i fold256(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                          _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+// Two vectors of two inputs' 8 lanes each -> four inputs' 4 lanes, one per 128-bit quarter.
+inline __m512i fold128(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+inline __m512i fold64(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+inline __m512i fold32(__m512i a, __m512i b) {
+  const __m512 fa = _mm512_castsi512_ps(a), fb = _mm512_castsi512_ps(b);
+  return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0))),
+                          _mm512_castps_si512(_mm512_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+// From n vectors of fold256's form (inputs 2i and 2i+1 in vector i).
+template <int N>
+inline __m512i sum_halves(__m512i* u) {
+  constexpr int n2 = (N + 1) / 2, n3 = (n2 + 1) / 2;
+  const __m512i zero = _mm512_setzero_si512();
+#pragma GCC unroll 8
+  for (int i = 0; i < n2; ++i) u[i] = fold128(u[2 * i], 2 * i + 1 < N ? u[2 * i + 1] : zero);
+#pragma GCC unroll 8
+  for (int i = 0; i < n3; ++i) u[i] = fold64(u[2 * i], 2 * i + 1 < n2 ? u[2 * i + 1] : zero);
+  return fold32(u[0], n3 > 1 ? u[1] : zero);
+}
+
+template <int N>
+inline __m512i sum_lanes(__m512i* v) {
+  constexpr int n1 = (N + 1) / 2;
+  const __m512i zero = _mm512_setzero_si512();
+#pragma GCC unroll 8
+  for (int i = 0; i < n1; ++i) v[i] = fold256(v[2 * i], 2 * i + 1 < N ? v[2 * i + 1] : zero);
+  return sum_halves<n1>(v);
+}
+
+// ---- The tile: R rows x C columns, pair p = (row p / C, column p % C) ---------------------
+template <class T, bool Vnni, int R, int C>
+void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t x_stride, float* out,
+          size_t out_stride) {
+  using Block = typename T::Block;
+  constexpr int P = R * C;
+  constexpr int kHalves = (P + 1) / 2;
+  alignas(64) float dx_d[16] = {}, dx_dm[16] = {};  // per lane: d*dx and dm*dx of its pair
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t ib = 0, nb = k / QK_K; ib < nb; ++ib) {
+    T rows[R];
+    GroupScales scales[R];
+    __m512i chunk_scales[R][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const Block& b = reinterpret_cast<const Block*>(w + r * w_stride)[ib];
+      rows[r].init(b);
+      scales[r] = group_scales(b);
+      const __m512i sc = _mm512_castsi256_si512(scales[r].sc16);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        chunk_scales[r][q] = _mm512_permutexvar_epi16(_mm512_load_si512(kChunkGroups.index[q]), sc);
+      }
+    }
+    const BlockQ8_K* cols[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) cols[c] = reinterpret_cast<const BlockQ8_K*>(x + c * x_stride) + ib;
+
+    __m512i isum[P];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) isum[p] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      __m512i levels[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) levels[r] = rows[r].chunk(q);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) {
+        const __m512i a = _mm512_loadu_si512(cols[c]->qs + 64 * q);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) isum[r * C + c] = dot_acc<Vnni>(isum[r * C + c], levels[r], a, chunk_scales[r][q]);
+      }
+    }
+    const __m512i itotal = sum_lanes<P>(isum);
+
+    __m512i msum[kHalves];
+#pragma GCC unroll 8
+    for (int i = 0; i < kHalves; ++i) {
+      const int p0 = 2 * i, p1 = 2 * i + 1;
+      const __m256i bs0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols[p0 % C]->bsums));
+      if (p1 < P) {
+        const __m256i bs1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols[p1 % C]->bsums));
+        msum[i] = _mm512_madd_epi16(concat(scales[p0 / C].m16, scales[p1 / C].m16), concat(bs0, bs1));
+      } else {
+        msum[i] = _mm512_madd_epi16(_mm512_zextsi256_si512(scales[p0 / C].m16), _mm512_zextsi256_si512(bs0));
+      }
+    }
+    const __m512i mtotal = sum_halves<kHalves>(msum);
+
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      dx_d[sum_lane(p)] = scales[p / C].d * cols[p % C]->d;
+      dx_dm[sum_lane(p)] = scales[p / C].dm * cols[p % C]->d;
+    }
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(itotal), _mm512_load_ps(dx_d), acc);
+    acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mtotal), _mm512_load_ps(dx_dm), acc);
+  }
+  alignas(64) float sums[16];
+  _mm512_store_ps(sums, acc);
+  for (int p = 0; p < P; ++p) out[(p % C) * out_stride + p / C] = sums[sum_lane(p)];
+}
+
+using TileFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, size_t);
+
+template <class T, bool Vnni, int R>
+constexpr TileFn kRowTiles[kCols] = {tile<T, Vnni, R, 1>, tile<T, Vnni, R, 2>, tile<T, Vnni, R, 3>,
+                                     tile<T, Vnni, R, 4>};
+
+template <class T, bool Vnni>
+void dot_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, float* out,
+              size_t out_stride) {
+  static constexpr const TileFn* kTiles[kRows] = {kRowTiles<T, Vnni, 1>, kRowTiles<T, Vnni, 2>, kRowTiles<T, Vnni, 3>,
+                                                  kRowTiles<T, Vnni, 4>};
+  kTiles[nr - 1][nc - 1](k, static_cast<const uint8_t*>(w), w_stride, static_cast<const uint8_t*>(x), x_stride, out,
+                         out_stride);
+}
+
+}  // namespace
+
+#define STRATA_K_QUANT_TILES(name, T)                                                                                \
+  void name##_tile_avx512(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, \
+                          float* out, size_t out_stride) {                                                           \
+    dot_tile<T, false>(k, w, w_stride, nr, x, x_stride, nc, out, out_stride);                                        \
+  }                                                                                                                  \
+  void name##_tile_avx512_vnni(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,    \
+                               int nc, float* out, size_t out_stride) {                                              \
+    dot_tile<T, true>(k, w, w_stride, nr, x, x_stride, nc, out, out_stride);                                         \
+  }
+
+STRATA_K_QUANT_TILES(q2_k, Q2K)
+STRATA_K_QUANT_TILES(q3_k, Q3K)
+STRATA_K_QUANT_TILES(q4_k, Q4K)
+STRATA_K_QUANT_TILES(q5_k, Q5K)
+STRATA_K_QUANT_TILES(q6_k, Q6K)
+
+}  // namespace strata::cpu
