@@ -13,10 +13,11 @@ namespace strata {
 std::unique_ptr<Backend> make_backend(std::string_view name, int threads) {
   const int n_threads = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
 #ifdef STRATA_HAVE_CUDA
-  if (name == "cuda") return make_cuda_backend(0);
-  if (name == "auto" && cuda_device_available()) return make_cuda_backend(0);
+  if (name == "cuda") return make_cuda_backend(0, CudaOptions::from_environment());
+  if (name == "auto" && cuda_device_available()) return make_cuda_backend(0, CudaOptions::from_environment());
 #else
-  if (name == "cuda") fail("backend 'cuda': this build of Strata has no CUDA backend (nvcc was not found at build time)");
+  if (name == "cuda")
+    fail("backend 'cuda': this build of Strata has no CUDA backend (nvcc was not found at build time)");
 #endif
   if (name == "cpu_ref" || name == "cpu" || name == "auto") {
     return std::make_unique<CpuRefBackend>(Accumulation::f32, n_threads);

@@ -295,7 +295,7 @@ bool aligned16(const void* p) {
 // STRATA_CUDA_ATTENTION=scalar turns the prefill kernel off (for comparisons).
 bool prefill_disabled_by_env() {
   static const bool off = [] {
-    const char* e = std::getenv("STRATA_CUDA_ATTENTION");
+    const char* e = bench_switch("STRATA_CUDA_ATTENTION");
     return e != nullptr && std::strcmp(e, "scalar") == 0;
   }();
   return off;

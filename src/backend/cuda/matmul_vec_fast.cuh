@@ -87,7 +87,9 @@ struct PiecePair {
   static constexpr int kUnroll = 1;  // unused: each piece's own
 };
 template <typename T>
-concept PairPiece = requires { typename T::Second; };
+concept PairPiece = requires {
+  typename T::Second;
+};
 
 // The block loop of a CTA's R rows on piece type P: warp w's lanes take blocks
 // w * (32 / kLanes) + lane / kLanes, stepping by the CTA's blocks per step.
@@ -149,7 +151,7 @@ struct FastJobs {
   int n_jobs;
   float* act;  // kSwiglu's output
   int64_t act_stride;
-  VecNorm norm;  // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
+  VecNorm norm;               // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
   int first_b;                // PiecePair: the first job of its second piece type
   VecRole role[kMaxVecJobs];  // kRoles: each job's (apart from FastJob, which the other
   VecRope rope;               // kernels copy into registers), and their arguments
@@ -220,8 +222,8 @@ __device__ __forceinline__ float rope_store_row(const VecRope& rp, VecRole role,
     const bool v = role == VecRole::store_v;
     // The cache [head_dim, n / head_dim, n_ctx] (roles_valid): row (head, pos) at head nb1 + pos nb2.
     const RowLayout& layout = v ? rp.lvc : rp.lkc;
-    char* cache_row = static_cast<char*>(v ? rp.v_cache : rp.k_cache) + (int(row) / head_dim) * layout.nb1 +
-                      in.pos * layout.nb2;
+    char* cache_row =
+        static_cast<char*>(v ? rp.v_cache : rp.k_cache) + (int(row) / head_dim) * layout.nb1 + in.pos * layout.nb2;
     if (rp.cache_f16) {
       reinterpret_cast<__half*>(cache_row)[d] = __float2half_rn(value);
     } else {
@@ -387,7 +389,7 @@ inline constexpr size_t kMaxSlabBytes = 20 * 1024;
 // Llama-2-7B F16 158 against 193), so longer rows take the rms_norm kernel.
 inline bool slab_enabled() {
   static const bool on = [] {
-    const char* e = std::getenv("STRATA_MATVEC_SLAB");
+    const char* e = bench_switch("STRATA_MATVEC_SLAB");
     int device = 0, major = 0;
     const bool hopper = cudaGetDevice(&device) == cudaSuccess &&
                         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
@@ -571,8 +573,8 @@ inline bool make_jobs(const VecJob* jobs, int n_jobs, const VecNorm* norm, const
   for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
   return true;
 }
-inline bool make_swiglu_jobs(const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
-                             const VecNorm* norm, FastJobs& fast) {
+inline bool make_swiglu_jobs(const VecJob& gate, const VecJob& up, float* act, int64_t act_stride, const VecNorm* norm,
+                             FastJobs& fast) {
   if (gate.n != up.n || gate.row_bytes != up.row_bytes || gate.acc != nullptr || up.acc != nullptr) return false;
   const VecJob both[] = {gate, up};
   make_jobs(both, 2, norm, nullptr, fast);
