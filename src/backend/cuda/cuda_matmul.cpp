@@ -10,8 +10,8 @@
 // (CUBLAS_COMPUTE_32F), f16 operands: the activations are rounded to f16 (saturating at
 // +-65504, a range Llama-family activations stay within) and the weight is dequantized to
 // f16, a tile of rows at a time, into a scratch buffer (F16 weights are used in place).
-// f16 keeps 11 significant bits, as TF32 does; measured on an H100 this path is 1.1 to 1.5x
-// faster than TF32 (docs/benchmarks.md). STRATA_CUDA_GEMM=tf32 selects the TF32 path
+// f16 keeps 11 significant bits, as TF32 does, and is the faster of the two on the tensor
+// cores (docs/benchmarks.md). STRATA_CUDA_GEMM=tf32 selects the TF32 path
 // instead (gemm(): f32 tiles, CUBLAS_COMPUTE_32F_FAST_TF32, f32's range for activations), and
 // STRATA_CUDA_GEMM=f32 the same with plain f32 products (no tensor cores: slower, but no
 // operand rounding, so that prefill computes what cpu_ref computes to f32 precision).
@@ -33,24 +33,19 @@ constexpr size_t kGemmScratchBytes = size_t(64) << 20;  // dequantized weight ro
 
 // Which weights the integer kernels take (takes_q8): matrices of 2^23 weights or more, and
 // rows longer than 2048 (kMaxF32FoldedRow). Smaller matrices of shorter rows stay f32: there
-// x's q8 form would cost a launch of its own (~3 us) where the op does not start with a norm,
-// or where it does, the launch that the f32 kernels save by folding rms_norm into their own
+// x's q8 form would cost a launch of its own where the op does not start with a norm, or
+// where it does, the launch that the f32 kernels save by folding rms_norm into their own
 // (VecNorm, rows up to 2048), more than the integer kernels save on so few weights. Per
 // matrix, so that a fused op and the ops it stands for take the same kernels and give the
-// same bits. Measured on an H100, TinyLlama Q4_0 tg128 (q 2048 x 2048, k and v 256 x 2048,
-// gate, up and down 11.5 M weights, output 65.5 M): 1250-1253 t/s with rows up to 2048 and
-// matrices under 2^24 on f32 (the rule before Q4_0 rows were regrouped, kernels.h:
-// RowFormat), 1360-1367 with 2^23 and more on q8 at any row length, 1288-1293 with every
-// matrix on q8, 1198-1205 from 2^22 (q and the output projection too), 1253-1270 with the
-// output alone; Llama-2-7B Q4_0 (every matrix 4096 x 4096 or larger) 397 against 357 f32
-// before the regrouping.
+// same bits. 2^23 puts TinyLlama's gate, up, down (11.5 M weights) and output projection on
+// the integer kernels and keeps its q, k, v and o (4 M weights and less) on f32: the fastest
+// of the bounds measured (docs/benchmarks.md, "which matrices take the integer kernels").
 constexpr int64_t kMinQ8Weights = int64_t(1) << 23;
 // Rows longer than the f32 kernels fold rms_norm into (kMaxNormColumn, norm.cuh) take the
 // integer kernels at any size: where a norm comes first, x's q8 form is made by the rms_norm
 // launch that those rows need anyway, and matrices that share x share a launch (Llama-3-8B's
-// k and v, 4 M weights each, join q's). Measured on an H100, Llama-3-8B Q4_K_M tg128 (one
-// call, two rounds): 374.0 / 378.9 t/s with k and v on the f32 kernels, 390.3 / 391.4 with
-// them on q8.
+// k and v, 4 M weights each, join q's launch instead of taking launches of their own on the
+// f32 kernels; docs/benchmarks.md).
 constexpr int64_t kMaxF32FoldedRow = 2048;
 
 }  // namespace

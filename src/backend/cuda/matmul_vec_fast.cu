@@ -2,7 +2,7 @@
 // Q4_0, Q8_0, Q4_K, Q6_K and F16. Why the generic kernel (matmul_vec.cuh) is slow: a lane
 // there takes a whole 32-element chunk, so the 32 lanes of a warp read x at a stride of
 // 128 bytes, and every 16-byte load of x lands in the same 4 of the L1's 32 banks
-// (32 wavefronts for 512 bytes); that, not the DRAM, bounds it at ~0.45 TB/s.
+// (32 wavefronts for 512 bytes); that, not the DRAM, bounds its bandwidth.
 //
 // Here a CTA of kFastWarps warps computes R rows; its warps split the row's blocks, and
 // kLanes lanes share a block, each lane taking a piece of it (8 or 16 elements) for all R
@@ -100,14 +100,14 @@ __device__ __forceinline__ float4 load_x4(const float* x, int64_t i4) {
 // Q4_0 (18 bytes: f16 d, 16 bytes of nibbles; byte i holds elements i and i + 16), rows in
 // format F (q4_0_scale_at). Lane t takes nibble bytes 4t..4t+3: elements 4t..4t+3 (low
 // nibbles) and 16+4t.. (high nibbles).
-// Grouped rows keep the slab (measured on an H100, TinyLlama Q4_0 tg128: 1250 t/s against 1043
-// with direct loads).
+// Rows of either format go through the slab (grouped rows read directly are slower:
+// docs/benchmarks.md).
 template <bool kExact, int kUnrollQ = 4, RowFormat F = RowFormat::blocks>
 struct FastQ4_0 {
   static constexpr int kLanes = 4, kElems = 32;
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;       // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = kUnrollQ;  // block-loop unrolling (measured)
+  static constexpr int kUnroll = kUnrollQ;  // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
                                                     int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -177,7 +177,7 @@ struct FastQ8_0 {
   static constexpr bool kManyRows = false;
   static constexpr int kFewRows = 1;    // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
-  static constexpr int kUnroll = 4;     // block-loop unrolling (measured)
+  static constexpr int kUnroll = 4;     // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
                                                     int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -214,7 +214,7 @@ struct FastQ4_K {
   static constexpr int kLanes = 16, kBytes = 144, kElems = 256;
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = 4;    // block-loop unrolling (measured)
+  static constexpr int kUnroll = 4;    // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
                                                     int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -291,7 +291,7 @@ struct FastQ4_KWide {
   static constexpr int kLanes = 8, kBytes = 144, kElems = 256;
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = 1;    // block-loop unrolling (measured: 2 loses 4 to 17 %)
+  static constexpr int kUnroll = 1;    // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
                                                     int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -357,7 +357,7 @@ struct FastQ6_K {
   static constexpr bool kManyRows = false;
   static constexpr int kFewRows = 1;   // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = 2;    // block-loop unrolling (measured)
+  static constexpr int kUnroll = 2;    // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
                                                     int64_t x_stride, int m, float (&acc)[R][M]) {
@@ -406,7 +406,7 @@ struct FastF16 {
   static constexpr bool kManyRows = false;
   static constexpr int kFewRows = 2;    // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
-  static constexpr int kUnroll = 2;     // block-loop unrolling (measured)
+  static constexpr int kUnroll = 2;     // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int /*t*/, const float* x,
                                                     int64_t x_stride, int m, float (&acc)[R][M]) {

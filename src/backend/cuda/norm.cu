@@ -17,11 +17,8 @@ constexpr int64_t kMaxBlocks = 65535;
 // ceil(n / 4 / kNormRowThreads) blocks: each sums the squares of the whole row and normalizes
 // one word per thread. SinglePass: longer rows of 16-byte words, up to kSinglePassThreads * 4 *
 // kSinglePassWords floats, are read once into registers by kSinglePassThreads threads. Loop:
-// the rest, element by element, kThreads threads. Measured on an H100 (rows of 4096, the norm
-// with x's q8 form; ncu, each kernel alone): 5.3-5.6 us as SinglePass (one block of 1024
-// threads), 4.1-4.35 us as Split; one block of 128 threads took 7.6 us. tg128 against
-// SinglePass (one call): Llama-3-8B Q4_K_M 390.3 -> 396.9, Llama-2-7B Q4_0 499.9 -> 523.7,
-// TinyLlama Q4_0 (rows of 2048: was Shared) 1360.7 -> 1483.3.
+// the rest, element by element, kThreads threads. A single row takes Split rather than one
+// block, since several blocks finish it sooner: decode waits for it (docs/benchmarks.md).
 enum class NormPath { Shared, Split, SinglePass, Loop };
 constexpr int kSinglePassThreads = 1024;
 constexpr int kSinglePassWords = 2;
