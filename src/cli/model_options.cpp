@@ -13,11 +13,13 @@ namespace strata::cli {
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_option("-m,--model", o.model, "GGUF model (default: SmolLM2-135M-Instruct from scripts/fetch-model)");
   cmd->add_option("--backend", o.backend, "cpu, cpu_ref, cuda or auto")->capture_default_str();
-  cmd->add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 1024));
+  cmd->add_option("-t,--threads", o.threads, "CPU threads (default: the physical cores)")->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx-size", o.ctx_size, "context size (default: the model's, at most 4096)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cmd->add_option("--kv-type", o.kv_type, "KV cache type: f16 or f32")->capture_default_str();
   cmd->add_flag("-q,--quiet", o.quiet, "no logs on stderr");
+  cmd->add_option("--cpu-isa", o.cpu_isa, "cpu backend: force an ISA path (portable, avx2, avx512, avx512-vnni)");
+  cmd->add_flag("--cpu-f32-act", o.cpu_f32_act, "cpu backend: f32 activations in matmul instead of 8-bit ones");
 }
 
 void add_dump_option(CLI::App* cmd, ModelOptions& o) {
@@ -83,7 +85,7 @@ std::vector<TokenId> encode_text(const ModelOptions& o, const Tokenizer& tokeniz
 
 LoadedModel load_model(const ModelOptions& o) {
   const std::string path = resolve_model_path(o.model);
-  auto backend = make_backend(o.backend, o.threads);
+  auto backend = make_backend(o.backend, o.threads, CpuOptions{o.cpu_isa, o.cpu_f32_act});
   ProgressBar bar("loading", !o.quiet);
   auto model = Model::load(path, *backend, [&bar](double fraction) { bar.update(fraction); });
   bar.finish();
@@ -92,7 +94,7 @@ LoadedModel load_model(const ModelOptions& o) {
   for (const auto& w : m.tokenizer.warnings()) log_info(o, "warning: " + path + ": " + w);
   const ModelConfig& c = m.model->config();
   log_info(o, fmt::format("model: {} ({}, {} layers, n_embd {}, {} heads / {} KV, vocab {}) on backend {}", path, c.arch,
-                          c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab, m.backend->name()));
+                          c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab, describe_backend(*m.backend)));
   return m;
 }
 

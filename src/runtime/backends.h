@@ -2,16 +2,30 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "backend/backend.h"
+#include "backend/cpu/isa.h"
 
 namespace strata {
 
-// "cpu_ref" (the f32 reference), "cpu_ref64" (the reference accumulating in f64),
-// "cpu" (the fastest CPU backend; the reference until a faster one exists), "cuda" (GPU 0;
-// only in builds with nvcc) and "auto" (cuda when a usable GPU is present, else cpu).
-// `threads` 0 = all cores.
-std::unique_ptr<Backend> make_backend(std::string_view name, int threads = 0);
+// Settings of the fast CPU backend, from the command line (--cpu-isa, --cpu-f32-act).
+struct CpuOptions {
+  std::string isa;               // an ISA path name (cpu::isa_name); "" = the best this CPU has
+  bool f32_activations = false;  // matmul multiplies f32 activations, not 8-bit ones
+};
+
+// "cpu" (the fast CPU backend, backend/cpu/cpu_backend.h), "cpu_ref" (the f32 reference),
+// "cpu_ref64" (the reference accumulating in f64), "cuda" (GPU 0; only in builds with nvcc)
+// and "auto" (cuda when a usable GPU is present, else cpu). `threads` 0 = the physical cores.
+std::unique_ptr<Backend> make_backend(std::string_view name, int threads = 0, const CpuOptions& cpu = {});
+
+// The ISA path `name` names ("" = `detected`); fails for an unknown name or a path above
+// `detected`, naming the paths this CPU has.
+cpu::Isa cpu_isa_from_option(std::string_view name, cpu::Isa detected = cpu::detected_isa());
+
+// The backend and its settings for the model line: "cpu (avx512-vnni, 2 threads)", "cuda".
+std::string describe_backend(const Backend& backend);
 
 }  // namespace strata

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "backend/cpu_ref/ops.h"
+#include "backend/cpu/matmul.h"
 #include "core/error.h"
 
 namespace strata {
@@ -82,15 +82,23 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tens
 }
 
 void CpuBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
-  cpu_ref::matmul(w, x, out, Accumulation::f32, n_threads());
+  cpu::matmul(w, x, out, cpu::MatmulConfig{isa_, f32_activations_}, pool_);
 }
 
 void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   cpu::add(ctx_, a, b, out);
 }
 
+void CpuBackend::scale(const Tensor& x, float s, Tensor& out) {
+  cpu::scale(ctx_, x, s, out);
+}
+
 void CpuBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   cpu::swiglu(ctx_, gate, up, out);
+}
+
+void CpuBackend::softmax(Tensor& x) {
+  cpu::softmax(ctx_, x);
 }
 
 void CpuBackend::rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) {
