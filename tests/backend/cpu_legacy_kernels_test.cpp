@@ -7,7 +7,8 @@
 //    activations as the kernel reads them (near-exact), and against the true product with
 //    f32 activations (the 8-bit activation error, under design.md's 5e-4);
 //  - every path against the portable path to within float rounding;
-//  - a tile's outputs do not depend on its shape (nr x nc), and nothing outside them is written.
+//  - a tile's outputs do not depend on its shape (nr x nc), and nothing outside them is written;
+//  - the packed prompt kernels (packed_gemm.h) against the same expectation, for any tile shape.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,6 +20,7 @@
 
 #include "backend/cpu/isa.h"
 #include "backend/cpu/kernel_groups.h"
+#include "backend/cpu/packed_gemm.h"
 #include "backend/cpu/type_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -284,6 +286,57 @@ TEST_P(CpuTileKernels, EveryPathAgainstTheExpectation) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, CpuTileKernels, ::testing::ValuesIn(kernel_cases()),
                          [](const ::testing::TestParamInfo<KernelCase>& info) {
                            return std::string(dtype_name(info.param.type)) + "_k" + std::to_string(info.param.k);
+                         });
+
+// ---- packed prompt kernels ----------------------------------------------------------------
+
+// out [n, m] by the packed kernels: columns packed 16 at a time, tiles of at most tr rows and
+// tc <= 16 columns of a group (a tile of fewer columns packs only those).
+std::vector<float> run_packed(const PackedKernels& kern, int64_t k, const Weights& w, int64_t n, const Activations& a,
+                              int64_t m, int tr, int tc) {
+  std::vector<float> out(size_t(n * m), std::numeric_limits<float>::quiet_NaN());
+  std::vector<PackedQ8x16> packed(size_t(k / 32));
+  for (int64_t c = 0; c < m; c += tc) {
+    const int nc = int(std::min<int64_t>(tc, m - c));
+    pack_q8_32x16(k, a.bytes.data() + size_t(c) * a.col_stride, a.col_stride, nc, packed.data());
+    for (int64_t r = 0; r < n; r += tr) {
+      kern.tile(k, w.bytes.data() + size_t(r) * w.row_stride, w.row_stride, int(std::min<int64_t>(tr, n - r)),
+                packed.data(), nc, out.data() + size_t(c * n + r), size_t(n));
+    }
+  }
+  return out;
+}
+
+class CpuPackedKernels : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CpuPackedKernels, AgainstTheExpectationAndAnyTileShape) {
+  const DType type = GetParam();
+  const int64_t k = 320, n = 11, m = 19;
+  const Weights w = make_weights(type, k, n, 8);
+  const Activations a = make_activations(ActFormat::q8_32, k, m, 9);
+  const std::vector<double> want = expected_product(w.values, a.values, k, n, m);
+  int paths = 0;
+  for (Isa isa : available_isas()) {
+    const PackedKernels* kern = packed_kernels(type, isa);
+    if (kern == nullptr) continue;
+    ++paths;
+    SCOPED_TRACE(isa_label(isa));
+    const std::vector<float> got = run_packed(*kern, k, w, n, a, m, kern->max_rows, kPackColumns);
+    EXPECT_LT(nmse(want, got), 1e-11);
+    for (int tr : {1, 3, kern->max_rows}) {
+      for (int tc : {1, 5, kPackColumns}) {
+        const std::vector<float> other = run_packed(*kern, k, w, n, a, m, tr, tc);
+        EXPECT_EQ(std::memcmp(other.data(), got.data(), got.size() * sizeof(float)), 0) << tr << "x" << tc;
+      }
+    }
+  }
+  if (paths == 0) GTEST_SKIP() << "no packed kernels on this CPU";
+}
+
+INSTANTIATE_TEST_SUITE_P(LegacyTypes, CpuPackedKernels,
+                         ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0),
+                         [](const ::testing::TestParamInfo<DType>& info) {
+                           return std::string(dtype_name(info.param));
                          });
 
 // Q8_0 blocks may hold -128 (GGUF allows it; our quantizer never writes it): every path agrees.

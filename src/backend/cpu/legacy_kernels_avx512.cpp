@@ -5,6 +5,10 @@
 // Q8_0, 0 for Q4_1 / Q5_1); vpdpbusd adds u_i * qs_i onto -offset * sum(qs), which is made
 // once per activation block. Only called at the avx512_vnni level. Internal linkage only
 // (ODR hazard of cpu-common): the one export is legacy_kernels_avx512_vnni.
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() (a self-initialized variable) as
+// the unused source of their unmasked forms, and GCC 12 then reports it as uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
@@ -161,6 +165,82 @@ void tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size
   }
 }
 
+// ---- packed prompt kernels (packed_gemm.h) ------------------------------------------------
+// Lanes are the 16 columns of a PackedQ8x16. Per block and row: the 32 levels u are stored
+// once and each 4-byte group is broadcast against the 16 columns' same group (vpdpbusd),
+// on top of -offset * sum(qs); then acc += float(isum) * (d_w * d_x) [+ m * s].
+constexpr int kPackedMaxRows = 8;
+
+template <typename T>
+constexpr int kOffsetShift = T::kOffset == 8     ? 3
+                             : T::kOffset == 16  ? 4
+                             : T::kOffset == 128 ? 7
+                                                 : 0;
+
+template <typename T, int NR>
+void packed_tile_fixed(int64_t k, const void* w, size_t w_stride, const PackedQ8x16* x, int nc, float* out,
+                       size_t out_stride) {
+  static_assert(T::kOffset == 0 || (1 << kOffsetShift<T>) == T::kOffset);
+  using Block = typename T::Block;
+  const Block* rows[NR];
+  for (int r = 0; r < NR; ++r) rows[r] = reinterpret_cast<const Block*>(at_offset(w, size_t(r) * w_stride));
+  __m512 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const PackedQ8x16& p = x[b];
+    __m512i xg[8];
+    for (int g = 0; g < 8; ++g) xg[g] = _mm512_loadu_si512(p.qs[g]);
+    const __m512 xd = _mm512_loadu_ps(p.d);
+    __m512i start = _mm512_setzero_si512();
+    if constexpr (T::kOffset != 0) {
+      start = _mm512_sub_epi32(start, _mm512_slli_epi32(_mm512_loadu_si512(p.sum), kOffsetShift<T>));
+    }
+    for (int r = 0; r < NR; ++r) {
+      const Block& blk = rows[r][b];
+      alignas(32) int32_t u[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u), T::levels(blk));
+      __m512i isum = start;
+      for (int g = 0; g < 8; ++g) isum = _mm512_dpbusd_epi32(isum, _mm512_set1_epi32(u[g]), xg[g]);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(_mm512_set1_ps(f16(blk.d)), xd), acc[r]);
+      if constexpr (T::kHasMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(T::min(blk)), _mm512_loadu_ps(p.s), acc[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    alignas(64) float lanes[kPackColumns];
+    _mm512_store_ps(lanes, acc[r]);
+    for (int c = 0; c < nc; ++c) out[size_t(c) * out_stride + size_t(r)] = lanes[c];
+  }
+}
+
+template <typename T>
+void packed_tile(int64_t k, const void* w, size_t w_stride, int nr, const PackedQ8x16* x, int nc, float* out,
+                 size_t out_stride) {
+  switch (nr) {
+    case 1:
+      return packed_tile_fixed<T, 1>(k, w, w_stride, x, nc, out, out_stride);
+    case 2:
+      return packed_tile_fixed<T, 2>(k, w, w_stride, x, nc, out, out_stride);
+    case 3:
+      return packed_tile_fixed<T, 3>(k, w, w_stride, x, nc, out, out_stride);
+    case 4:
+      return packed_tile_fixed<T, 4>(k, w, w_stride, x, nc, out, out_stride);
+    case 5:
+      return packed_tile_fixed<T, 5>(k, w, w_stride, x, nc, out, out_stride);
+    case 6:
+      return packed_tile_fixed<T, 6>(k, w, w_stride, x, nc, out, out_stride);
+    case 7:
+      return packed_tile_fixed<T, 7>(k, w, w_stride, x, nc, out, out_stride);
+    default:
+      return packed_tile_fixed<T, 8>(k, w, w_stride, x, nc, out, out_stride);
+  }
+}
+
+constexpr PackedKernels kPackedQ4_0{kPackedMaxRows, packed_tile<Q4_0Type>};
+constexpr PackedKernels kPackedQ4_1{kPackedMaxRows, packed_tile<Q4_1Type>};
+constexpr PackedKernels kPackedQ5_0{kPackedMaxRows, packed_tile<Q5_0Type>};
+constexpr PackedKernels kPackedQ5_1{kPackedMaxRows, packed_tile<Q5_1Type>};
+constexpr PackedKernels kPackedQ8_0{kPackedMaxRows, packed_tile<Q8_0Type>};
+
 constexpr TypeKernels kQ4_0{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q4_0Type>};
 constexpr TypeKernels kQ4_1{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q4_1Type>};
 constexpr TypeKernels kQ5_0{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q5_0Type>};
@@ -181,6 +261,23 @@ const TypeKernels* legacy_kernels_avx512_vnni(DType type) {
       return &kQ5_1;
     case DType::Q8_0:
       return &kQ8_0;
+    default:
+      return nullptr;
+  }
+}
+
+const PackedKernels* legacy_packed_kernels_avx512_vnni(DType type) {
+  switch (type) {
+    case DType::Q4_0:
+      return &kPackedQ4_0;
+    case DType::Q4_1:
+      return &kPackedQ4_1;
+    case DType::Q5_0:
+      return &kPackedQ5_0;
+    case DType::Q5_1:
+      return &kPackedQ5_1;
+    case DType::Q8_0:
+      return &kPackedQ8_0;
     default:
       return nullptr;
   }

@@ -3,11 +3,14 @@
 // the files compiled with the path's flags; called only where the CPU has the path.
 #pragma once
 
+#include "backend/cpu/packed_gemm.h"
 #include "backend/cpu/type_kernels.h"
 
 namespace strata::cpu {
 
 const TypeKernels* legacy_kernels_avx2(DType type);
 const TypeKernels* legacy_kernels_avx512_vnni(DType type);
+// The packed prompt kernels (packed_gemm.h) of the same types.
+const PackedKernels* legacy_packed_kernels_avx512_vnni(DType type);
 
 }  // namespace strata::cpu

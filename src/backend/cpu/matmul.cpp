@@ -6,6 +6,8 @@
 //     task calls the type's tile kernel for max_rows x max_cols tiles: the rows of a tile
 //     stay in L1 while it walks the block's columns, and consecutive tasks share a row block.
 //     Decode (m = 1) is the same with one column block, i.e. row chunks.
+//     Prompts of the legacy types on a path with packed kernels (packed_gemm.h) pack the
+//     q8_32 columns 16 at a time and run those instead of the tile kernels.
 //  3. Types without kernels, and quantized types in the f32-activation mode, dequantize the
 //     task's weight rows (reference dequantize) into a per-thread scratch and use F32's
 //     kernels: the result then differs from cpu_ref's only in the order of the f32 sums.
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "backend/cpu/kernel_groups.h"
+#include "backend/cpu/packed_gemm.h"
 #include "backend/cpu/type_kernels.h"
 #include "backend/cpu_ref/checks.h"
 #include "backend/op_checks.h"
@@ -32,16 +35,23 @@ void check_computable(std::string_view op, std::string_view role, const Tensor& 
   }
 }
 
-// The kernels one call runs, and whether the weight rows go through f32 first.
+// The kernels one call runs: packed kernels (or nullptr) for prompts, else tile kernels
+// (after the weight rows go through f32 where `dequantize`).
 struct Plan {
   const TypeKernels* kernels;
+  const PackedKernels* packed;
   bool dequantize;
+  int max_rows() const { return packed != nullptr ? packed->max_rows : kernels->max_rows; }
 };
 
-Plan plan_for(DType type, const MatmulConfig& config) {
+Plan plan_for(DType type, int64_t m, const MatmulConfig& config) {
   const TypeKernels* own = type_kernels(type, config.isa);
-  if (own != nullptr && (own->act == ActFormat::f32 || !config.f32_activations)) return {own, false};
-  return {float_kernels(DType::F32, config.isa), true};
+  if (own == nullptr || (own->act != ActFormat::f32 && config.f32_activations)) {
+    return {float_kernels(DType::F32, config.isa), nullptr, true};
+  }
+  const PackedKernels* packed =
+      own->act == ActFormat::q8_32 && m >= kPackMinColumns ? packed_kernels(type, config.isa) : nullptr;
+  return {own, packed, false};
 }
 
 // Evenly spaced columns: column c at base + c * stride bytes.
@@ -86,6 +96,7 @@ Columns prepare_activations(const std::vector<const float*>& x_cols, int64_t k, 
 }
 
 constexpr int64_t kColumnBlock = 64;      // columns of one task
+static_assert(kColumnBlock % kPackColumns == 0, "a task's columns are whole packed groups");
 constexpr int64_t kMaxRowBlock = 64;      // rows of one task, at most
 constexpr int64_t kDequantRowBlock = 16;  // rows of one task that dequantizes (its scratch: rows x k floats)
 constexpr int64_t kTasksPerThread = 8;    // enough tasks to balance the threads' loads
@@ -100,7 +111,7 @@ int64_t row_block(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan
   const int64_t want_tasks = kTasksPerThread * n_threads;
   const int64_t rows = (n * col_blocks + want_tasks - 1) / want_tasks;
   const int64_t cap = plan.dequantize ? kDequantRowBlock : kMaxRowBlock;
-  return round_up(std::clamp<int64_t>(rows, 1, cap), plan.kernels->max_rows);
+  return round_up(std::clamp<int64_t>(rows, 1, cap), plan.max_rows());
 }
 
 // One task's outputs: rows [r0, r1) x columns [c0, c1), written through out_cols.
@@ -126,17 +137,51 @@ void run_tiles(const Plan& plan, int64_t k, const uint8_t* w_rows, size_t w_stri
   }
 }
 
+// The q8_32 columns packed 16 at a time: group g (columns 16g..16g+15) at
+// storage + g * (k / 32) PackedQ8x16.
+const PackedQ8x16* pack_activations(const Columns& act, int64_t k, int64_t m, ThreadPool& pool,
+                                    std::vector<PackedQ8x16>& storage) {
+  const int64_t groups = (m + kPackColumns - 1) / kPackColumns, blocks = k / 32;
+  storage.resize(size_t(groups * blocks));
+  pool.run(groups, [&](int64_t g, int) {
+    const int nc = int(std::min<int64_t>(kPackColumns, m - g * kPackColumns));
+    pack_q8_32x16(k, act.base + size_t(g * kPackColumns) * act.stride, act.stride, nc,
+                  storage.data() + size_t(g * blocks));
+  });
+  return storage.data();
+}
+
+// The packed path of run_tiles: columns [c0, c1) start at a multiple of kPackColumns.
+void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, size_t w_stride, const PackedQ8x16* packed,
+                const std::vector<float*>& out_cols, const TaskRange& t) {
+  std::vector<float> tile(size_t(kern.max_rows) * kPackColumns);  // [nr, nc] of one call
+  for (int64_t r = t.r0; r < t.r1; r += kern.max_rows) {
+    const int nr = int(std::min<int64_t>(kern.max_rows, t.r1 - r));
+    const uint8_t* w_tile = w_rows + size_t(r - t.r0) * w_stride;
+    for (int64_t c = t.c0; c < t.c1; c += kPackColumns) {
+      const int nc = int(std::min<int64_t>(kPackColumns, t.c1 - c));
+      kern.tile(k, w_tile, w_stride, nr, packed + size_t(c / kPackColumns * (k / 32)), nc, tile.data(),
+                size_t(kern.max_rows));
+      for (int j = 0; j < nc; ++j) {
+        std::copy_n(tile.data() + size_t(j) * size_t(kern.max_rows), nr, out_cols[size_t(c + j)] + r);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool) {
   check_matmul_args(w, x, out, check_computable);
   const int64_t k = w.ne(0), n = w.ne(1), m = x.n_rows();
   if (n == 0 || m == 0) return;
-  const Plan plan = plan_for(w.dtype(), config);
+  const Plan plan = plan_for(w.dtype(), m, config);
   const std::vector<const float*> x_cols = cpu_ref::f32_rows(x);        // m columns of [k]
   const std::vector<float*> out_cols = cpu_ref::mutable_f32_rows(out);  // m columns of [n]
   std::vector<uint8_t> act_storage;
   const Columns act = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, act_storage);
+  std::vector<PackedQ8x16> packed_storage;
+  const PackedQ8x16* packed = plan.packed ? pack_activations(act, k, m, pool, packed_storage) : nullptr;
 
   const int64_t col_block = std::min(m, kColumnBlock);
   const int64_t col_blocks = (m + col_block - 1) / col_block;
@@ -155,7 +200,11 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& c
       w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
       w_stride = size_t(k) * sizeof(float);
     }
-    run_tiles(plan, k, w_rows, w_stride, act, out_cols, t);
+    if (packed != nullptr) {
+      run_packed(*plan.packed, k, w_rows, w_stride, packed, out_cols, t);
+    } else {
+      run_tiles(plan, k, w_rows, w_stride, act, out_cols, t);
+    }
   });
 }
 
