@@ -16,6 +16,7 @@ namespace {
 struct F32Weights {
   static __m256 load8(const void* row, int64_t i) { return _mm256_loadu_ps(static_cast<const float*>(row) + i); }
   static float at(const void* row, int64_t i) { return static_cast<const float*>(row)[i]; }
+  static const void* address(const void* row, int64_t i) { return static_cast<const float*>(row) + i; }
 };
 
 struct F16Weights {
@@ -23,6 +24,7 @@ struct F16Weights {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + i)));
   }
   static float at(const void* row, int64_t i) { return _cvtsh_ss(static_cast<const uint16_t*>(row)[i]); }
+  static const void* address(const void* row, int64_t i) { return static_cast<const uint16_t*>(row) + i; }
 };
 
 struct BF16Weights {
@@ -30,6 +32,7 @@ struct BF16Weights {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
+  static const void* address(const void* row, int64_t i) { return static_cast<const uint16_t*>(row) + i; }
   static float at(const void* row, int64_t i) {
     const uint32_t bits = uint32_t(static_cast<const uint16_t*>(row)[i]) << 16;
     float f;
@@ -65,6 +68,7 @@ void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t
     __m256 xv[NC];
     for (int c = 0; c < NC; ++c) xv[c] = _mm256_loadu_ps(cols[c] + i);
     for (int r = 0; r < NR; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(W::address(rows[r], i)) + NR * w_stride, _MM_HINT_T0);
       const __m256 wv = W::load8(rows[r], i);
       for (int c = 0; c < NC; ++c) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
     }

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cpu/float_kernels_isa.h"
 
@@ -17,22 +18,32 @@ namespace strata::cpu {
 namespace {
 
 struct F32Weights {
+  static constexpr size_t kBytes = 4;  // per element
   static __m512 load16(const void* row, int64_t i, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + i);
   }
+  static __m512 load16(const void* row, int64_t i) { return _mm512_loadu_ps(static_cast<const float*>(row) + i); }
 };
 
 struct F16Weights {
+  static constexpr size_t kBytes = 2;
   static __m512 load16(const void* row, int64_t i, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + i));
+  }
+  static __m512 load16(const void* row, int64_t i) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i)));
   }
 };
 
 struct BF16Weights {
+  static constexpr size_t kBytes = 2;
   static __m512 load16(const void* row, int64_t i, __mmask16 m) {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + i);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return widen(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + i));
   }
+  static __m512 load16(const void* row, int64_t i) {
+    return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i)));
+  }
+  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
 };
 
 // The sum of the 16 lanes, in a fixed order.
@@ -59,15 +70,19 @@ void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t
   for (int r = 0; r < NR; ++r) {
     for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
   }
-  for (int64_t i = 0; i < k; i += 16) {
-    const __mmask16 m = k - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - i)) - 1);
+  // One step of 16 elements from i: plain loads for whole chunks, masked for the last partial one.
+  auto step = [&](int64_t i, __mmask16 m, auto masked) {
     __m512 xv[NC];
-    for (int c = 0; c < NC; ++c) xv[c] = _mm512_maskz_loadu_ps(m, cols[c] + i);
+    for (int c = 0; c < NC; ++c) xv[c] = masked ? _mm512_maskz_loadu_ps(m, cols[c] + i) : _mm512_loadu_ps(cols[c] + i);
     for (int r = 0; r < NR; ++r) {
-      const __m512 wv = W::load16(rows[r], i, m);
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r]) + size_t(i) * W::kBytes + NR * w_stride, _MM_HINT_T0);
+      const __m512 wv = masked ? W::load16(rows[r], i, m) : W::load16(rows[r], i);
       for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
     }
-  }
+  };
+  const int64_t whole = k / 16 * 16;
+  for (int64_t i = 0; i < whole; i += 16) step(i, __mmask16(0xffff), std::false_type{});
+  if (whole < k) step(whole, __mmask16((1u << (k - whole)) - 1), std::true_type{});
   for (int r = 0; r < NR; ++r) {
     for (int c = 0; c < NC; ++c) out[size_t(c) * out_stride + size_t(r)] = hsum(acc[r][c]);
   }

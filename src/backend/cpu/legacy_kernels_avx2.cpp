@@ -126,6 +126,7 @@ void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t
     }
     for (int r = 0; r < NR; ++r) {
       const Block& blk = rows[r][b];
+      _mm_prefetch(reinterpret_cast<const char*>(&blk) + NR * w_stride, _MM_HINT_T0);  // the next tile's rows
       const __m256i u = T::levels(blk);
       const __m256 dw = _mm256_set1_ps(f16(blk.d));
       for (int c = 0; c < NC; ++c) {

@@ -40,6 +40,8 @@ struct Q4_0Type {
   using Block = BlockQ4_0;
   static constexpr int kOffset = 8;
   static constexpr bool kHasMin = false;
+  static constexpr bool kPairs = true;  // blocks taken two at a time (tile_pairs): d at word 0, qs from word 1
+  static constexpr int kWords = 9, kQsWord = 1, kMinWord = 0;
   static __m256i levels(const Block& b) { return nibbles(b.qs); }
   static float min(const Block&) { return 0.0f; }
 };
@@ -48,6 +50,8 @@ struct Q4_1Type {
   using Block = BlockQ4_1;
   static constexpr int kOffset = 0;
   static constexpr bool kHasMin = true;
+  static constexpr bool kPairs = true;  // d at word 0, m at word 1, qs from word 2
+  static constexpr int kWords = 10, kQsWord = 2, kMinWord = 1;
   static __m256i levels(const Block& b) { return nibbles(b.qs); }
   static float min(const Block& b) { return f16(b.m); }
 };
@@ -56,6 +60,7 @@ struct Q5_0Type {
   using Block = BlockQ5_0;
   static constexpr int kOffset = 16;
   static constexpr bool kHasMin = false;
+  static constexpr bool kPairs = false;
   static __m256i levels(const Block& b) { return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)); }
   static float min(const Block&) { return 0.0f; }
 };
@@ -64,6 +69,7 @@ struct Q5_1Type {
   using Block = BlockQ5_1;
   static constexpr int kOffset = 0;
   static constexpr bool kHasMin = true;
+  static constexpr bool kPairs = false;
   static __m256i levels(const Block& b) { return _mm256_or_si256(nibbles(b.qs), fifth_bits(b.qh)); }
   static float min(const Block& b) { return f16(b.m); }
 };
@@ -72,6 +78,7 @@ struct Q8_0Type {
   using Block = BlockQ8_0;
   static constexpr int kOffset = 128;
   static constexpr bool kHasMin = false;
+  static constexpr bool kPairs = false;
   static __m256i levels(const Block& b) {  // q + 128 as unsigned bytes
     return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)), _mm256_set1_epi8(-128));
   }
@@ -89,9 +96,10 @@ const uint8_t* at_offset(const void* p, size_t bytes) {
   return static_cast<const uint8_t*>(p) + bytes;
 }
 
+// One block per step (Q5_0, Q5_1, Q8_0): 8 lanes of partial sums per output.
 template <typename T, int NR, int NC>
-void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t x_stride, float* out,
-                size_t out_stride) {
+void tile_single(int64_t k, const void* w, size_t w_stride, const void* x, size_t x_stride, float* out,
+                 size_t out_stride) {
   using Block = typename T::Block;
   const Block* rows[NR];
   const ActQ8_32* cols[NC];
@@ -115,6 +123,7 @@ void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t
     }
     for (int r = 0; r < NR; ++r) {
       const Block& blk = rows[r][b];
+      _mm_prefetch(reinterpret_cast<const char*>(&blk) + NR * w_stride, _MM_HINT_T0);  // the next tile's rows
       const __m256i u = T::levels(blk);
       const __m256 dw = _mm256_set1_ps(f16(blk.d));
       for (int c = 0; c < NC; ++c) {
@@ -129,6 +138,147 @@ void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t
   }
   for (int r = 0; r < NR; ++r) {
     for (int c = 0; c < NC; ++c) out[size_t(c) * out_stride + size_t(r)] = hsum(acc[r][c]);
+  }
+}
+
+// ---- two blocks per step (Q4_0, Q4_1) ----------------------------------------------------
+// A step's two weight blocks come in one masked load (their words only, never past the row)
+// and are rearranged by word permutes; levels and activations sit in the 128-bit parts
+// [b0 elements 0-15, b1 0-15, b0 16-31, b1 16-31], 16 lanes of partial sums per output.
+// A row of an odd number of blocks ends with a step of one block (the other one zeros).
+
+struct Words32 {
+  alignas(64) int16_t v[32];
+};
+
+template <typename T>
+constexpr Words32 level_words() {  // word j of [b0.qs, b1.qs, b0.qs, b1.qs], 8 words each
+  Words32 w{};
+  for (int j = 0; j < 32; ++j) w.v[j] = int16_t((j / 8 % 2) * T::kWords + T::kQsWord + j % 8);
+  return w;
+}
+
+template <typename T>
+constexpr Words32 pattern_words(int field) {  // words 0-15: field of [b0 x4, b1 x4, b0 x4, b1 x4]
+  Words32 w{};
+  for (int j = 0; j < 16; ++j) w.v[j] = int16_t((j / 4 % 2) * T::kWords + field);
+  return w;
+}
+
+constexpr Words32 high_half_shift() {  // 4 for the words of elements 16-31
+  Words32 w{};
+  for (int j = 16; j < 32; ++j) w.v[j] = 4;
+  return w;
+}
+
+template <typename T>
+constexpr Words32 kLevelWords = level_words<T>();
+template <typename T>
+constexpr Words32 kScaleWords = pattern_words<T>(0);
+template <typename T>
+constexpr Words32 kMinWords = pattern_words<T>(T::kMinWord);
+constexpr Words32 kHighHalfShift = high_half_shift();
+
+__m512i load_words(const Words32& w) {
+  return _mm512_load_si512(w.v);
+}
+
+template <typename T>
+__m512i load_pair(const typename T::Block* p, int blocks) {
+  return _mm512_maskz_loadu_epi16(__mmask32((1u << (blocks * T::kWords)) - 1), p);
+}
+
+template <typename T>
+__m512i pair_levels(__m512i words) {
+  const __m512i qs = _mm512_permutexvar_epi16(load_words(kLevelWords<T>), words);
+  return _mm512_and_si512(_mm512_srlv_epi16(qs, load_words(kHighHalfShift)), _mm512_set1_epi8(0x0f));
+}
+
+// The f16 field at `idx` of each block, as 16 floats in the lane pattern of the partial sums.
+__m512 pair_pattern(__m512i words, const Words32& idx) {
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(load_words(idx), words)));
+}
+
+// Q4_1's mins in lanes 0 and 4 only (b0's and b1's), zeros elsewhere: added once per block.
+template <typename T>
+__m512 pair_mins(__m512i words) {
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_maskz_permutexvar_epi16(0x11, load_words(kMinWords<T>), words)));
+}
+
+// Activation blocks a[0] and a[1] (a[1] taken as zeros when blocks == 1).
+__m512i act_pair_qs(const ActQ8_32* a, int blocks) {
+  const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs));
+  const __m256i q1 =
+      blocks == 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)) : _mm256_setzero_si256();
+  return _mm512_permutex2var_epi64(_mm512_castsi256_si512(q0), _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11),
+                                   _mm512_castsi256_si512(q1));
+}
+
+__m512 act_pair_pattern(float f0, float f1) {
+  return _mm512_mask_blend_ps(0xf0f0, _mm512_set1_ps(f0), _mm512_set1_ps(f1));
+}
+
+float hsum(__m512 v) {
+  __m512 t = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+  t = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, 0xb1));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, 0x4e));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, 0xb1));
+  return _mm512_cvtss_f32(t);
+}
+
+template <typename T, int NR, int NC>
+void tile_pairs(int64_t k, const void* w, size_t w_stride, const void* x, size_t x_stride, float* out,
+                size_t out_stride) {
+  using Block = typename T::Block;
+  const Block* rows[NR];
+  const ActQ8_32* cols[NC];
+  for (int r = 0; r < NR; ++r) rows[r] = reinterpret_cast<const Block*>(at_offset(w, size_t(r) * w_stride));
+  for (int c = 0; c < NC; ++c) cols[c] = reinterpret_cast<const ActQ8_32*>(at_offset(x, size_t(c) * x_stride));
+  __m512 acc[NR][NC];
+  for (int r = 0; r < NR; ++r) {
+    for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  const int64_t nb = k / 32;
+  for (int64_t b = 0; b < nb; b += 2) {
+    const int blocks = nb - b >= 2 ? 2 : 1;
+    __m512i qs[NC], start[NC];  // start: -offset * sum(qs) in 16 partial sums
+    __m512 xd[NC], xs[NC];
+    for (int c = 0; c < NC; ++c) {
+      const ActQ8_32* a = cols[c] + b;
+      qs[c] = act_pair_qs(a, blocks);
+      start[c] = _mm512_setzero_si512();
+      if constexpr (T::kOffset != 0) {
+        start[c] = _mm512_sub_epi32(
+            start[c], _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(T::kOffset)), qs[c]));
+      }
+      xd[c] = act_pair_pattern(a[0].d, blocks == 2 ? a[1].d : 0.0f);
+      if constexpr (T::kHasMin) xs[c] = act_pair_pattern(a[0].s, blocks == 2 ? a[1].s : 0.0f);
+    }
+    for (int r = 0; r < NR; ++r) {
+      const Block* p = rows[r] + b;
+      _mm_prefetch(reinterpret_cast<const char*>(p) + NR * w_stride, _MM_HINT_T0);  // the next tile's rows
+      const __m512i words = load_pair<T>(p, blocks);
+      const __m512i u = pair_levels<T>(words);
+      const __m512 dw = pair_pattern(words, kScaleWords<T>);
+      for (int c = 0; c < NC; ++c) {
+        const __m512i isum = _mm512_dpbusd_epi32(start[c], u, qs[c]);
+        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, xd[c]), acc[r][c]);
+        if constexpr (T::kHasMin) acc[r][c] = _mm512_fmadd_ps(pair_mins<T>(words), xs[c], acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    for (int c = 0; c < NC; ++c) out[size_t(c) * out_stride + size_t(r)] = hsum(acc[r][c]);
+  }
+}
+
+template <typename T, int NR, int NC>
+void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t x_stride, float* out,
+                size_t out_stride) {
+  if constexpr (T::kPairs) {
+    tile_pairs<T, NR, NC>(k, w, w_stride, x, x_stride, out, out_stride);
+  } else {
+    tile_single<T, NR, NC>(k, w, w_stride, x, x_stride, out, out_stride);
   }
 }
 

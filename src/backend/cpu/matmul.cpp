@@ -95,7 +95,7 @@ Columns prepare_activations(const std::vector<const float*>& x_cols, int64_t k, 
   return {storage.data(), bytes};
 }
 
-constexpr int64_t kColumnBlock = 64;      // columns of one task
+constexpr int64_t kColumnBlock = 64;  // columns of one task
 static_assert(kColumnBlock % kPackColumns == 0, "a task's columns are whole packed groups");
 constexpr int64_t kMaxRowBlock = 64;      // rows of one task, at most
 constexpr int64_t kDequantRowBlock = 16;  // rows of one task that dequantizes (its scratch: rows x k floats)
