@@ -1,10 +1,12 @@
 // The fast CPU backend's matmul (backend/cpu/matmul.h) on the weight shapes of TinyLlama:
 // decode (m = 1) in GB/s of weight bytes, next to the machine's streaming read bandwidth
 // measured here with the same threads, and prompt tiles (m = -m columns) in GFLOP/s.
-// Decode rotates over enough weight copies (>= 128 MB in all) that no matrix is read from
+// Decode rotates over enough weight copies (>= 512 MB in all) that no matrix is read from
 // the caches; each figure is the median of -r runs after 3 warm-ups.
 //
-//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [TYPE]...
+// --hot reads one copy over and over (from the caches where it fits): the kernels' own speed.
+//
+//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [TYPE]...
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -58,18 +60,25 @@ double median_seconds(int runs, const Fn& fn) {
   return t[t.size() / 2];
 }
 
-// Bytes per second of reading 1 GiB once, in chunks of 1 MiB spread over the pool.
+// Bytes per second of a streaming read over the pool: each run reads the next 16 MiB slice
+// of a 1 GiB buffer (so never from the caches), in chunks of 1 MiB, with software prefetches
+// kReadAhead bytes ahead (as the decode kernels do). Short runs, as decode's, so that a
+// median is robust against other processes taking the cores.
+constexpr size_t kReadAhead = 2048;
+
 double read_bandwidth(strata::ThreadPool& pool, int runs) {
-  const size_t bytes = size_t(1) << 30, chunk = size_t(1) << 20;
+  const size_t bytes = size_t(1) << 30, slice = size_t(16) << 20, chunk = size_t(1) << 20;
   std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]);
   std::memset(buf.get(), 1, bytes);
   std::vector<int64_t> sink(size_t(pool.n_threads()));
-  const double t = median_seconds(runs, [&](int) {
-    pool.run(int64_t(bytes / chunk), [&](int64_t task, int thread) {
+  const double t = median_seconds(runs, [&](int run) {
+    const uint8_t* base = buf.get() + size_t(run) % (bytes / slice) * slice;
+    pool.run(int64_t(slice / chunk), [&](int64_t task, int thread) {
 #if defined(__x86_64__)
-      const auto* p = reinterpret_cast<const __m128i*>(buf.get() + size_t(task) * chunk);
+      const auto* p = reinterpret_cast<const __m128i*>(base + size_t(task) * chunk);
       __m128i a = _mm_setzero_si128(), b = a, c = a, d = a;
       for (size_t i = 0; i < chunk / 16; i += 4) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + i) + kReadAhead, _MM_HINT_T0);
         a = _mm_add_epi64(a, _mm_load_si128(p + i));
         b = _mm_add_epi64(b, _mm_load_si128(p + i + 1));
         c = _mm_add_epi64(c, _mm_load_si128(p + i + 2));
@@ -78,7 +87,7 @@ double read_bandwidth(strata::ThreadPool& pool, int runs) {
       const __m128i s = _mm_add_epi64(_mm_add_epi64(a, b), _mm_add_epi64(c, d));
       sink[size_t(thread)] += _mm_cvtsi128_si64(s);
 #else
-      const auto* p = reinterpret_cast<const uint64_t*>(buf.get() + size_t(task) * chunk);
+      const auto* p = reinterpret_cast<const uint64_t*>(base + size_t(task) * chunk);
       uint64_t s = 0;
       for (size_t i = 0; i < chunk / 8; ++i) s += p[i];
       sink[size_t(thread)] += int64_t(s);
@@ -86,7 +95,7 @@ double read_bandwidth(strata::ThreadPool& pool, int runs) {
     });
   });
   if (sink[0] == 42) fmt::print(" ");
-  return double(bytes) / t;
+  return double(slice) / t;
 }
 
 std::vector<float> random_values(size_t n, uint32_t seed) {
@@ -103,6 +112,7 @@ int main(int argc, char** argv) {
   int threads = 2, runs = 20, m = 128;
   strata::cpu::MatmulConfig config{strata::cpu::detected_isa(), false};
   std::vector<DType> types;
+  bool hot = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-t" && i + 1 < argc) {
@@ -118,29 +128,32 @@ int main(int argc, char** argv) {
         return 2;
       }
       config.isa = *isa;
+    } else if (a == "--hot") {
+      hot = true;
     } else if (a == "--f32") {
       config.f32_activations = true;
     } else if (const auto t = strata::dtype_from_name(a)) {
       types.push_back(*t);
     } else {
-      fmt::print(stderr, "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [TYPE]...\n");
+      fmt::print(stderr,
+                 "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [TYPE]...\n");
       return 2;
     }
   }
   if (types.empty()) types = {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::F16};
 
   strata::ThreadPool pool(threads);
-  const double read = read_bandwidth(pool, 5);
-  fmt::print("cpu_matmul_bench: {} threads, {}{}, read bandwidth {:.1f} GB/s; median of {} runs; prompt m = {}\n\n",
+  const double read = read_bandwidth(pool, std::max(runs, 20));
+  fmt::print("cpu_matmul_bench: {} threads, {}{}, read bandwidth {:.1f} GB/s; median of {} runs; prompt m = {}{}\n\n",
              threads, strata::cpu::isa_name(config.isa), config.f32_activations ? " (f32 activations)" : "",
-             read * 1e-9, runs, m);
+             read * 1e-9, runs, m, hot ? "; decode reads one copy (hot)" : "");
   fmt::print("| type | n x k | what | MB | decode us | decode GB/s | of read bw | prompt ms | prompt GFLOP/s |\n");
   fmt::print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (DType type : types) {
     for (const Shape& s : kShapes) {
       const Tensor w = Tensor::from_f32(random_values(size_t(s.n * s.k), 1), {s.k, s.n}, type, "w");
       const size_t bytes = w.n_bytes();
-      const size_t n_copies = std::max<size_t>(1, (size_t(128) << 20) / bytes + 1);
+      const size_t n_copies = hot ? 1 : std::max<size_t>(1, (size_t(512) << 20) / bytes + 1);
       std::vector<std::shared_ptr<std::vector<uint8_t>>> store;
       std::vector<Tensor> copies;
       for (size_t c = 0; c < n_copies; ++c) {
