@@ -206,6 +206,7 @@ StopReason answer(ChatState& s, const std::string& user_line) {
 }
 
 void chat(ChatArgs& args) {
+  check_n_predict(args.n_predict, "until the end of the turn");
   validate(args.sampling);
   if (!args.seed_given) args.sampling.seed = std::random_device{}();
   LoadedModel m = load_model(args.model);

@@ -14,4 +14,13 @@ void register_commands(CLI::App& app) {
   register_bench(app);
 }
 
+std::string version_text() {
+#ifdef STRATA_HAVE_CUDA
+  constexpr const char* backends = "cpu, cpu_ref, cpu_ref64, cuda";
+#else
+  constexpr const char* backends = "cpu, cpu_ref, cpu_ref64 (built without CUDA)";
+#endif
+  return std::string("strata ") + STRATA_VERSION + " (backends: " + backends + ")";
+}
+
 }  // namespace strata::cli

@@ -3,9 +3,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace strata::cli {
 
 void register_commands(CLI::App& app);
+
+// What --version prints: the version and the backends this build has.
+std::string version_text();
 
 void register_inspect(CLI::App& app);
 void register_quantize(CLI::App& app);

@@ -1,8 +1,10 @@
 #include "cli/model_options.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 
 #include "core/error.h"
 #include "core/progress.h"
@@ -12,10 +14,11 @@ namespace strata::cli {
 
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_option("-m,--model", o.model, "GGUF model (default: SmolLM2-135M-Instruct from scripts/fetch-model)");
-  cmd->add_option("--backend", o.backend, "cpu, cpu_ref, cuda or auto")->capture_default_str();
+  cmd->add_option("--backend", o.backend, "cpu, cpu_ref, cpu_ref64 (the reference accumulating in f64), cuda or auto")
+      ->capture_default_str();
   cmd->add_option("-t,--threads", o.threads, "CPU threads (default: the physical cores)")->check(CLI::Range(1, 1024));
-  cmd->add_option("-c,--ctx-size", o.ctx_size, "context size (default: the model's, at most 4096)")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("-c,--ctx-size", o.ctx_size, "context size; 0 = the model's, at most 4096 (the default)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
   cmd->add_option("--kv-type", o.kv_type, "KV cache type: f16 or f32")->capture_default_str();
   cmd->add_flag("-q,--quiet", o.quiet, "no logs on stderr");
   cmd->add_option("--cpu-isa", o.cpu_isa, "cpu backend: force an ISA path (portable, avx2, avx512, avx512-vnni)");
@@ -36,13 +39,24 @@ void add_sampling_options(CLI::App* cmd, SamplingParams& p, bool& seed_given) {
       ->capture_default_str();
   cmd->add_option("--frequency-penalty", p.frequency_penalty, "frequency penalty; 0 = off")->capture_default_str();
   cmd->add_option("--presence-penalty", p.presence_penalty, "presence penalty; 0 = off")->capture_default_str();
-  cmd->add_option_function<uint64_t>(
-      "-s,--seed",
-      [&p, &seed_given](uint64_t seed) {
-        p.seed = seed;
-        seed_given = true;
-      },
-      "random seed (default: random)");
+  cmd->add_option_function<std::string>(
+      "-s,--seed", [&p, &seed_given](const std::string& text) { seed_given = parse_seed(text, p.seed); },
+      "random seed; -1 = random (the default); the seed used is logged");
+}
+
+bool parse_seed(std::string_view text, uint64_t& seed) {
+  if (text == "-1") return false;
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) {
+    fail("--seed must be -1 (random) or an integer from 0 to {}, got '{}'", std::numeric_limits<uint64_t>::max(), text);
+  }
+  seed = value;
+  return true;
+}
+
+void check_n_predict(int64_t n, std::string_view meaning) {
+  if (n < -1) fail("-n must be -1 ({}) or a number of tokens >= 0, got {}", meaning, n);
 }
 
 std::string resolve_model_path(const std::string& model) {

@@ -29,6 +29,10 @@ struct ModelOptions {
 void add_model_options(CLI::App* cmd, ModelOptions& options);
 void add_dump_option(CLI::App* cmd, ModelOptions& options);
 void add_sampling_options(CLI::App* cmd, SamplingParams& params, bool& seed_given);
+// --seed: "-1" -> false (random); a number 0..2^64-1 -> `seed`, true; else throws.
+bool parse_seed(std::string_view text, uint64_t& seed);
+// -n: -1 (`meaning`, e.g. "until the end of generation") or a count >= 0; else throws.
+void check_n_predict(int64_t n, std::string_view meaning);
 
 // The path -m names, or the default model (fetched by scripts/fetch-model into the cache).
 std::string resolve_model_path(const std::string& model);

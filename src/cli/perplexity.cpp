@@ -19,6 +19,7 @@ struct PerplexityArgs {
 };
 
 void run_perplexity(PerplexityArgs& args) {
+  if (args.chunks == 0 || args.chunks < -1) fail("--chunks must be -1 (all) or a count >= 1, got {}", args.chunks);
   std::ifstream in(args.file, std::ios::binary);
   if (!in) fail("{}: cannot open", args.file);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -46,7 +47,8 @@ void register_perplexity(CLI::App& app) {
   add_model_options(cmd, args->model);
   add_dump_option(cmd, args->model);
   cmd->add_option("-f,--file", args->file, "text file")->required();
-  cmd->add_option("--chunks", args->chunks, "score at most N chunks (default: all)");
+  cmd->add_option("--chunks", args->chunks, "score at most N chunks; -1 = all (the default)");
+  cmd->get_option("-c")->description("tokens per chunk; 0 = 512 (the default)");
   cmd->callback([args] { run_perplexity(*args); });
 }
 

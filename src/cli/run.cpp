@@ -34,6 +34,7 @@ std::string read_prompt(const RunArgs& args) {
 }
 
 void run(RunArgs& args) {
+  check_n_predict(args.n_predict, "until the end of generation or of the context");
   validate(args.sampling);
   if (!args.seed_given) args.sampling.seed = std::random_device{}();
   LoadedModel m = load_model(args.model);
