@@ -169,6 +169,19 @@ void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, siz
   }
 }
 
+// Buffers of the calls made from one thread, kept from call to call: buffers of a few hundred
+// KB allocated per call would come from mmap and fault their pages in every time.
+struct Workspace {
+  std::vector<uint8_t> act;                  // x in the kernels' activation form
+  std::vector<PackedQ8x16> packed;           // and packed 16 columns at a time
+  std::vector<std::vector<float>> rows_f32;  // per pool thread: dequantized weight rows
+};
+
+Workspace& workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
 }  // namespace
 
 void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool) {
@@ -178,23 +191,22 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& c
   const Plan plan = plan_for(w.dtype(), m, config);
   const std::vector<const float*> x_cols = cpu_ref::f32_rows(x);        // m columns of [k]
   const std::vector<float*> out_cols = cpu_ref::mutable_f32_rows(out);  // m columns of [n]
-  std::vector<uint8_t> act_storage;
-  const Columns act = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, act_storage);
-  std::vector<PackedQ8x16> packed_storage;
-  const PackedQ8x16* packed = plan.packed ? pack_activations(act, k, m, pool, packed_storage) : nullptr;
+  Workspace& ws = workspace();
+  const Columns act = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, ws.act);
+  const PackedQ8x16* packed = plan.packed ? pack_activations(act, k, m, pool, ws.packed) : nullptr;
 
   const int64_t col_block = std::min(m, kColumnBlock);
   const int64_t col_blocks = (m + col_block - 1) / col_block;
   const int64_t rows = row_block(n, col_blocks, pool.n_threads(), plan);
   const int64_t row_blocks = (n + rows - 1) / rows;
-  std::vector<std::vector<float>> scratch(size_t(pool.n_threads()));  // per thread: [k, rows] dequantized
+  if (ws.rows_f32.size() < size_t(pool.n_threads())) ws.rows_f32.resize(size_t(pool.n_threads()));
   pool.run(row_blocks * col_blocks, [&](int64_t task, int thread) {
     const TaskRange t{task / col_blocks * rows, std::min(n, (task / col_blocks + 1) * rows),
                       task % col_blocks * col_block, std::min(m, (task % col_blocks + 1) * col_block)};
     const uint8_t* w_rows = w.row(t.r0);
     size_t w_stride = w.nb(1);
     if (plan.dequantize) {
-      std::vector<float>& rows_f32 = scratch[size_t(thread)];
+      std::vector<float>& rows_f32 = ws.rows_f32[size_t(thread)];
       rows_f32.resize(size_t(rows * k));
       for (int64_t r = t.r0; r < t.r1; ++r) w.dequantize_row(rows_f32.data() + size_t((r - t.r0) * k), r);
       w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
