@@ -290,18 +290,19 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, CpuTileKernels, ::testing::ValuesIn(kernel_ca
 
 // ---- packed prompt kernels ----------------------------------------------------------------
 
-// out [n, m] by the packed kernels: columns packed 16 at a time, tiles of at most tr rows and
-// tc <= 16 columns of a group (a tile of fewer columns packs only those).
-std::vector<float> run_packed(const PackedKernels& kern, int64_t k, const Weights& w, int64_t n, const Activations& a,
+// out [n, m] by the packed kernels: rows repacked tr <= 16 at a time, columns (biased) taken
+// tc at a time.
+std::vector<float> run_packed(const PackedKernels& kern, int64_t k, const Weights& w, int64_t n, Activations a,
                               int64_t m, int tr, int tc) {
+  for (int64_t c = 0; c < m; ++c) bias_q8_32(k, a.bytes.data() + size_t(c) * a.col_stride);
   std::vector<float> out(size_t(n * m), std::numeric_limits<float>::quiet_NaN());
-  std::vector<PackedQ8x16> packed(size_t(k / 32));
-  for (int64_t c = 0; c < m; c += tc) {
-    const int nc = int(std::min<int64_t>(tc, m - c));
-    pack_q8_32x16(k, a.bytes.data() + size_t(c) * a.col_stride, a.col_stride, nc, packed.data());
-    for (int64_t r = 0; r < n; r += tr) {
-      kern.tile(k, w.bytes.data() + size_t(r) * w.row_stride, w.row_stride, int(std::min<int64_t>(tr, n - r)),
-                packed.data(), nc, out.data() + size_t(c * n + r), size_t(n));
+  std::vector<RowPackedBlock> rows(size_t(k / 32));
+  for (int64_t r = 0; r < n; r += tr) {
+    const int nr = int(std::min<int64_t>(tr, n - r));
+    kern.repack(k, w.bytes.data() + size_t(r) * w.row_stride, w.row_stride, nr, rows.data());
+    for (int64_t c = 0; c < m; c += tc) {
+      kern.tile(k, rows.data(), nr, a.bytes.data() + size_t(c) * a.col_stride, a.col_stride,
+                int(std::min<int64_t>(tc, m - c)), out.data() + size_t(c * n + r), size_t(n));
     }
   }
   return out;
@@ -321,10 +322,10 @@ TEST_P(CpuPackedKernels, AgainstTheExpectationAndAnyTileShape) {
     if (kern == nullptr) continue;
     ++paths;
     SCOPED_TRACE(isa_label(isa));
-    const std::vector<float> got = run_packed(*kern, k, w, n, a, m, kern->max_rows, kPackColumns);
+    const std::vector<float> got = run_packed(*kern, k, w, n, a, m, kPackRows, kern->max_cols);
     EXPECT_LT(nmse(want, got), 1e-11);
-    for (int tr : {1, 3, kern->max_rows}) {
-      for (int tc : {1, 5, kPackColumns}) {
+    for (int tr : {1, 3, kPackRows}) {
+      for (int tc : {1, 5, kern->max_cols}) {
         const std::vector<float> other = run_packed(*kern, k, w, n, a, m, tr, tc);
         EXPECT_EQ(std::memcmp(other.data(), got.data(), got.size() * sizeof(float)), 0) << tr << "x" << tc;
       }

@@ -120,23 +120,10 @@ const TypeKernels* legacy_kernels_portable(DType type) {
 
 }  // namespace
 
-void pack_q8_32x16(int64_t k, const void* x, size_t x_stride, int nc, PackedQ8x16* out) {
+void bias_q8_32(int64_t k, void* x) {
+  auto* blocks = static_cast<ActQ8_32*>(x);
   for (int64_t b = 0; b < k / 32; ++b) {
-    PackedQ8x16& p = out[b];
-    std::memset(&p, 0, sizeof(p));
-    for (int c = 0; c < nc; ++c) {
-      const ActQ8_32& a = reinterpret_cast<const ActQ8_32*>(static_cast<const uint8_t*>(x) + size_t(c) * x_stride)[b];
-      int sum = 0;
-      for (int g = 0; g < 8; ++g) {
-        for (int i = 0; i < 4; ++i) {
-          p.qs[g][c][i] = a.qs[4 * g + i];
-          sum += a.qs[4 * g + i];
-        }
-      }
-      p.d[c] = a.d;
-      p.s[c] = a.s;
-      p.sum[c] = sum;
-    }
+    for (int8_t& q : blocks[b].qs) q = int8_t(uint8_t(q) ^ 0x80u);
   }
 }
 

@@ -318,80 +318,92 @@ void tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size
 }
 
 // ---- packed prompt kernels (packed_gemm.h) ------------------------------------------------
-// Lanes are the 16 columns of a PackedQ8x16. Per block and row: the 32 levels u are stored
-// once and each 4-byte group is broadcast against the 16 columns' same group (vpdpbusd),
-// on top of -offset * sum(qs); then acc += float(isum) * (d_w * d_x) [+ m * s].
-constexpr int kPackedMaxRows = 8;
+// Lanes are 16 weight rows. The repack writes each row's signed levels q = u - offset as
+// 4-byte groups; the kernel broadcasts an activation column's biased group from memory
+// against a group of the 16 rows (vpdpbusd onto start = -128 * sum(q)), then
+// acc += float(isum) * (d_w * d_x) [+ m * s] in each row's lane.
+constexpr int kRowTileMaxCols = 8;
 
 template <typename T>
-constexpr int kOffsetShift = T::kOffset == 8     ? 3
-                             : T::kOffset == 16  ? 4
-                             : T::kOffset == 128 ? 7
-                                                 : 0;
-
-template <typename T, int NR>
-void packed_tile_fixed(int64_t k, const void* w, size_t w_stride, const PackedQ8x16* x, int nc, float* out,
-                       size_t out_stride) {
-  static_assert(T::kOffset == 0 || (1 << kOffsetShift<T>) == T::kOffset);
+void repack_rows(int64_t k, const void* w, size_t w_stride, int nr, RowPackedBlock* out) {
   using Block = typename T::Block;
-  const Block* rows[NR];
-  for (int r = 0; r < NR; ++r) rows[r] = reinterpret_cast<const Block*>(at_offset(w, size_t(r) * w_stride));
-  __m512 acc[NR];
-  for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < k / 32; ++b) {
-    const PackedQ8x16& p = x[b];
-    __m512i xg[8];
-    for (int g = 0; g < 8; ++g) xg[g] = _mm512_loadu_si512(p.qs[g]);
-    const __m512 xd = _mm512_loadu_ps(p.d);
-    __m512i start = _mm512_setzero_si512();
-    if constexpr (T::kOffset != 0) {
-      start = _mm512_sub_epi32(start, _mm512_slli_epi32(_mm512_loadu_si512(p.sum), kOffsetShift<T>));
-    }
-    for (int r = 0; r < NR; ++r) {
-      const Block& blk = rows[r][b];
-      alignas(32) int32_t u[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(u), T::levels(blk));
-      __m512i isum = start;
-      for (int g = 0; g < 8; ++g) isum = _mm512_dpbusd_epi32(isum, _mm512_set1_epi32(u[g]), xg[g]);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(_mm512_set1_ps(f16(blk.d)), xd), acc[r]);
-      if constexpr (T::kHasMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(T::min(blk)), _mm512_loadu_ps(p.s), acc[r]);
+    RowPackedBlock& p = out[b];
+    std::memset(&p, 0, sizeof(p));
+    for (int r = 0; r < nr; ++r) {
+      const Block& blk = reinterpret_cast<const Block*>(at_offset(w, size_t(r) * w_stride))[b];
+      const __m256i q = _mm256_sub_epi8(T::levels(blk), _mm256_set1_epi8(char(T::kOffset)));
+      alignas(32) int32_t groups[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(groups), q);
+      for (int g = 0; g < 8; ++g) std::memcpy(p.q[g][r], &groups[g], 4);
+      // sum(q): signed bytes times 1 in 8 partial sums.
+      const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
+      __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+      p.start[r] = -128 * _mm_cvtsi128_si32(s);
+      p.d[r] = f16(blk.d);
+      p.m[r] = T::min(blk);
     }
   }
-  for (int r = 0; r < NR; ++r) {
-    alignas(64) float lanes[kPackColumns];
-    _mm512_store_ps(lanes, acc[r]);
-    for (int c = 0; c < nc; ++c) out[size_t(c) * out_stride + size_t(r)] = lanes[c];
+}
+
+__m512i broadcast_group(const int8_t* qs) {
+  int32_t g;
+  std::memcpy(&g, qs, sizeof(g));
+  return _mm512_set1_epi32(g);
+}
+
+template <bool kHasMin, int NC>
+void row_tile_fixed(int64_t k, const RowPackedBlock* w, int nr, const void* x, size_t x_stride, float* out,
+                    size_t out_stride) {
+  const ActQ8_32* cols[NC];
+  for (int c = 0; c < NC; ++c) cols[c] = reinterpret_cast<const ActQ8_32*>(at_offset(x, size_t(c) * x_stride));
+  __m512 acc[NC];
+  for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const RowPackedBlock& p = w[b];
+    __m512i wq[8];
+    for (int g = 0; g < 8; ++g) wq[g] = _mm512_loadu_si512(p.q[g]);
+    const __m512 wd = _mm512_loadu_ps(p.d);
+    const __m512i start = _mm512_loadu_si512(p.start);
+    for (int c = 0; c < NC; ++c) {
+      const ActQ8_32& a = cols[c][b];
+      __m512i isum = start;
+      for (int g = 0; g < 8; ++g) isum = _mm512_dpbusd_epi32(isum, broadcast_group(a.qs + 4 * g), wq[g]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd, _mm512_set1_ps(a.d)), acc[c]);
+      if constexpr (kHasMin) acc[c] = _mm512_fmadd_ps(_mm512_loadu_ps(p.m), _mm512_set1_ps(a.s), acc[c]);
+    }
+  }
+  const __mmask16 rows = __mmask16((1u << nr) - 1);
+  for (int c = 0; c < NC; ++c) _mm512_mask_storeu_ps(out + size_t(c) * out_stride, rows, acc[c]);
+}
+
+template <bool kHasMin>
+void row_tile(int64_t k, const RowPackedBlock* w, int nr, const void* x, size_t x_stride, int nc, float* out,
+              size_t out_stride) {
+  switch (nc) {
+    case 1:
+      return row_tile_fixed<kHasMin, 1>(k, w, nr, x, x_stride, out, out_stride);
+    case 2:
+      return row_tile_fixed<kHasMin, 2>(k, w, nr, x, x_stride, out, out_stride);
+    case 3:
+      return row_tile_fixed<kHasMin, 3>(k, w, nr, x, x_stride, out, out_stride);
+    case 4:
+      return row_tile_fixed<kHasMin, 4>(k, w, nr, x, x_stride, out, out_stride);
+    case 5:
+      return row_tile_fixed<kHasMin, 5>(k, w, nr, x, x_stride, out, out_stride);
+    case 6:
+      return row_tile_fixed<kHasMin, 6>(k, w, nr, x, x_stride, out, out_stride);
+    case 7:
+      return row_tile_fixed<kHasMin, 7>(k, w, nr, x, x_stride, out, out_stride);
+    default:
+      return row_tile_fixed<kHasMin, 8>(k, w, nr, x, x_stride, out, out_stride);
   }
 }
 
 template <typename T>
-void packed_tile(int64_t k, const void* w, size_t w_stride, int nr, const PackedQ8x16* x, int nc, float* out,
-                 size_t out_stride) {
-  switch (nr) {
-    case 1:
-      return packed_tile_fixed<T, 1>(k, w, w_stride, x, nc, out, out_stride);
-    case 2:
-      return packed_tile_fixed<T, 2>(k, w, w_stride, x, nc, out, out_stride);
-    case 3:
-      return packed_tile_fixed<T, 3>(k, w, w_stride, x, nc, out, out_stride);
-    case 4:
-      return packed_tile_fixed<T, 4>(k, w, w_stride, x, nc, out, out_stride);
-    case 5:
-      return packed_tile_fixed<T, 5>(k, w, w_stride, x, nc, out, out_stride);
-    case 6:
-      return packed_tile_fixed<T, 6>(k, w, w_stride, x, nc, out, out_stride);
-    case 7:
-      return packed_tile_fixed<T, 7>(k, w, w_stride, x, nc, out, out_stride);
-    default:
-      return packed_tile_fixed<T, 8>(k, w, w_stride, x, nc, out, out_stride);
-  }
-}
-
-constexpr PackedKernels kPackedQ4_0{kPackedMaxRows, packed_tile<Q4_0Type>};
-constexpr PackedKernels kPackedQ4_1{kPackedMaxRows, packed_tile<Q4_1Type>};
-constexpr PackedKernels kPackedQ5_0{kPackedMaxRows, packed_tile<Q5_0Type>};
-constexpr PackedKernels kPackedQ5_1{kPackedMaxRows, packed_tile<Q5_1Type>};
-constexpr PackedKernels kPackedQ8_0{kPackedMaxRows, packed_tile<Q8_0Type>};
+constexpr PackedKernels kPacked{kRowTileMaxCols, repack_rows<T>, row_tile<T::kHasMin>};
 
 constexpr TypeKernels kQ4_0{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q4_0Type>};
 constexpr TypeKernels kQ4_1{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q4_1Type>};
@@ -421,15 +433,15 @@ const TypeKernels* legacy_kernels_avx512_vnni(DType type) {
 const PackedKernels* legacy_packed_kernels_avx512_vnni(DType type) {
   switch (type) {
     case DType::Q4_0:
-      return &kPackedQ4_0;
+      return &kPacked<Q4_0Type>;
     case DType::Q4_1:
-      return &kPackedQ4_1;
+      return &kPacked<Q4_1Type>;
     case DType::Q5_0:
-      return &kPackedQ5_0;
+      return &kPacked<Q5_0Type>;
     case DType::Q5_1:
-      return &kPackedQ5_1;
+      return &kPacked<Q5_1Type>;
     case DType::Q8_0:
-      return &kPackedQ8_0;
+      return &kPacked<Q8_0Type>;
     default:
       return nullptr;
   }

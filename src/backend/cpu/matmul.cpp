@@ -6,8 +6,9 @@
 //     task calls the type's tile kernel for max_rows x max_cols tiles: the rows of a tile
 //     stay in L1 while it walks the block's columns, and consecutive tasks share a row block.
 //     Decode (m = 1) is the same with one column block, i.e. row chunks.
-//     Prompts of the legacy types on a path with packed kernels (packed_gemm.h) pack the
-//     q8_32 columns 16 at a time and run those instead of the tile kernels.
+//     Prompts of the legacy types on a path with packed kernels (packed_gemm.h) take all
+//     columns in one block instead: a task repacks its rows 16 at a time (per-thread
+//     scratch) and runs the packed kernels over the biased q8_32 columns.
 //  3. Types without kernels, and quantized types in the f32-activation mode, dequantize the
 //     task's weight rows (reference dequantize) into a per-thread scratch and use F32's
 //     kernels: the result then differs from cpu_ref's only in the order of the f32 sums.
@@ -41,7 +42,7 @@ struct Plan {
   const TypeKernels* kernels;
   const PackedKernels* packed;
   bool dequantize;
-  int max_rows() const { return packed != nullptr ? packed->max_rows : kernels->max_rows; }
+  int max_rows() const { return packed != nullptr ? kPackRows : kernels->max_rows; }
 };
 
 Plan plan_for(DType type, int64_t m, const MatmulConfig& config) {
@@ -95,8 +96,7 @@ Columns prepare_activations(const std::vector<const float*>& x_cols, int64_t k, 
   return {storage.data(), bytes};
 }
 
-constexpr int64_t kColumnBlock = 64;  // columns of one task
-static_assert(kColumnBlock % kPackColumns == 0, "a task's columns are whole packed groups");
+constexpr int64_t kColumnBlock = 64;      // columns of one task
 constexpr int64_t kMaxRowBlock = 64;      // rows of one task, at most
 constexpr int64_t kDequantRowBlock = 16;  // rows of one task that dequantizes (its scratch: rows x k floats)
 constexpr int64_t kTasksPerThread = 8;    // enough tasks to balance the threads' loads
@@ -137,34 +137,25 @@ void run_tiles(const Plan& plan, int64_t k, const uint8_t* w_rows, size_t w_stri
   }
 }
 
-// The q8_32 columns packed 16 at a time: group g (columns 16g..16g+15) at
-// storage + g * (k / 32) PackedQ8x16.
-const PackedQ8x16* pack_activations(const Columns& act, int64_t k, int64_t m, ThreadPool& pool,
-                                    std::vector<PackedQ8x16>& storage) {
-  const int64_t groups = (m + kPackColumns - 1) / kPackColumns, blocks = k / 32;
-  storage.resize(size_t(groups * blocks));
-  pool.run(groups, [&](int64_t g, int) {
-    const int nc = int(std::min<int64_t>(kPackColumns, m - g * kPackColumns));
-    pack_q8_32x16(k, act.base + size_t(g * kPackColumns) * act.stride, act.stride, nc,
-                  storage.data() + size_t(g * blocks));
-  });
-  return storage.data();
-}
-
-// The packed path of run_tiles: columns [c0, c1) start at a multiple of kPackColumns.
-void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, size_t w_stride, const PackedQ8x16* packed,
-                const std::vector<float*>& out_cols, const TaskRange& t) {
-  std::vector<float> tile(size_t(kern.max_rows) * kPackColumns);  // [nr, nc] of one call
-  for (int64_t r = t.r0; r < t.r1; r += kern.max_rows) {
-    const int nr = int(std::min<int64_t>(kern.max_rows, t.r1 - r));
-    const uint8_t* w_tile = w_rows + size_t(r - t.r0) * w_stride;
-    for (int64_t c = t.c0; c < t.c1; c += kPackColumns) {
-      const int nc = int(std::min<int64_t>(kPackColumns, t.c1 - c));
-      kern.tile(k, w_tile, w_stride, nr, packed + size_t(c / kPackColumns * (k / 32)), nc, tile.data(),
-                size_t(kern.max_rows));
-      for (int j = 0; j < nc; ++j) {
-        std::copy_n(tile.data() + size_t(j) * size_t(kern.max_rows), nr, out_cols[size_t(c + j)] + r);
-      }
+// The packed path of run_tiles: rows [r0, r1) repacked into `repacked` 16 at a time, then
+// every column of [c0, c1) by the packed kernels.
+void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, size_t w_stride, const Columns& act,
+                const std::vector<float*>& out_cols, const TaskRange& t, std::vector<RowPackedBlock>& repacked) {
+  const int64_t blocks = k / 32, groups = (t.r1 - t.r0 + kPackRows - 1) / kPackRows;
+  repacked.resize(size_t(groups * blocks));
+  for (int64_t g = 0; g < groups; ++g) {
+    const int nr = int(std::min<int64_t>(kPackRows, t.r1 - t.r0 - g * kPackRows));
+    kern.repack(k, w_rows + size_t(g * kPackRows) * w_stride, w_stride, nr, repacked.data() + size_t(g * blocks));
+  }
+  std::vector<float> tile(size_t(kern.max_cols) * kPackRows);  // [16, nc] of one call
+  for (int64_t c = t.c0; c < t.c1; c += kern.max_cols) {
+    const int nc = int(std::min<int64_t>(kern.max_cols, t.c1 - c));
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t r = t.r0 + g * kPackRows;
+      const int nr = int(std::min<int64_t>(kPackRows, t.r1 - r));
+      kern.tile(k, repacked.data() + size_t(g * blocks), nr, act.base + size_t(c) * act.stride, act.stride, nc,
+                tile.data(), kPackRows);
+      for (int j = 0; j < nc; ++j) std::copy_n(tile.data() + size_t(j) * kPackRows, nr, out_cols[size_t(c + j)] + r);
     }
   }
 }
@@ -172,9 +163,9 @@ void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, siz
 // Buffers of the calls made from one thread, kept from call to call: buffers of a few hundred
 // KB allocated per call would come from mmap and fault their pages in every time.
 struct Workspace {
-  std::vector<uint8_t> act;                  // x in the kernels' activation form
-  std::vector<PackedQ8x16> packed;           // and packed 16 columns at a time
-  std::vector<std::vector<float>> rows_f32;  // per pool thread: dequantized weight rows
+  std::vector<uint8_t> act;                                // x in the kernels' activation form
+  std::vector<std::vector<float>> rows_f32;                // per pool thread: dequantized weight rows
+  std::vector<std::vector<RowPackedBlock>> rows_repacked;  // per pool thread: repacked weight rows
 };
 
 Workspace& workspace() {
@@ -193,13 +184,16 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& c
   const std::vector<float*> out_cols = cpu_ref::mutable_f32_rows(out);  // m columns of [n]
   Workspace& ws = workspace();
   const Columns act = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, ws.act);
-  const PackedQ8x16* packed = plan.packed ? pack_activations(act, k, m, pool, ws.packed) : nullptr;
+  if (plan.packed != nullptr) {
+    pool.run(m, [&](int64_t c, int) { bias_q8_32(k, ws.act.data() + size_t(c) * act.stride); });
+  }
 
-  const int64_t col_block = std::min(m, kColumnBlock);
+  const int64_t col_block = plan.packed != nullptr ? m : std::min(m, kColumnBlock);
   const int64_t col_blocks = (m + col_block - 1) / col_block;
   const int64_t rows = row_block(n, col_blocks, pool.n_threads(), plan);
   const int64_t row_blocks = (n + rows - 1) / rows;
   if (ws.rows_f32.size() < size_t(pool.n_threads())) ws.rows_f32.resize(size_t(pool.n_threads()));
+  if (ws.rows_repacked.size() < size_t(pool.n_threads())) ws.rows_repacked.resize(size_t(pool.n_threads()));
   pool.run(row_blocks * col_blocks, [&](int64_t task, int thread) {
     const TaskRange t{task / col_blocks * rows, std::min(n, (task / col_blocks + 1) * rows),
                       task % col_blocks * col_block, std::min(m, (task % col_blocks + 1) * col_block)};
@@ -212,8 +206,8 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& c
       w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
       w_stride = size_t(k) * sizeof(float);
     }
-    if (packed != nullptr) {
-      run_packed(*plan.packed, k, w_rows, w_stride, packed, out_cols, t);
+    if (plan.packed != nullptr) {
+      run_packed(*plan.packed, k, w_rows, w_stride, act, out_cols, t, ws.rows_repacked[size_t(thread)]);
     } else {
       run_tiles(plan, k, w_rows, w_stride, act, out_cols, t);
     }
