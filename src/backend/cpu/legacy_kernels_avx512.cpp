@@ -324,27 +324,50 @@ void tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size
 // acc += float(isum) * (d_w * d_x) [+ m * s] in each row's lane.
 constexpr int kRowTileMaxCols = 8;
 
+// The 16 x 8 transpose of the repack: z[i] holds rows i (low half) and i + 8 (high half),
+// 8 groups each; out[g] gets group g of the 16 rows in row order.
+void transpose_groups(const __m512i z[8], __m512i out[8]) {
+  __m512i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {                         // rows 0-3 (h = 0) and 4-7 (h = 4), each with its + 8
+    u[h] = _mm512_unpacklo_epi64(t[h], t[h + 2]);          // groups 0 and 4
+    u[h + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]);      // 1 and 5
+    u[h + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);  // 2 and 6
+    u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);  // 3 and 7
+  }
+  const __m512i low = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), high = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int g = 0; g < 4; ++g) {
+    out[g] = _mm512_permutex2var_epi64(u[g], low, u[g + 4]);
+    out[g + 4] = _mm512_permutex2var_epi64(u[g], high, u[g + 4]);
+  }
+}
+
 template <typename T>
 void repack_rows(int64_t k, const void* w, size_t w_stride, int nr, RowPackedBlock* out) {
   using Block = typename T::Block;
+  const Block* rows[kPackRows];
+  for (int r = 0; r < nr; ++r) rows[r] = reinterpret_cast<const Block*>(at_offset(w, size_t(r) * w_stride));
   for (int64_t b = 0; b < k / 32; ++b) {
     RowPackedBlock& p = out[b];
-    std::memset(&p, 0, sizeof(p));
-    for (int r = 0; r < nr; ++r) {
-      const Block& blk = reinterpret_cast<const Block*>(at_offset(w, size_t(r) * w_stride))[b];
-      const __m256i q = _mm256_sub_epi8(T::levels(blk), _mm256_set1_epi8(char(T::kOffset)));
-      alignas(32) int32_t groups[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(groups), q);
-      for (int g = 0; g < 8; ++g) std::memcpy(p.q[g][r], &groups[g], 4);
-      // sum(q): signed bytes times 1 in 8 partial sums.
-      const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
-      __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-      p.start[r] = -128 * _mm_cvtsi128_si32(s);
-      p.d[r] = f16(blk.d);
-      p.m[r] = T::min(blk);
+    __m256i q[kPackRows];  // signed levels of each row (zeros past nr)
+    for (int r = 0; r < kPackRows; ++r) {
+      q[r] =
+          r < nr ? _mm256_sub_epi8(T::levels(rows[r][b]), _mm256_set1_epi8(char(T::kOffset))) : _mm256_setzero_si256();
+      p.d[r] = r < nr ? f16(rows[r][b].d) : 0.0f;
+      p.m[r] = r < nr ? T::min(rows[r][b]) : 0.0f;
     }
+    __m512i z[8], groups[8];
+    for (int i = 0; i < 8; ++i) z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(q[i]), q[i + 8], 1);
+    transpose_groups(z, groups);
+    __m512i sum = _mm512_setzero_si512();  // per row: the sum of its levels
+    for (int g = 0; g < 8; ++g) {
+      _mm512_storeu_si512(p.q[g], groups[g]);
+      sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), groups[g]);
+    }
+    _mm512_storeu_si512(p.start, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 7)));
   }
 }
 
