@@ -135,13 +135,48 @@ inline __m256i sum_lanes(__m256i* v) {
   return fold32(v[0], n2 > 1 ? v[1] : zero);
 }
 
+// For each lane of the sums, where its pair's d, dm and dx are in the vectors of
+// row_scales and column_scales (0 where the lane is unused).
+struct LaneScales {
+  alignas(32) int32_t d[8];
+  alignas(32) int32_t dm[8];
+  alignas(32) int32_t dx[8];
+};
+template <int R, int C>
+constexpr LaneScales lane_scales() {
+  LaneScales l{};
+  for (int lane = 0; lane < 8; ++lane) {
+    const int p = 2 * (lane % 4) + lane / 4;
+    if (p < R * C) {
+      l.d[lane] = 2 * (p / C);
+      l.dm[lane] = 2 * (p / C) + 1;
+      l.dx[lane] = p % C;
+    }
+  }
+  return l;
+}
+template <int R, int C>
+constexpr LaneScales kLaneScales = lane_scales<R, C>();
+
+// d and dm of rows 0..R-1 in lanes 2r and 2r+1 (rows past R repeat row 0).
+template <int R>
+inline __m256 row_scales(const GroupScales* s) {
+  static_assert(R <= 2);
+  return _mm256_castps128_ps256(_mm_movelh_ps(s[0].d_dm, s[R > 1 ? 1 : 0].d_dm));
+}
+// dx of columns 0..C-1 in lanes 0..C-1 (columns past C repeat column 0).
+template <int C>
+inline __m256 column_scales(const BlockQ8_K* const* cols) {
+  const auto dx = [&](int c) { return cols[c < C ? c : 0]->d; };
+  return _mm256_castps128_ps256(_mm_setr_ps(dx(0), dx(1), dx(2), dx(3)));
+}
+
 // ---- The tile: R rows x C columns, pair p = (row p / C, column p % C) ---------------------
 template <class T, int R, int C>
 void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t x_stride, float* out,
           size_t out_stride) {
   using Block = typename T::Block;
   constexpr int P = R * C;
-  alignas(32) float dx_d[8] = {}, dx_dm[8] = {};  // per lane: d*dx and dm*dx of its pair
   __m256 acc = _mm256_setzero_ps();
   for (int64_t ib = 0, nb = k / QK_K; ib < nb; ++ib) {
     T rows[R];
@@ -188,13 +223,15 @@ void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t
     }
     const __m256i mtotal = sum_lanes<P>(msum);
 
-#pragma GCC unroll 8
-    for (int p = 0; p < P; ++p) {
-      dx_d[sum_lane(p)] = scales[p / C].d * cols[p % C]->d;
-      dx_dm[sum_lane(p)] = scales[p / C].dm * cols[p % C]->d;
-    }
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(itotal), _mm256_load_ps(dx_d), acc);
-    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mtotal), _mm256_load_ps(dx_dm), acc);
+    // Lane L of the sums holds pair p = 2*(L%4) + L/4: spread the rows' d, dm and the columns' dx.
+    const LaneScales& lanes = kLaneScales<R, C>;
+    const __m256 d_dm = row_scales<R>(scales), dx = column_scales<C>(cols);
+    const __m256 lane_dx = _mm256_permutevar8x32_ps(dx, _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes.dx)));
+    const __m256 lane_d = _mm256_permutevar8x32_ps(d_dm, _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes.d)));
+    const __m256 lane_dm =
+        _mm256_permutevar8x32_ps(d_dm, _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes.dm)));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(itotal), _mm256_mul_ps(lane_d, lane_dx), acc);
+    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mtotal), _mm256_mul_ps(lane_dm, lane_dx), acc);
   }
   alignas(32) float sums[8];
   _mm256_store_ps(sums, acc);

@@ -131,11 +131,13 @@ constexpr ChunkGroups make_chunk_groups() {
 constexpr ChunkGroups kChunkGroups = make_chunk_groups();
 
 // acc += the group-scaled products of 64 levels w (bytes 0..63) and activations a (int8):
-// |w * a| pairs stay within int16 (63 * 127 * 2 < 32767).
-template <bool Vnni>
+// |w * a| pairs stay within int16 (63 * 127 * 2 < 32767). First: acc is not read.
+template <bool Vnni, bool First>
 inline __m512i dot_acc(__m512i acc, __m512i w, __m512i a, __m512i scales) {
   const __m512i pairs = _mm512_maddubs_epi16(w, a);
-  if constexpr (Vnni) {
+  if constexpr (First) {
+    return _mm512_madd_epi16(pairs, scales);
+  } else if constexpr (Vnni) {
     return _mm512_dpwssd_epi32(acc, pairs, scales);
   } else {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, scales));
@@ -188,6 +190,43 @@ inline __m512i sum_lanes(__m512i* v) {
   return sum_halves<n1>(v);
 }
 
+// For each lane of the sums, where its pair's d, dm and dx are in the vectors of
+// row_scales and column_scales (0 where the lane is unused).
+struct LaneScales {
+  alignas(64) int32_t d[16];
+  alignas(64) int32_t dm[16];
+  alignas(64) int32_t dx[16];
+};
+template <int R, int C>
+constexpr LaneScales lane_scales() {
+  LaneScales l{};
+  for (int lane = 0; lane < 16; ++lane) {
+    const int p = 4 * (lane % 4) + lane / 4;
+    if (p < R * C) {
+      l.d[lane] = 2 * (p / C);
+      l.dm[lane] = 2 * (p / C) + 1;
+      l.dx[lane] = p % C;
+    }
+  }
+  return l;
+}
+template <int R, int C>
+constexpr LaneScales kLaneScales = lane_scales<R, C>();
+
+// d and dm of rows 0..R-1 in lanes 2r and 2r+1 (rows past R repeat row 0).
+template <int R>
+inline __m512 row_scales(const GroupScales* s) {
+  const auto dd = [&](int r) { return s[r < R ? r : 0].d_dm; };
+  const __m256 rows = _mm256_set_m128(_mm_movelh_ps(dd(2), dd(3)), _mm_movelh_ps(dd(0), dd(1)));
+  return _mm512_castps256_ps512(rows);
+}
+// dx of columns 0..C-1 in lanes 0..C-1 (columns past C repeat column 0).
+template <int C>
+inline __m512 column_scales(const BlockQ8_K* const* cols) {
+  const auto dx = [&](int c) { return cols[c < C ? c : 0]->d; };
+  return _mm512_castps128_ps512(_mm_setr_ps(dx(0), dx(1), dx(2), dx(3)));
+}
+
 // ---- The tile: R rows x C columns, pair p = (row p / C, column p % C) ---------------------
 template <class T, bool Vnni, int R, int C>
 void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t x_stride, float* out,
@@ -195,7 +234,6 @@ void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t
   using Block = typename T::Block;
   constexpr int P = R * C;
   constexpr int kHalves = (P + 1) / 2;
-  alignas(64) float dx_d[16] = {}, dx_dm[16] = {};  // per lane: d*dx and dm*dx of its pair
   __m512 acc = _mm512_setzero_ps();
   for (int64_t ib = 0, nb = k / QK_K; ib < nb; ++ib) {
     T rows[R];
@@ -217,10 +255,8 @@ void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t
     for (int c = 0; c < C; ++c) cols[c] = reinterpret_cast<const BlockQ8_K*>(x + c * x_stride) + ib;
 
     __m512i isum[P];
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) isum[p] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; ++q) {
+    // Chunk 0 starts the sums, chunks 1..3 add to them.
+    auto chunk = [&]<bool First>(int q) {
       __m512i levels[R];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) levels[r] = rows[r].chunk(q);
@@ -228,11 +264,17 @@ void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t
       for (int c = 0; c < C; ++c) {
         const __m512i a = _mm512_loadu_si512(cols[c]->qs + 64 * q);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) isum[r * C + c] = dot_acc<Vnni>(isum[r * C + c], levels[r], a, chunk_scales[r][q]);
+        for (int r = 0; r < R; ++r) {
+          isum[r * C + c] = dot_acc<Vnni, First>(isum[r * C + c], levels[r], a, chunk_scales[r][q]);
+        }
       }
-    }
+    };
+    chunk.template operator()<true>(0);
+#pragma GCC unroll 3
+    for (int q = 1; q < 4; ++q) chunk.template operator()<false>(q);
     const __m512i itotal = sum_lanes<P>(isum);
 
+    // The offsets: vector i holds pairs 2i and 2i+1 (in its low and high halves).
     __m512i msum[kHalves];
 #pragma GCC unroll 8
     for (int i = 0; i < kHalves; ++i) {
@@ -240,20 +282,24 @@ void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t
       const __m256i bs0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols[p0 % C]->bsums));
       if (p1 < P) {
         const __m256i bs1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols[p1 % C]->bsums));
-        msum[i] = _mm512_madd_epi16(concat(scales[p0 / C].m16, scales[p1 / C].m16), concat(bs0, bs1));
+        const __m512i m = p0 / C == p1 / C ? _mm512_broadcast_i64x4(scales[p0 / C].m16)
+                                           : concat(scales[p0 / C].m16, scales[p1 / C].m16);
+        const __m512i bs = p0 % C == p1 % C ? _mm512_broadcast_i64x4(bs0) : concat(bs0, bs1);
+        msum[i] = _mm512_madd_epi16(m, bs);
       } else {
         msum[i] = _mm512_madd_epi16(_mm512_zextsi256_si512(scales[p0 / C].m16), _mm512_zextsi256_si512(bs0));
       }
     }
     const __m512i mtotal = sum_halves<kHalves>(msum);
 
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
-      dx_d[sum_lane(p)] = scales[p / C].d * cols[p % C]->d;
-      dx_dm[sum_lane(p)] = scales[p / C].dm * cols[p % C]->d;
-    }
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(itotal), _mm512_load_ps(dx_d), acc);
-    acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mtotal), _mm512_load_ps(dx_dm), acc);
+    // Lane L of the sums holds pair p = 4*(L%4) + L/4: spread the rows' d, dm and the columns' dx.
+    const LaneScales& lanes = kLaneScales<R, C>;
+    const __m512 d_dm = row_scales<R>(scales), dx = column_scales<C>(cols);
+    const __m512 lane_dx = _mm512_permutexvar_ps(_mm512_load_si512(lanes.dx), dx);
+    const __m512 lane_d = _mm512_permutexvar_ps(_mm512_load_si512(lanes.d), d_dm);
+    const __m512 lane_dm = _mm512_permutexvar_ps(_mm512_load_si512(lanes.dm), d_dm);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(itotal), _mm512_mul_ps(lane_d, lane_dx), acc);
+    acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mtotal), _mm512_mul_ps(lane_dm, lane_dx), acc);
   }
   alignas(64) float sums[16];
   _mm512_store_ps(sums, acc);
