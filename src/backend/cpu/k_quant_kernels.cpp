@@ -87,62 +87,72 @@ void group_scales(const BlockQ6_K& b, int16_t sc[kGroups], int16_t m[kGroups]) {
 
 // One weight super-block in the common form: levels q[256], group scales, d and dm.
 struct Unpacked {
-  uint8_t q[QK_K];
+  int8_t q[QK_K];  // levels, 0..63
   int16_t sc[kGroups];
   int16_t m[kGroups];
   float d;
   float dm;
 };
 
-// 2-bit fields of Q2_K / Q3_K: element e = 128c + 32k + l at bits 2k of qs[32c + l].
-inline int bits2(const uint8_t* qs, int e) {
-  return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+// Levels in runs of 32: element 32j + l is level(j, l) (l = 0..31 is the inner loop, so
+// the compiler can vectorize it).
+template <class Level>
+inline void unpack_levels(int8_t q[QK_K], const Level& level) {
+  for (int j = 0; j < QK_K / 32; ++j) {
+    for (int l = 0; l < 32; ++l) q[32 * j + l] = int8_t(level(j, l));
+  }
 }
-// One high bit per element (Q3_K hmask, Q5_K qh): bit e/32 of byte e%32.
-inline int hbit(const uint8_t* h, int e) {
-  return (h[e % 32] >> (e / 32)) & 1;
+
+// Field layouts (quant_blocks.h), for element 32j + l:
+//   2-bit (Q2_K, Q3_K low bits): bits 2(j%4) of qs[32(j/4) + l];
+//   4-bit (Q4_K, Q5_K low bits): nibble j%2 of qs[32(j/2) + l];
+//   high bit (Q3_K hmask, Q5_K qh): bit j of h[l].
+inline int bits2(const uint8_t* qs, int j, int l) {
+  return (qs[32 * (j / 4) + l] >> (2 * (j % 4))) & 3;
 }
-// 4-bit fields of Q4_K / Q5_K: element e = 64c + 32h + l in nibble h of qs[32c + l].
-inline int bits4(const uint8_t* qs, int e) {
-  return (qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 15;
+inline int bits4(const uint8_t* qs, int j, int l) {
+  return (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 15;
+}
+inline int hbit(const uint8_t* h, int j, int l) {
+  return (h[l] >> j) & 1;
 }
 
 void unpack(const BlockQ2_K& b, Unpacked& u) {
-  for (int e = 0; e < QK_K; ++e) u.q[e] = uint8_t(bits2(b.qs, e));
+  unpack_levels(u.q, [&](int j, int l) { return bits2(b.qs, j, l); });
   group_scales(b, u.sc, u.m);
   u.d = f16_to_f32(b.d);
   u.dm = f16_to_f32(b.dmin);
 }
 
 void unpack(const BlockQ3_K& b, Unpacked& u) {
-  for (int e = 0; e < QK_K; ++e) u.q[e] = uint8_t(bits2(b.qs, e) | hbit(b.hmask, e) << 2);
+  unpack_levels(u.q, [&](int j, int l) { return bits2(b.qs, j, l) | hbit(b.hmask, j, l) << 2; });
   group_scales(b, u.sc, u.m);
   u.d = u.dm = f16_to_f32(b.d);
 }
 
 void unpack(const BlockQ4_K& b, Unpacked& u) {
-  for (int e = 0; e < QK_K; ++e) u.q[e] = uint8_t(bits4(b.qs, e));
+  unpack_levels(u.q, [&](int j, int l) { return bits4(b.qs, j, l); });
   group_scales_6bit(b.scales, u.sc, u.m);
   u.d = f16_to_f32(b.d);
   u.dm = f16_to_f32(b.dmin);
 }
 
 void unpack(const BlockQ5_K& b, Unpacked& u) {
-  for (int e = 0; e < QK_K; ++e) u.q[e] = uint8_t(bits4(b.qs, e) | hbit(b.qh, e) << 4);
+  unpack_levels(u.q, [&](int j, int l) { return bits4(b.qs, j, l) | hbit(b.qh, j, l) << 4; });
   group_scales_6bit(b.scales, u.sc, u.m);
   u.d = f16_to_f32(b.d);
   u.dm = f16_to_f32(b.dmin);
 }
 
-// Q6_K: element e = 128c + 32k + l: low 4 bits in nibble k/2 of ql[64c + 32(k%2) + l], high
-// 2 bits at bits 2k of qh[32c + l].
+// Q6_K: element 128c + 32k + l (j = 4c + k): low 4 bits in nibble k/2 of ql[64c + 32(k%2) + l],
+// high 2 bits at bits 2k of qh[32c + l].
 void unpack(const BlockQ6_K& b, Unpacked& u) {
-  for (int e = 0; e < QK_K; ++e) {
-    const int c = e / 128, k = (e % 128) / 32, l = e % 32;
+  unpack_levels(u.q, [&](int j, int l) {
+    const int c = j / 4, k = j % 4;
     const int low = (b.ql[64 * c + 32 * (k % 2) + l] >> (4 * (k / 2))) & 15;
     const int high = (b.qh[32 * c + l] >> (2 * k)) & 3;
-    u.q[e] = uint8_t(low | high << 4);
-  }
+    return low | high << 4;
+  });
   group_scales(b, u.sc, u.m);
   u.d = u.dm = f16_to_f32(b.d);
 }
@@ -162,7 +172,7 @@ void tile_portable(int64_t k, const void* w, size_t w_stride, int nr, const void
         int32_t isum = 0, msum = 0;
         for (int g = 0; g < kGroups; ++g) {
           int32_t s = 0;
-          for (int i = 16 * g; i < 16 * g + 16; ++i) s += int32_t(u.q[i]) * a.qs[i];
+          for (int i = 16 * g; i < 16 * g + 16; ++i) s += u.q[i] * a.qs[i];
           isum += u.sc[g] * s;
           msum += u.m[g] * a.bsums[g];
         }
