@@ -8,7 +8,8 @@
 //    f32 activations (the 8-bit activation error, under design.md's 5e-4);
 //  - every path against the portable path to within float rounding;
 //  - a tile's outputs do not depend on its shape (nr x nc), and nothing outside them is written;
-//  - the packed prompt kernels (packed_gemm.h) against the same expectation, for any tile shape.
+//  - the packed prompt kernels (packed_gemm.h) against the same expectation, for any tile shape;
+//  - the SIMD row dequantizers (row_dequantize.h) give the reference's floats bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,6 +22,7 @@
 #include "backend/cpu/isa.h"
 #include "backend/cpu/kernel_groups.h"
 #include "backend/cpu/packed_gemm.h"
+#include "backend/cpu/row_dequantize.h"
 #include "backend/cpu/type_kernels.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -359,6 +361,34 @@ TEST(CpuTileKernels, Q8_0FullLevelRange) {
     SCOPED_TRACE(isa_label(isa));
     const TypeKernels* kern = legacy_kernels(DType::Q8_0, isa);
     EXPECT_LT(nmse(want, run_tiles(*kern, k, w, 2, a, 3, kern->max_rows, kern->max_cols)), 1e-12);
+  }
+}
+
+// The SIMD row dequantizers write the reference's floats bit for bit, also for blocks with
+// subnormal, negative, zero and largest f16 scales and mins.
+TEST(CpuRowDequantize, SameFloatsAsTheReference) {
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::IQ4_NL, DType::F16}) {
+    const int64_t k = 32 * 12;
+    Weights w = make_weights(type, k, 1, 21);
+    const size_t block_bytes = type_traits(type).type_size;
+    if (type_traits(type).is_quantized) {
+      const uint16_t scales[] = {0x0001, 0x8001, 0x0000, 0x7bff, 0xfbff, 0x3c00};  // subnormal, -subnormal, 0, +-max, 1
+      for (size_t b = 0; b < std::size(scales); ++b) {
+        std::memcpy(w.bytes.data() + b * block_bytes, &scales[b], 2);
+        if (type == DType::Q4_1 || type == DType::Q5_1)
+          std::memcpy(w.bytes.data() + b * block_bytes + 2, &scales[5 - b], 2);
+      }
+    }
+    std::vector<float> want(static_cast<size_t>(k));
+    type_traits(type).dequantize(w.bytes.data(), want.data(), k);
+    for (Isa isa : available_isas()) {
+      SCOPED_TRACE(std::string(dtype_name(type)) + " " + isa_label(isa));
+      const DequantizeRowFn fn = dequantize_row_fn(type, isa);
+      ASSERT_NE(fn, nullptr);
+      std::vector<float> got(static_cast<size_t>(k), -1.0f);
+      fn(w.bytes.data(), got.data(), k);
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
+    }
   }
 }
 

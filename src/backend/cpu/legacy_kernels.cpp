@@ -13,6 +13,7 @@
 
 #include "backend/cpu/kernel_groups.h"
 #include "backend/cpu/legacy_kernels_isa.h"
+#include "backend/cpu/row_dequantize.h"
 #include "core/half.h"
 
 namespace strata::cpu {
@@ -130,6 +131,11 @@ void bias_q8_32(int64_t k, void* x) {
 const PackedKernels* packed_kernels(DType type, Isa isa) {
   if (isa >= Isa::avx512_vnni) return legacy_packed_kernels_avx512_vnni(type);
   return nullptr;
+}
+
+DequantizeRowFn dequantize_row_fn(DType type, Isa isa) {
+  if (isa >= Isa::avx2 && legacy_kernels_portable(type) != nullptr) return legacy_dequantize_avx2(type);
+  return type_traits(type).dequantize;
 }
 
 const TypeKernels* legacy_kernels(DType type, Isa isa) {

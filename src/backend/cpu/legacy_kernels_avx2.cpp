@@ -175,6 +175,26 @@ void tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size
   }
 }
 
+// ---- row dequantization (legacy_kernels_isa.h) ---------------------------------------------
+// The reference's floats exactly: level * d (+ m, a separate addition as the reference's,
+// which is compiled without contraction).
+template <typename T>
+void dequantize_row(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const typename T::Block*>(src);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const auto& blk = blocks[b];
+    const __m256i q = _mm256_sub_epi8(T::levels(blk), _mm256_set1_epi8(char(T::kOffset)));
+    const __m256 d = _mm256_set1_ps(f16(blk.d)), m = _mm256_set1_ps(T::min(blk));
+    const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+    for (int i = 0; i < 4; ++i) {
+      const __m128i eight = i % 2 == 0 ? halves[i / 2] : _mm_srli_si128(halves[i / 2], 8);
+      __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(eight)), d);
+      if constexpr (T::kHasMin) f = _mm256_add_ps(f, m);
+      _mm256_storeu_ps(dst + 32 * b + 8 * i, f);
+    }
+  }
+}
+
 constexpr TypeKernels kQ4_0{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q4_0Type>};
 constexpr TypeKernels kQ4_1{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q4_1Type>};
 constexpr TypeKernels kQ5_0{ActFormat::q8_32, kMaxRows, kMaxCols, tile<Q5_0Type>};
@@ -195,6 +215,23 @@ const TypeKernels* legacy_kernels_avx2(DType type) {
       return &kQ5_1;
     case DType::Q8_0:
       return &kQ8_0;
+    default:
+      return nullptr;
+  }
+}
+
+DequantizeRowFn legacy_dequantize_avx2(DType type) {
+  switch (type) {
+    case DType::Q4_0:
+      return dequantize_row<Q4_0Type>;
+    case DType::Q4_1:
+      return dequantize_row<Q4_1Type>;
+    case DType::Q5_0:
+      return dequantize_row<Q5_0Type>;
+    case DType::Q5_1:
+      return dequantize_row<Q5_1Type>;
+    case DType::Q8_0:
+      return dequantize_row<Q8_0Type>;
     default:
       return nullptr;
   }

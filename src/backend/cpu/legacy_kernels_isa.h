@@ -9,6 +9,8 @@
 namespace strata::cpu {
 
 const TypeKernels* legacy_kernels_avx2(DType type);
+// Row dequantizers of the same types that write the reference's floats bit for bit.
+DequantizeRowFn legacy_dequantize_avx2(DType type);
 const TypeKernels* legacy_kernels_avx512_vnni(DType type);
 // The packed prompt kernels (packed_gemm.h) of the same types.
 const PackedKernels* legacy_packed_kernels_avx512_vnni(DType type);

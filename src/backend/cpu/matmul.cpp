@@ -10,8 +10,9 @@
 //     columns in one block instead: a task repacks its rows 16 at a time (per-thread
 //     scratch) and runs the packed kernels over the biased q8_32 columns.
 //  3. Types without kernels, and quantized types in the f32-activation mode, dequantize the
-//     task's weight rows (reference dequantize) into a per-thread scratch and use F32's
-//     kernels: the result then differs from cpu_ref's only in the order of the f32 sums.
+//     task's weight rows (the reference's floats, row_dequantize.h) into a per-thread
+//     scratch and use F32's kernels: the result then differs from cpu_ref's only in the
+//     order of the f32 sums.
 // Neither the blocking nor the thread count changes any output: the tile kernels sum each
 // output in an order that depends on k and the path only (type_kernels.h).
 #include "backend/cpu/matmul.h"
@@ -21,6 +22,7 @@
 
 #include "backend/cpu/kernel_groups.h"
 #include "backend/cpu/packed_gemm.h"
+#include "backend/cpu/row_dequantize.h"
 #include "backend/cpu/type_kernels.h"
 #include "backend/cpu_ref/checks.h"
 #include "backend/op_checks.h"
@@ -37,22 +39,22 @@ void check_computable(std::string_view op, std::string_view role, const Tensor& 
 }
 
 // The kernels one call runs: packed kernels (or nullptr) for prompts, else tile kernels
-// (after the weight rows go through f32 where `dequantize`).
+// (after the weight rows go through f32 where `dequantize` is not nullptr).
 struct Plan {
   const TypeKernels* kernels;
   const PackedKernels* packed;
-  bool dequantize;
+  DequantizeRowFn dequantize;
   int max_rows() const { return packed != nullptr ? kPackRows : kernels->max_rows; }
 };
 
 Plan plan_for(DType type, int64_t m, const MatmulConfig& config) {
   const TypeKernels* own = type_kernels(type, config.isa);
   if (own == nullptr || (own->act != ActFormat::f32 && config.f32_activations)) {
-    return {float_kernels(DType::F32, config.isa), nullptr, true};
+    return {float_kernels(DType::F32, config.isa), nullptr, dequantize_row_fn(type, config.isa)};
   }
   const PackedKernels* packed =
       own->act == ActFormat::q8_32 && m >= kPackMinColumns ? packed_kernels(type, config.isa) : nullptr;
-  return {own, packed, false};
+  return {own, packed, nullptr};
 }
 
 // Evenly spaced columns: column c at base + c * stride bytes.
@@ -110,7 +112,7 @@ int64_t round_up(int64_t v, int64_t to) {
 int64_t row_block(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan) {
   const int64_t want_tasks = kTasksPerThread * n_threads;
   const int64_t rows = (n * col_blocks + want_tasks - 1) / want_tasks;
-  const int64_t cap = plan.dequantize ? kDequantRowBlock : kMaxRowBlock;
+  const int64_t cap = plan.dequantize != nullptr ? kDequantRowBlock : kMaxRowBlock;
   return round_up(std::clamp<int64_t>(rows, 1, cap), plan.max_rows());
 }
 
@@ -199,10 +201,10 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& c
                       task % col_blocks * col_block, std::min(m, (task % col_blocks + 1) * col_block)};
     const uint8_t* w_rows = w.row(t.r0);
     size_t w_stride = w.nb(1);
-    if (plan.dequantize) {
+    if (plan.dequantize != nullptr) {
       std::vector<float>& rows_f32 = ws.rows_f32[size_t(thread)];
       rows_f32.resize(size_t(rows * k));
-      for (int64_t r = t.r0; r < t.r1; ++r) w.dequantize_row(rows_f32.data() + size_t((r - t.r0) * k), r);
+      for (int64_t r = t.r0; r < t.r1; ++r) plan.dequantize(w.row(r), rows_f32.data() + size_t((r - t.r0) * k), k);
       w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
       w_stride = size_t(k) * sizeof(float);
     }
