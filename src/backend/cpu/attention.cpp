@@ -34,12 +34,13 @@ float score(const HeadJob& j, const float* q, int64_t s) {
   return dot * j.scale;
 }
 
-void add_value(const HeadJob& j, float p, int64_t s, float* o) {
-  const uint8_t* value = j.v_row0 + size_t(s) * j.v_pos_stride;
+// o += sum_c p[c] v_{s0 + c} over c < n
+void add_values(const HeadJob& j, const float* p, int64_t s0, int64_t n, float* o) {
+  const uint8_t* values = j.v_row0 + size_t(s0) * j.v_pos_stride;
   if (j.f16) {
-    j.k->axpy_f16(p, reinterpret_cast<const uint16_t*>(value), o, j.head_dim);
+    j.k->accumulate_f16(values, j.v_pos_stride, n, p, o, j.head_dim);
   } else {
-    j.k->axpy_f32(p, reinterpret_cast<const float*>(value), o, j.head_dim);
+    j.k->accumulate_f32(values, j.v_pos_stride, n, p, o, j.head_dim);
   }
 }
 
@@ -63,10 +64,10 @@ void attend(const HeadJob& j, const float* q, int64_t n_kv, float* o, float* out
       max = chunk_max;
     }
     for (int64_t c = 0; c < n; ++c) {
-      const float p = std::exp(scores[c] - max);
-      sum += p;
-      add_value(j, p, s0 + c, o);
+      scores[c] = std::exp(scores[c] - max);  // now the weights
+      sum += scores[c];
     }
+    add_values(j, scores, s0, n, o);
   }
   const float inv_sum = 1.0f / sum;
   for (int64_t d = 0; d < j.head_dim; ++d) out[d] = o[d] * inv_sum;

@@ -54,7 +54,18 @@ void to_f16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
 }
 
-constexpr OpKernels kPortable = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16};
+void accumulate_f32(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  for (int64_t c = 0; c < n_x; ++c)
+    axpy_f32(p[c], reinterpret_cast<const float*>(static_cast<const uint8_t*>(x) + size_t(c) * x_stride), y, n);
+}
+
+void accumulate_f16(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  for (int64_t c = 0; c < n_x; ++c)
+    axpy_f16(p[c], reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(x) + size_t(c) * x_stride), y, n);
+}
+
+constexpr OpKernels kPortable = {dot_f32,   dot_f16, axpy_f32,       axpy_f16,
+                                 scale_f32, to_f16,  accumulate_f32, accumulate_f16};
 
 }  // namespace
 

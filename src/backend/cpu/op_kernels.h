@@ -3,6 +3,7 @@
 // path (16 lanes of partial sums, combined in a fixed tree), never by the caller's thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backend/cpu/isa.h"
@@ -16,6 +17,10 @@ struct OpKernels {
   void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);
   void (*scale_f32)(float s, float* y, int64_t n);             // y[i] *= s
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
+  // y[i] += sum_c p[c] x_c[i] over c = 0..n_x-1 in order (the same sums as axpy of each x_c in
+  // turn), x_c at (const uint8_t*)x + c * x_stride: attention's weighted sum of values.
+  void (*accumulate_f32)(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n);
+  void (*accumulate_f16)(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n);
 };
 
 // The primitives of the best path at or below `isa`.

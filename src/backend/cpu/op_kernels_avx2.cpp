@@ -104,7 +104,51 @@ void to_f16(const float* x, uint16_t* y, int64_t n) {
   }
 }
 
-constexpr OpKernels kAvx2 = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16};
+const uint8_t* at(const void* x, size_t bytes) {
+  return static_cast<const uint8_t*>(x) + bytes;
+}
+
+__m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+__m256 load8(const uint16_t* p) {
+  return load_f16x8(p);
+}
+
+// y[i0..i0+32) kept in 4 registers while every x_c is added; the rest by axpy per x_c.
+template <typename T>
+void accumulate(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  int64_t i0 = 0;
+  for (; i0 + 32 <= n; i0 += 32) {
+    __m256 acc[4];
+    for (int j = 0; j < 4; ++j) acc[j] = _mm256_loadu_ps(y + i0 + 8 * j);
+    for (int64_t c = 0; c < n_x; ++c) {
+      const T* xc = reinterpret_cast<const T*>(at(x, size_t(c) * x_stride)) + i0;
+      const __m256 pc = _mm256_set1_ps(p[c]);
+      for (int j = 0; j < 4; ++j) acc[j] = _mm256_fmadd_ps(pc, load8(xc + 8 * j), acc[j]);
+    }
+    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(y + i0 + 8 * j, acc[j]);
+  }
+  if (i0 == n) return;
+  for (int64_t c = 0; c < n_x; ++c) {
+    const T* xc = reinterpret_cast<const T*>(at(x, size_t(c) * x_stride));
+    if constexpr (sizeof(T) == 2) {
+      axpy_f16(p[c], xc + i0, y + i0, n - i0);
+    } else {
+      axpy_f32(p[c], xc + i0, y + i0, n - i0);
+    }
+  }
+}
+
+void accumulate_f32(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  accumulate<float>(x, x_stride, n_x, p, y, n);
+}
+
+void accumulate_f16(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  accumulate<uint16_t>(x, x_stride, n_x, p, y, n);
+}
+
+constexpr OpKernels kAvx2 = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16, accumulate_f32, accumulate_f16};
 
 }  // namespace
 

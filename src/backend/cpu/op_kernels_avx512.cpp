@@ -82,7 +82,47 @@ void to_f16(const float* x, uint16_t* y, int64_t n) {
   }
 }
 
-constexpr OpKernels kAvx512 = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16};
+const uint8_t* at(const void* x, size_t bytes) {
+  return static_cast<const uint8_t*>(x) + bytes;
+}
+
+__m512 load16(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+__m512 load16(const uint16_t* p, __mmask16 m) {
+  return load_f16x16(p, m);
+}
+
+// y in blocks of up to 64 floats (4 registers, the last block under masks), each kept in
+// registers while every x_c is added.
+template <typename T>
+void accumulate(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  for (int64_t i0 = 0; i0 < n; i0 += 64) {
+    __mmask16 m[4];
+    __m512 acc[4];
+    for (int j = 0; j < 4; ++j) {
+      const int64_t left = n - i0 - 16 * j;
+      m[j] = left <= 0 ? __mmask16(0) : tail_mask(left);
+      acc[j] = _mm512_maskz_loadu_ps(m[j], y + i0 + 16 * j);
+    }
+    for (int64_t c = 0; c < n_x; ++c) {
+      const T* xc = reinterpret_cast<const T*>(at(x, size_t(c) * x_stride)) + i0;
+      const __m512 pc = _mm512_set1_ps(p[c]);
+      for (int j = 0; j < 4; ++j) acc[j] = _mm512_fmadd_ps(pc, load16(xc + 16 * j, m[j]), acc[j]);
+    }
+    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(y + i0 + 16 * j, m[j], acc[j]);
+  }
+}
+
+void accumulate_f32(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  accumulate<float>(x, x_stride, n_x, p, y, n);
+}
+
+void accumulate_f16(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n) {
+  accumulate<uint16_t>(x, x_stride, n_x, p, y, n);
+}
+
+constexpr OpKernels kAvx512 = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16, accumulate_f32, accumulate_f16};
 
 }  // namespace
 
