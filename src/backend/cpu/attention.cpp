@@ -63,10 +63,8 @@ void attend(const HeadJob& j, const float* q, int64_t n_kv, float* o, float* out
       j.k->scale_f32(correction, o, j.head_dim);
       max = chunk_max;
     }
-    for (int64_t c = 0; c < n; ++c) {
-      scores[c] = std::exp(scores[c] - max);  // now the weights
-      sum += scores[c];
-    }
+    j.k->exp_shifted(scores, n, max);  // now the weights
+    for (int64_t c = 0; c < n; ++c) sum += scores[c];
     add_values(j, scores, s0, n, o);
   }
   const float inv_sum = 1.0f / sum;

@@ -64,7 +64,7 @@ void swiglu(const OpContext& ctx, const Tensor& gate, const Tensor& up, Tensor& 
       const float* g = gate_rows.f32(r);
       const float* u = up_rows.f32(r);
       float* o = out_rows.mutable_f32(r);
-      for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+      ctx.k->silu_mul(g, u, o, n);
     }
   });
 }

@@ -2,6 +2,8 @@
 // vectorises for the baseline x86-64 (SSE2) without changing the order of any sum.
 #include "backend/cpu/op_kernels.h"
 
+#include <cmath>
+
 #include "backend/cpu/op_kernels_isa.h"
 #include "core/half.h"
 
@@ -64,8 +66,16 @@ void accumulate_f16(const void* x, size_t x_stride, int64_t n_x, const float* p,
     axpy_f16(p[c], reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(x) + size_t(c) * x_stride), y, n);
 }
 
-constexpr OpKernels kPortable = {dot_f32,   dot_f16, axpy_f32,       axpy_f16,
-                                 scale_f32, to_f16,  accumulate_f32, accumulate_f16};
+void exp_shifted(float* x, int64_t n, float shift) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
+}
+
+void silu_mul(const float* g, const float* u, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+constexpr OpKernels kPortable = {dot_f32, dot_f16,        axpy_f32,       axpy_f16,    scale_f32,
+                                 to_f16,  accumulate_f32, accumulate_f16, exp_shifted, silu_mul};
 
 }  // namespace
 

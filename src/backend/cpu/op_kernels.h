@@ -21,6 +21,11 @@ struct OpKernels {
   // turn), x_c at (const uint8_t*)x + c * x_stride: attention's weighted sum of values.
   void (*accumulate_f32)(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n);
   void (*accumulate_f16)(const void* x, size_t x_stride, int64_t n_x, const float* p, float* y, int64_t n);
+  // x[i] = exp(x[i] - shift), in place (the SIMD paths: a degree-7 polynomial after range
+  // reduction, within 2 ulp of the correctly rounded value; 0 below exp's normal range).
+  void (*exp_shifted)(float* x, int64_t n, float shift);
+  // out[i] = g[i] / (1 + exp(-g[i])) * u[i] (SwiGLU; exp as in exp_shifted).
+  void (*silu_mul)(const float* g, const float* u, float* out, int64_t n);
 };
 
 // The primitives of the best path at or below `isa`.

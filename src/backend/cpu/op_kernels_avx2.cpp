@@ -148,7 +148,58 @@ void accumulate_f16(const void* x, size_t x_stride, int64_t n_x, const float* p,
   accumulate<uint16_t>(x, x_stride, n_x, p, y, n);
 }
 
-constexpr OpKernels kAvx2 = {dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, to_f16, accumulate_f32, accumulate_f16};
+// exp(x): x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to r^7 (truncation
+// below 6e-9 relative), times 2^n built in the exponent bits; x below -87.3 (the normal range)
+// gives 0, above 88 it is taken as 88.
+__m256 exp8(__m256 x) {
+  const __m256 in_range = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ);
+  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2 in two parts
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(pow2n)), in_range);
+}
+
+void exp_shifted(float* x, int64_t n, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+  if (i < n) {
+    float t[8] = {};
+    std::memcpy(t, x + i, size_t(n - i) * sizeof(float));
+    _mm256_storeu_ps(t, exp8(_mm256_sub_ps(_mm256_loadu_ps(t), s)));
+    std::memcpy(x + i, t, size_t(n - i) * sizeof(float));
+  }
+}
+
+__m256 silu_mul8(__m256 g, __m256 u) {
+  const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+void silu_mul(const float* g, const float* u, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, silu_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+  if (i < n) {
+    float tg[8] = {}, tu[8] = {}, to[8];
+    std::memcpy(tg, g + i, size_t(n - i) * sizeof(float));
+    std::memcpy(tu, u + i, size_t(n - i) * sizeof(float));
+    _mm256_storeu_ps(to, silu_mul8(_mm256_loadu_ps(tg), _mm256_loadu_ps(tu)));
+    std::memcpy(out + i, to, size_t(n - i) * sizeof(float));
+  }
+}
+
+constexpr OpKernels kAvx2 = {dot_f32, dot_f16,        axpy_f32,       axpy_f16,    scale_f32,
+                             to_f16,  accumulate_f32, accumulate_f16, exp_shifted, silu_mul};
 
 }  // namespace
 
