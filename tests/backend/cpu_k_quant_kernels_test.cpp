@@ -196,6 +196,9 @@ TEST(CpuKQuantKernels, CoversTheKQuantsOnly) {
   }
 }
 
+// Enough rows and columns for partial tiles of every path (up to 16 x 64 per call).
+constexpr int kRows = 19, kCols = 69;
+
 // Random bytes hit every level, scale, sign and high-bit pattern: the kernel against the
 // exact sum of the reference-dequantized weights times the dequantized activations.
 TEST(CpuKQuantKernels, EqualsTheExactSumOfTheDequantizedValues) {
@@ -203,8 +206,8 @@ TEST(CpuKQuantKernels, EqualsTheExactSumOfTheDequantizedValues) {
   double worst = 0;
   for (DType type : kTypes) {
     for (int64_t k : kLengths) {
-      const Rows w = random_rows(type, k, 9, rng);
-      const Cols x = random_cols(k, 7, rng);
+      const Rows w = random_rows(type, k, kRows, rng);
+      const Cols x = random_cols(k, kCols, rng);
       const std::vector<double> want = expected(w, x, true);
       for (Isa isa : available_isas()) {
         const TypeKernels& kern = kernels(type, isa);
@@ -240,19 +243,28 @@ TEST(CpuKQuantKernels, EightBitPathIsCloseToTheF32Activations) {
   }
 }
 
+// Tile sizes worth trying up to `max`: the smallest ones and the largest ones.
+std::vector<int> tile_sizes(int max) {
+  std::vector<int> sizes;
+  for (int v : {1, 2, 3, 4, 5, max / 2, max - 1, max}) {
+    if (v >= 1 && v <= max && std::find(sizes.begin(), sizes.end(), v) == sizes.end()) sizes.push_back(v);
+  }
+  return sizes;
+}
+
 // Each output is summed in an order that depends on k and the path only: every tile shape,
 // partial tiles included, gives bitwise the same outputs as 1x1 tiles.
 TEST(CpuKQuantKernels, OutputsDoNotDependOnTheTileShape) {
   std::mt19937 rng(19);
   for (DType type : kTypes) {
     const int64_t k = 512;
-    const Rows w = random_rows(type, k, 5, rng);
-    const Cols x = random_cols(k, 5, rng);
+    const Rows w = random_rows(type, k, kRows, rng);
+    const Cols x = random_cols(k, kCols, rng);
     for (Isa isa : available_isas()) {
       const TypeKernels& kern = kernels(type, isa);
       const std::vector<float> single = run_tiles(kern, w, x, 1, 1);
-      for (int tr = 1; tr <= kern.max_rows; ++tr) {
-        for (int tc = 1; tc <= kern.max_cols; ++tc) {
+      for (int tr : tile_sizes(kern.max_rows)) {
+        for (int tc : tile_sizes(kern.max_cols)) {
           const std::vector<float> got = run_tiles(kern, w, x, tr, tc);
           ASSERT_EQ(0, std::memcmp(got.data(), single.data(), got.size() * sizeof(float)))
               << label(type, isa, k) << " tile " << tr << "x" << tc;
@@ -267,8 +279,8 @@ TEST(CpuKQuantKernels, PathsAgreeWithPortable) {
   std::mt19937 rng(20);
   for (DType type : kTypes) {
     for (int64_t k : kLengths) {
-      const Rows w = random_rows(type, k, 6, rng);
-      const Cols x = random_cols(k, 5, rng);
+      const Rows w = random_rows(type, k, kRows, rng);
+      const Cols x = random_cols(k, kCols, rng);
       const TypeKernels& portable = kernels(type, Isa::portable);
       const std::vector<float> base = run_tiles(portable, w, x, portable.max_rows, portable.max_cols);
       const std::vector<double> want(base.begin(), base.end());
@@ -285,10 +297,10 @@ TEST(CpuKQuantKernels, ZeroBlocksGiveZero) {
   std::mt19937 rng(21);
   for (DType type : kTypes) {
     const int64_t k = 512;
-    const Rows zero_w = empty_rows(type, k, 3);
-    const Rows w = random_rows(type, k, 3, rng);
-    const Cols x = random_cols(k, 2, rng);
-    const Cols zero_x = quantize_cols(std::vector<float>(k * 2, 0.f), k, 2);
+    const Rows zero_w = empty_rows(type, k, kRows);
+    const Rows w = random_rows(type, k, kRows, rng);
+    const Cols x = random_cols(k, 9, rng);
+    const Cols zero_x = quantize_cols(std::vector<float>(k * 9, 0.f), k, 9);
     for (Isa isa : available_isas()) {
       const TypeKernels& kern = kernels(type, isa);
       for (float v : run_tiles(kern, zero_w, x, kern.max_rows, kern.max_cols)) EXPECT_EQ(v, 0.f) << label(type, isa, k);
@@ -306,19 +318,19 @@ TEST(CpuKQuantKernels, ExtremeScalesAndLevels) {
     const int64_t k = 512;
     // Every byte 0xff: the largest levels, scales and mins (and Q3_K/Q6_K's most negative
     // scales); activations all +-1 become +-127.
-    Rows ones = empty_rows(type, k, 3);
+    Rows ones = empty_rows(type, k, kRows);
     std::fill(ones.data.begin(), ones.data.end(), uint8_t(0xff));
     for (int r = 0; r < ones.rows; ++r) {
       for (uint16_t* s : block_scales(type, ones.data.data() + r * ones.stride, k)) *s = kHalfMax;
     }
-    std::vector<float> signs(k * 2);
+    std::vector<float> signs(k * 8);
     for (size_t i = 0; i < signs.size(); ++i) signs[i] = i < size_t(k) ? -1.f : ((i / 3) % 2 ? 1.f : -1.f);
-    const Cols big_x = quantize_cols(signs, k, 2);
+    const Cols big_x = quantize_cols(signs, k, 8);
 
-    const Rows huge_w = random_rows(type, k, 4, rng, 0.f, kHalfMax);
-    const Cols huge_x = random_cols(k, 3, rng, 1e20f);
-    const Rows tiny_w = random_rows(type, k, 4, rng, 1e-4f);
-    const Cols tiny_x = random_cols(k, 3, rng, 1e-12f);
+    const Rows huge_w = random_rows(type, k, kRows, rng, 0.f, kHalfMax);
+    const Cols huge_x = random_cols(k, 8, rng, 1e20f);
+    const Rows tiny_w = random_rows(type, k, kRows, rng, 1e-4f);
+    const Cols tiny_x = random_cols(k, 8, rng, 1e-12f);
     for (Isa isa : available_isas()) {
       const TypeKernels& kern = kernels(type, isa);
       EXPECT_LT(nmse(expected(ones, big_x, true), run_tiles(kern, ones, big_x, kern.max_rows, kern.max_cols)), 1e-10)

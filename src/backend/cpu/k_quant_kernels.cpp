@@ -40,6 +40,7 @@ namespace {
 constexpr int kPortableRows = 4, kPortableCols = 4;
 constexpr int kAvx2Rows = 2, kAvx2Cols = 4;
 constexpr int kAvx512Rows = 4, kAvx512Cols = 4;
+constexpr int kVnniRows = 16, kVnniCols = 64;  // the wide tiles (k_quant_kernels_avx512.cpp)
 
 // ---- Portable: each weight super-block unpacked to levels and group scales -------------
 
@@ -199,27 +200,27 @@ const TypeEntries kEntries[] = {
      {{kAct, kPortableRows, kPortableCols, tile_portable<BlockQ2_K>},
       {kAct, kAvx2Rows, kAvx2Cols, q2_k_tile_avx2},
       {kAct, kAvx512Rows, kAvx512Cols, q2_k_tile_avx512},
-      {kAct, kAvx512Rows, kAvx512Cols, q2_k_tile_avx512_vnni}}},
+      {kAct, kVnniRows, kVnniCols, q2_k_tile_avx512_vnni}}},
     {DType::Q3_K,
      {{kAct, kPortableRows, kPortableCols, tile_portable<BlockQ3_K>},
       {kAct, kAvx2Rows, kAvx2Cols, q3_k_tile_avx2},
       {kAct, kAvx512Rows, kAvx512Cols, q3_k_tile_avx512},
-      {kAct, kAvx512Rows, kAvx512Cols, q3_k_tile_avx512_vnni}}},
+      {kAct, kVnniRows, kVnniCols, q3_k_tile_avx512_vnni}}},
     {DType::Q4_K,
      {{kAct, kPortableRows, kPortableCols, tile_portable<BlockQ4_K>},
       {kAct, kAvx2Rows, kAvx2Cols, q4_k_tile_avx2},
       {kAct, kAvx512Rows, kAvx512Cols, q4_k_tile_avx512},
-      {kAct, kAvx512Rows, kAvx512Cols, q4_k_tile_avx512_vnni}}},
+      {kAct, kVnniRows, kVnniCols, q4_k_tile_avx512_vnni}}},
     {DType::Q5_K,
      {{kAct, kPortableRows, kPortableCols, tile_portable<BlockQ5_K>},
       {kAct, kAvx2Rows, kAvx2Cols, q5_k_tile_avx2},
       {kAct, kAvx512Rows, kAvx512Cols, q5_k_tile_avx512},
-      {kAct, kAvx512Rows, kAvx512Cols, q5_k_tile_avx512_vnni}}},
+      {kAct, kVnniRows, kVnniCols, q5_k_tile_avx512_vnni}}},
     {DType::Q6_K,
      {{kAct, kPortableRows, kPortableCols, tile_portable<BlockQ6_K>},
       {kAct, kAvx2Rows, kAvx2Cols, q6_k_tile_avx2},
       {kAct, kAvx512Rows, kAvx512Cols, q6_k_tile_avx512},
-      {kAct, kAvx512Rows, kAvx512Cols, q6_k_tile_avx512_vnni}}},
+      {kAct, kVnniRows, kVnniCols, q6_k_tile_avx512_vnni}}},
 };
 
 }  // namespace

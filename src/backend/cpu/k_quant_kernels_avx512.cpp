@@ -51,6 +51,7 @@ inline __m512i low4_chunk(const uint8_t* qs, int q) {
 // Chunk q (0..3) of a super-block: the levels of elements 64q .. 64q+63 as bytes.
 struct Q2K {
   using Block = BlockQ2_K;
+  static constexpr int kScaleRun = 16;  // elements per distinct scale
   const uint8_t* qs;
   void init(const Block& b) { qs = b.qs; }
   __m512i chunk(int q) const { return low2_chunk(qs, q); }
@@ -58,6 +59,7 @@ struct Q2K {
 
 struct Q3K {
   using Block = BlockQ3_K;
+  static constexpr int kScaleRun = 16;  // elements per distinct scale
   const uint8_t* qs;
   __m512i hmask;  // hmask in both halves; element e has bit e/32 of byte e%32
   void init(const Block& b) {
@@ -74,6 +76,7 @@ struct Q3K {
 
 struct Q4K {
   using Block = BlockQ4_K;
+  static constexpr int kScaleRun = 32;  // elements per distinct scale
   const uint8_t* qs;
   void init(const Block& b) { qs = b.qs; }
   __m512i chunk(int q) const { return low4_chunk(qs, q); }
@@ -81,6 +84,7 @@ struct Q4K {
 
 struct Q5K {
   using Block = BlockQ5_K;
+  static constexpr int kScaleRun = 32;  // elements per distinct scale
   const uint8_t* qs;
   __m512i qh;  // qh in both halves; element e has bit e/32 of byte e%32
   void init(const Block& b) {
@@ -99,6 +103,7 @@ struct Q5K {
 // at bits 2k of qh[32h + l]; chunk q holds k = 2(q%2) and 2(q%2) + 1 of half h = q/2.
 struct Q6K {
   using Block = BlockQ6_K;
+  static constexpr int kScaleRun = 16;  // elements per distinct scale
   const uint8_t* ql;
   const uint8_t* qh;
   void init(const Block& b) {
@@ -321,6 +326,166 @@ void dot_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, 
                          out_stride);
 }
 
+// ---- Wide tiles (VNNI): 16 weight rows in the lanes of a vector ---------------------------
+// For prompts: per super-block the 16 rows' levels are unpacked once and transposed so that
+// a vector holds one 4-element group of all 16 rows; each column's 4 activation bytes are
+// broadcast against it (vpdpbusd: 16 rows x 4 products), each run of one scale is
+// multiplied by the rows' scales in int32, and the per-block float work is shared by the 16
+// rows. The integers I and M and the float steps are those of the small tiles, so both
+// give bitwise the same outputs; calls with fewer than kWideMinCols columns (decode) take
+// the small tiles.
+constexpr int kWideRows = 16, kWideCols = 64, kWideMinCols = 4;
+
+// One super-block of 16 rows, row r in lane r of every vector.
+struct WideBlock {
+  alignas(64) int32_t q[64][16];      // level bytes of elements 4g..4g+3
+  alignas(64) int32_t scale[16][16];  // group scale sc[g]
+  alignas(64) int32_t offset[8][16];  // int16 pair (m[2p], m[2p+1])
+  alignas(64) float d[16];
+  alignas(64) float dm[16];
+};
+
+// In-register transpose: t[i] lane r = a[r] lane i.
+inline void transpose16(const __m512i* a, __m512i* t) {
+  __m512i b[16], c[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    b[2 * i] = _mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
+    b[2 * i + 1] = _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
+  }
+  // c[4i + j], 128-bit lane L: element 4L + j of rows 4i .. 4i+3.
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    c[4 * i] = _mm512_unpacklo_epi64(b[4 * i], b[4 * i + 2]);
+    c[4 * i + 1] = _mm512_unpackhi_epi64(b[4 * i], b[4 * i + 2]);
+    c[4 * i + 2] = _mm512_unpacklo_epi64(b[4 * i + 1], b[4 * i + 3]);
+    c[4 * i + 3] = _mm512_unpackhi_epi64(b[4 * i + 1], b[4 * i + 3]);
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512i even01 = _mm512_shuffle_i32x4(c[j], c[4 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i even23 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i odd01 = _mm512_shuffle_i32x4(c[j], c[4 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i odd23 = _mm512_shuffle_i32x4(c[8 + j], c[12 + j], _MM_SHUFFLE(3, 1, 3, 1));
+    t[j] = _mm512_shuffle_i32x4(even01, even23, _MM_SHUFFLE(2, 0, 2, 0));
+    t[8 + j] = _mm512_shuffle_i32x4(even01, even23, _MM_SHUFFLE(3, 1, 3, 1));
+    t[4 + j] = _mm512_shuffle_i32x4(odd01, odd23, _MM_SHUFFLE(2, 0, 2, 0));
+    t[12 + j] = _mm512_shuffle_i32x4(odd01, odd23, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// Super-block ib of nr rows (rows past nr repeat row 0; their lanes are never read out).
+template <class T>
+void wide_repack(const uint8_t* w, size_t w_stride, int nr, int64_t ib, WideBlock& out) {
+  using Block = typename T::Block;
+  T rows[kWideRows];
+  __m512i a[kWideRows], t[kWideRows];
+  alignas(64) float d_dm[kWideRows][4];
+  for (int r = 0; r < kWideRows; ++r) {
+    const Block& b = reinterpret_cast<const Block*>(w + size_t(r < nr ? r : 0) * w_stride)[ib];
+    rows[r].init(b);
+    const GroupScales s = group_scales(b);
+    a[r] = concat(s.sc16, s.m16);  // 8 scale pairs, 8 offset pairs
+    _mm_store_ps(d_dm[r], s.d_dm);
+  }
+  transpose16(a, t);
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    _mm512_store_si512(out.scale[2 * p], _mm512_srai_epi32(_mm512_slli_epi32(t[p], 16), 16));
+    _mm512_store_si512(out.scale[2 * p + 1], _mm512_srai_epi32(t[p], 16));
+    _mm512_store_si512(out.offset[p], t[8 + p]);
+  }
+  const __m512 lo = _mm512_load_ps(d_dm[0]), mid = _mm512_load_ps(d_dm[4]), hi = _mm512_load_ps(d_dm[8]),
+               top = _mm512_load_ps(d_dm[12]);
+  const __m512i even = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512 d_low = _mm512_permutex2var_ps(lo, even, mid), d_high = _mm512_permutex2var_ps(hi, even, top);
+  const __m512 m_low = _mm512_permutex2var_ps(lo, odd, mid), m_high = _mm512_permutex2var_ps(hi, odd, top);
+  _mm512_store_ps(out.d, _mm512_shuffle_f32x4(d_low, d_high, _MM_SHUFFLE(1, 0, 1, 0)));
+  _mm512_store_ps(out.dm, _mm512_shuffle_f32x4(m_low, m_high, _MM_SHUFFLE(1, 0, 1, 0)));
+  for (int q = 0; q < 4; ++q) {
+    for (int r = 0; r < kWideRows; ++r) a[r] = rows[r].chunk(q);
+    transpose16(a, t);
+    for (int i = 0; i < 16; ++i) _mm512_store_si512(out.q[16 * q + i], t[i]);
+  }
+}
+
+inline __m512i broadcast4(const void* p) {
+  return _mm512_set1_epi32(int(load_u32(static_cast<const uint8_t*>(p))));
+}
+
+// NC columns of one super-block against a WideBlock: acc[c] (lanes = rows) += the block's dots.
+template <class T, int NC>
+inline void wide_columns(const WideBlock& wb, const BlockQ8_K* const* cols, __m512* acc) {
+  constexpr int kRun = T::kScaleRun, kGroupsPerRun = kRun / 4;
+  __m512i isum[NC], msum[NC];
+  for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm512_setzero_si512();
+  for (int j = 0; j < QK_K / kRun; ++j) {
+    __m512i run[NC];
+    for (int c = 0; c < NC; ++c) run[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int g = j * kGroupsPerRun; g < (j + 1) * kGroupsPerRun; ++g) {
+      const __m512i levels = _mm512_load_si512(wb.q[g]);
+      for (int c = 0; c < NC; ++c) run[c] = _mm512_dpbusd_epi32(run[c], levels, broadcast4(cols[c]->qs + 4 * g));
+    }
+    const __m512i scale = _mm512_load_si512(wb.scale[j * kRun / 16]);
+    for (int c = 0; c < NC; ++c) isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(run[c], scale));
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    const __m512i offsets = _mm512_load_si512(wb.offset[p]);
+    for (int c = 0; c < NC; ++c) msum[c] = _mm512_dpwssd_epi32(msum[c], offsets, broadcast4(cols[c]->bsums + 2 * p));
+  }
+  const __m512 d = _mm512_load_ps(wb.d), dm = _mm512_load_ps(wb.dm);
+  for (int c = 0; c < NC; ++c) {
+    const __m512 dx = _mm512_set1_ps(cols[c]->d);
+    acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(d, dx), acc[c]);
+    acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[c]), _mm512_mul_ps(dm, dx), acc[c]);
+  }
+}
+
+template <class T>
+void wide_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, float* out,
+               size_t out_stride) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  if (nc < kWideMinCols) {
+    for (int r = 0; r < nr; r += kRows) {
+      dot_tile<T, true>(k, wb + size_t(r) * w_stride, w_stride, nr - r < kRows ? nr - r : kRows, x, x_stride, nc,
+                        out + r, out_stride);
+    }
+    return;
+  }
+  WideBlock block;
+  __m512 acc[kWideCols];
+  for (int c = 0; c < nc; ++c) acc[c] = _mm512_setzero_ps();
+  for (int64_t ib = 0, nb = k / QK_K; ib < nb; ++ib) {
+    wide_repack<T>(wb, w_stride, nr, ib, block);
+    const BlockQ8_K* cols[kWideCols];
+    for (int c = 0; c < nc; ++c) cols[c] = reinterpret_cast<const BlockQ8_K*>(xb + size_t(c) * x_stride) + ib;
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) wide_columns<T, 4>(block, cols + c, acc + c);
+    switch (nc - c) {
+      case 3:
+        wide_columns<T, 3>(block, cols + c, acc + c);
+        break;
+      case 2:
+        wide_columns<T, 2>(block, cols + c, acc + c);
+        break;
+      case 1:
+        wide_columns<T, 1>(block, cols + c, acc + c);
+        break;
+      default:
+        break;
+    }
+  }
+  for (int c = 0; c < nc; ++c) {
+    alignas(64) float lanes[kWideRows];
+    _mm512_store_ps(lanes, acc[c]);
+    for (int r = 0; r < nr; ++r) out[size_t(c) * out_stride + size_t(r)] = lanes[r];
+  }
+}
+
 }  // namespace
 
 #define STRATA_K_QUANT_TILES(name, T)                                                                                \
@@ -330,7 +495,7 @@ void dot_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, 
   }                                                                                                                  \
   void name##_tile_avx512_vnni(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride,    \
                                int nc, float* out, size_t out_stride) {                                              \
-    dot_tile<T, true>(k, w, w_stride, nr, x, x_stride, nc, out, out_stride);                                         \
+    wide_tile<T>(k, w, w_stride, nr, x, x_stride, nc, out, out_stride);                                              \
   }
 
 STRATA_K_QUANT_TILES(q2_k, Q2K)
