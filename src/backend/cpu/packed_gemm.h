@@ -20,7 +20,7 @@
 namespace strata::cpu {
 
 inline constexpr int kPackRows = 16;
-inline constexpr int64_t kPackMinColumns = 16;
+inline constexpr int64_t kPackMinColumns = 8;
 
 // One block (32 elements) of 16 weight rows: q[g][r] holds row r's signed levels of elements
 // 4g..4g+3 (element = d * level + m), d[r] and m[r] its scale and min, start[r] = -128 * the
