@@ -5,7 +5,7 @@
 // vpmaddwd (|u| <= 31, so no 16-bit saturation); sum(offset * qs) is subtracted once per
 // activation block. Q8_0 multiplies |q| by qs carrying q's sign. Internal linkage only (ODR
 // hazard of cpu-common): the one export is legacy_kernels_avx2.
-// While reading a tile the kernels prefetch the rows two tiles on (2 * NR rows further):
+// While reading a tile the kernels prefetch the rows three tiles on (3 * NR rows further):
 // decode reads a few short rows side by side, too short for the hardware prefetcher.
 #include <immintrin.h>
 
@@ -128,7 +128,7 @@ void tile_fixed(int64_t k, const void* w, size_t w_stride, const void* x, size_t
     }
     for (int r = 0; r < NR; ++r) {
       const Block& blk = rows[r][b];
-      _mm_prefetch(reinterpret_cast<const char*>(&blk) + 2 * NR * w_stride, _MM_HINT_T0);  // two tiles on
+      _mm_prefetch(reinterpret_cast<const char*>(&blk) + 3 * NR * w_stride, _MM_HINT_T0);  // three tiles on
       const __m256i u = T::levels(blk);
       const __m256 dw = _mm256_set1_ps(f16(blk.d));
       for (int c = 0; c < NC; ++c) {

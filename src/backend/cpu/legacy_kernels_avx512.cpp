@@ -9,7 +9,7 @@
 // the unused source of their unmasked forms, and GCC 12 then reports it as uninitialized.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// While reading a tile the kernels prefetch the rows two tiles on (2 * NR rows further):
+// While reading a tile the kernels prefetch the rows three tiles on (3 * NR rows further):
 // decode reads a few short rows side by side, too short for the hardware prefetcher.
 #include <immintrin.h>
 
@@ -125,7 +125,7 @@ void tile_single(int64_t k, const void* w, size_t w_stride, const void* x, size_
     }
     for (int r = 0; r < NR; ++r) {
       const Block& blk = rows[r][b];
-      _mm_prefetch(reinterpret_cast<const char*>(&blk) + 2 * NR * w_stride, _MM_HINT_T0);  // two tiles on
+      _mm_prefetch(reinterpret_cast<const char*>(&blk) + 3 * NR * w_stride, _MM_HINT_T0);  // three tiles on
       const __m256i u = T::levels(blk);
       const __m256 dw = _mm256_set1_ps(f16(blk.d));
       for (int c = 0; c < NC; ++c) {
@@ -258,7 +258,7 @@ void tile_pairs(int64_t k, const void* w, size_t w_stride, const void* x, size_t
     }
     for (int r = 0; r < NR; ++r) {
       const Block* p = rows[r] + b;
-      _mm_prefetch(reinterpret_cast<const char*>(p) + 2 * NR * w_stride, _MM_HINT_T0);  // two tiles on
+      _mm_prefetch(reinterpret_cast<const char*>(p) + 3 * NR * w_stride, _MM_HINT_T0);  // three tiles on
       const __m512i words = load_pair<T>(p, blocks);
       const __m512i u = pair_levels<T>(words);
       const __m512 dw = pair_pattern(words, kScaleWords<T>);

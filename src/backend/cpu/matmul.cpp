@@ -116,6 +116,24 @@ int64_t row_block(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan
   return round_up(std::clamp<int64_t>(rows, 1, cap), plan.max_rows());
 }
 
+// The first row of each task and n at the end. Decode (one column block straight from the
+// weights) takes guided blocks: a quarter of the rows left per thread, down to kMaxRowBlock.
+// The tile kernels prefetch ahead within the rows a thread streams, so few long blocks keep
+// each thread's stream going; the smaller last ones balance the threads. Otherwise blocks of
+// row_block's rows.
+std::vector<int64_t> row_starts(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan) {
+  std::vector<int64_t> starts = {0};
+  const bool guided = col_blocks == 1 && plan.packed == nullptr && plan.dequantize == nullptr;
+  const int64_t rows = row_block(n, col_blocks, n_threads, plan);
+  for (int64_t r = 0; r < n;) {
+    const int64_t left = n - r;
+    r += guided ? std::min(left, round_up(std::max(left / (4 * n_threads), kMaxRowBlock), plan.max_rows()))
+                : std::min(left, rows);
+    starts.push_back(r);
+  }
+  return starts;
+}
+
 // One task's outputs: rows [r0, r1) x columns [c0, c1), written through out_cols.
 struct TaskRange {
   int64_t r0, r1, c0, c1;
@@ -192,18 +210,18 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& c
 
   const int64_t col_block = plan.packed != nullptr ? m : std::min(m, kColumnBlock);
   const int64_t col_blocks = (m + col_block - 1) / col_block;
-  const int64_t rows = row_block(n, col_blocks, pool.n_threads(), plan);
-  const int64_t row_blocks = (n + rows - 1) / rows;
+  const std::vector<int64_t> starts = row_starts(n, col_blocks, pool.n_threads(), plan);
+  const auto row_blocks = int64_t(starts.size()) - 1;
   if (ws.rows_f32.size() < size_t(pool.n_threads())) ws.rows_f32.resize(size_t(pool.n_threads()));
   if (ws.rows_repacked.size() < size_t(pool.n_threads())) ws.rows_repacked.resize(size_t(pool.n_threads()));
   pool.run(row_blocks * col_blocks, [&](int64_t task, int thread) {
-    const TaskRange t{task / col_blocks * rows, std::min(n, (task / col_blocks + 1) * rows),
+    const TaskRange t{starts[size_t(task / col_blocks)], starts[size_t(task / col_blocks + 1)],
                       task % col_blocks * col_block, std::min(m, (task % col_blocks + 1) * col_block)};
     const uint8_t* w_rows = w.row(t.r0);
     size_t w_stride = w.nb(1);
     if (plan.dequantize != nullptr) {
       std::vector<float>& rows_f32 = ws.rows_f32[size_t(thread)];
-      rows_f32.resize(size_t(rows * k));
+      rows_f32.resize(size_t((t.r1 - t.r0) * k));
       for (int64_t r = t.r0; r < t.r1; ++r) plan.dequantize(w.row(r), rows_f32.data() + size_t((r - t.r0) * k), k);
       w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
       w_stride = size_t(k) * sizeof(float);
