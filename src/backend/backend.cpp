@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "backend/op_checks.h"
 #include "core/error.h"
 
 namespace strata {
@@ -15,24 +16,42 @@ void Backend::read_f32(const Tensor& t, std::span<float> out) {
   std::memcpy(out.data(), host.data(), out.size_bytes());
 }
 
-void Backend::rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                                         const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k,
-                                         Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
-                                         Tensor& k_cache, Tensor& v_cache, int64_t pos) {
-  const MatmulJob jobs[] = {{&wq, &q}, {&wk, &k}, {&wv, &v}};
-  rms_norm_matmul_batch(x, norm_weight, eps, normed, jobs);
-  const int64_t head_dim = k_cache.ne(0);
-  Tensor q3 = heads(q, head_dim), k3 = heads(k, head_dim);
-  rope_store_kv(q3, k3, heads(v, head_dim), positions, config, k_cache, v_cache, pos);
+namespace {
+
+// Types are the ops' to check (each backend's own TypeCheck): the fused op checks the rest.
+void any_type(std::string_view, std::string_view, const Tensor&) {}
+
+}  // namespace
+
+void Backend::matmul_fused(const FusedMatmul& op) {
+  check_matmul_fused_args(op, any_type, any_type);
+  Tensor& x = *op.x;
+  switch (op.prologue) {
+    case FusedMatmul::Prologue::none:
+      break;
+    case FusedMatmul::Prologue::rms_norm:
+      rms_norm(*op.norm_input, *op.norm_weight, op.norm_eps, x);
+      break;
+    case FusedMatmul::Prologue::attention: {
+      Tensor att = x.reshape(op.q->ne());  // [head_dim, n_heads, m]
+      attention(*op.q, *op.k_cache, *op.v_cache, op.n_past, op.scale, att);
+      break;
+    }
+  }
+  for (const MatmulJob& job : op.jobs) {
+    matmul(*job.w, x, *job.out);
+    if (job.bias != nullptr) add(*job.out, *job.bias, *job.out);
+    if (job.rope || job.store != nullptr) {
+      Tensor h = split_heads(*job.out, op.head_dim);  // [head_dim, n_heads, m]
+      if (job.rope) rope(h, op.positions, *op.rope);
+      if (job.store != nullptr) store_kv(h, *job.store, op.kv_pos);
+    }
+    if (job.residual != nullptr) add(*job.residual, *job.out, *job.residual);
+  }
+  if (op.gate == FusedMatmul::Gate::swiglu) swiglu(*op.jobs[0].out, *op.jobs[1].out, *op.gated);
 }
 
-void Backend::attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-                                   float scale, Tensor& out, const Tensor& w, Tensor& product, Tensor& acc) {
-  attention(q, k_cache, v_cache, n_past, scale, out);
-  matmul_add(w, out.reshape({out.ne(0) * out.ne(1), out.ne(2)}), product, acc);
-}
-
-Tensor Backend::heads(const Tensor& t, int64_t head_dim) {
+Tensor split_heads(const Tensor& t, int64_t head_dim) {
   if (head_dim <= 0 || t.ne(0) % head_dim != 0 || t.ne(2) != 1 || t.ne(3) != 1) {
     fail("{} cannot be split into heads of {}", t.describe(), head_dim);
   }

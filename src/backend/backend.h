@@ -21,10 +21,10 @@ namespace strata {
 
 // Rotary position embedding of one model.
 struct RopeConfig {
-  int n_rot = 0;               // dimensions rotated in each head (even, <= head_dim)
-  float freq_base = 10000.0f;  // theta_i = pos * freq_scale * freq_base^(-2i/n_rot) / factor_i
-  float freq_scale = 1.0f;     // 1 / linear scaling factor
-  bool neox = false;           // rotate pairs (i, i + n_rot/2) (NEOX, qwen2) instead of (2i, 2i+1) (llama)
+  int n_rot = 0;                    // dimensions rotated in each head (even, <= head_dim)
+  float freq_base = 10000.0f;       // theta_i = pos * freq_scale * freq_base^(-2i/n_rot) / factor_i
+  float freq_scale = 1.0f;          // 1 / linear scaling factor
+  bool neox = false;                // rotate pairs (i, i + n_rot/2) (NEOX, qwen2) instead of (2i, 2i+1) (llama)
   std::vector<float> freq_factors;  // [n_rot/2] per-pair divisors (Llama 3 rope scaling); empty = none
 };
 
@@ -32,6 +32,58 @@ struct RopeConfig {
 // Owned by the caller; dropping it drops the recording.
 struct StepRecording {
   std::shared_ptr<void> state;
+};
+
+// One projection of a FusedMatmul and its epilogue, applied in this order:
+//   out = w x;  out += bias;  rope(out seen as heads);  store_kv(out seen as heads, store, pos);
+//   residual += out.
+// Each step is optional (null / false); out keeps its value after the epilogue (roped when rope).
+struct MatmulJob {
+  const Tensor* w = nullptr;     // [k, n] any type the backend's matmul takes
+  Tensor* out = nullptr;         // [n, m] f32
+  const Tensor* bias = nullptr;  // [n] f32, added to every column
+  bool rope = false;             // rotate out's heads at FusedMatmul::positions
+  Tensor* store = nullptr;       // a KV cache [head_dim, n_heads, n_ctx]: out's heads stored at kv_pos
+  Tensor* residual = nullptr;    // [n, m] f32: residual += out (out keeps the product)
+};
+
+// A matmul of one input x [k, m] by several weights, with a prologue that makes x and a gated
+// pair after the jobs:
+//   prologue:  none       x is given
+//              rms_norm   x = rms_norm(norm_input, norm_weight, norm_eps)
+//              attention  x = attention(q, k_cache, v_cache, n_past, scale), x seen as heads
+//   jobs:      each MatmulJob on x, in order
+//   gate:      none       -
+//              swiglu     gated = silu(jobs[0].out) * jobs[1].out
+// Rope and store use head_dim-sized heads of a job's output, positions (one per column of x,
+// for rope) and kv_pos (the cache row of x's first column, for store).
+struct FusedMatmul {
+  enum class Prologue { none, rms_norm, attention };
+  enum class Gate { none, swiglu };
+
+  Tensor* x = nullptr;  // [k, m] f32: the input, written by the prologue when there is one
+  Prologue prologue = Prologue::none;
+  // rms_norm prologue
+  const Tensor* norm_input = nullptr;   // [k, m] f32
+  const Tensor* norm_weight = nullptr;  // [k] f32
+  float norm_eps = 0.0f;
+  // attention prologue (x [head_dim * n_heads, m] holds its output)
+  const Tensor* q = nullptr;  // [head_dim, n_heads, m] f32
+  const Tensor* k_cache = nullptr;
+  const Tensor* v_cache = nullptr;
+  int64_t n_past = 0;
+  float scale = 1.0f;
+
+  std::span<const MatmulJob> jobs = {};
+
+  Gate gate = Gate::none;
+  Tensor* gated = nullptr;  // [n, m] f32 with n that of jobs[0] and jobs[1]
+
+  // rope and store epilogues
+  int64_t head_dim = 0;
+  const RopeConfig* rope = nullptr;
+  std::span<const int32_t> positions = {};
+  int64_t kv_pos = 0;
 };
 
 class Backend {
@@ -45,7 +97,7 @@ public:
   // The backend's copy of a host tensor, in its stored type (weights stay quantized): CPU
   // backends return the (mmapped) view itself; device backends (CUDA) return a new, writable
   // device tensor holding one copy. Tests also upload activations this way and then let ops
-  // change them in place (softmax, rope), so the result of uploading a writable host tensor
+  // change them in place (rope), so the result of uploading a writable host tensor
   // is writable on every backend.
   virtual Tensor upload(const Tensor& host) = 0;
   // The values of a backend tensor as a host f32 tensor (for taps, logits, verification).
@@ -67,12 +119,8 @@ public:
   virtual void matmul(const Tensor& w, const Tensor& x, Tensor& out) = 0;
   // out = a + b; b has the shape of a, or one row [n] broadcast over a's rows. out may alias a.
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
-  // out = x * s. out may alias x.
-  virtual void scale(const Tensor& x, float s, Tensor& out) = 0;
   // out = silu(gate) * up                        gate, up, out [n, rows]
   virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
-  // Row-wise softmax in place.                   x [n, rows]
-  virtual void softmax(Tensor& x) = 0;
   // Rotates x in place; token t is at position positions[t].   x [head_dim, n_heads, n_tokens]
   virtual void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) = 0;
   // cache[:, :, pos + t] = src[:, :, t]          src [head_dim, n_kv_heads, n_tokens] f32;
@@ -85,60 +133,14 @@ public:
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                          Tensor& out) = 0;
 
-  // ---- fused ops: the same results as the ops they stand for ---------------------------
-  // rope(q), rope(k), store_kv(k, k_cache, pos), store_kv(v, v_cache, pos).
-  virtual void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span<const int32_t> positions,
-                             const RopeConfig& config, Tensor& k_cache, Tensor& v_cache, int64_t pos) {
-    rope(q, positions, config);
-    rope(k, positions, config);
-    store_kv(k, k_cache, pos);
-    store_kv(v, v_cache, pos);
-  }
-  // product = w x; acc += product (a projection and its residual add). acc has product's
-  // shape and overlaps none of the others.
-  virtual void matmul_add(const Tensor& w, const Tensor& x, Tensor& product, Tensor& acc) {
-    matmul(w, x, product);
-    add(acc, product, acc);
-  }
-  // gate = w_gate x; up = w_up x; out = silu(gate) * up (a SwiGLU feed-forward's first half).
-  virtual void matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate, Tensor& up,
-                             Tensor& out) {
-    matmul(w_gate, x, gate);
-    matmul(w_up, x, up);
-    swiglu(gate, up, out);
-  }
-  // out = w x for every job (several projections of one input: q, k, v). Outputs are separate.
-  struct MatmulJob {
-    const Tensor* w;
-    Tensor* out;
-  };
-  virtual void matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) {
-    for (const MatmulJob& job : jobs) matmul(*job.w, x, *job.out);
-  }
-  // normed = rms_norm(x, norm_weight, eps), then matmul_batch(normed, jobs) (a block's input
-  // norm and its q, k, v projections).
-  virtual void rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                                     std::span<const MatmulJob> jobs) {
-    rms_norm(x, norm_weight, eps, normed);
-    matmul_batch(normed, jobs);
-  }
-  // A block's attention input: rms_norm_matmul_batch(x, ..., {wq -> q, wk -> k, wv -> v}),
-  // then rope_store_kv of q, k and v seen as [head_dim, heads, n_tokens] (head_dim =
-  // k_cache.ne(0)): q and k turned in place, k and v stored at cache row pos.
-  virtual void rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                                          const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k,
-                                          Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
-                                          Tensor& k_cache, Tensor& v_cache, int64_t pos);
-  // A block's attention and output projection: attention(q, k_cache, v_cache, n_past, scale,
-  // out), then matmul_add(w, out seen as [head_dim * n_heads, n_tokens], product, acc).
-  virtual void attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-                                    float scale, Tensor& out, const Tensor& w, Tensor& product, Tensor& acc);
-  // normed = rms_norm(x, norm_weight, eps), then matmul_swiglu(w_gate, w_up, normed, ...).
-  virtual void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                                      const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) {
-    rms_norm(x, norm_weight, eps, normed);
-    matmul_swiglu(w_gate, w_up, normed, gate, up, out);
-  }
+  // ---- the fused matmul ------------------------------------------------------------------
+  // Several projections of one input with what comes right before and after them
+  // (FusedMatmul). The default runs the plain ops it stands for, in the order its comment
+  // gives; a backend overrides it to do the same in fewer passes over memory, with the same
+  // results to the op thresholds of the test suite. Every tensor the op writes (the prologue's
+  // output, each job's output after its epilogue, the gated output) holds its value when the
+  // op returns, so a tap observes the fused path itself.
+  virtual void matmul_fused(const FusedMatmul& op);
 
   // ---- decode steps --------------------------------------------------------------------
   // Queues one decode step: `queue` queues the ops of a forward pass of the single token
@@ -152,11 +154,10 @@ public:
     (void)recording, (void)token, (void)pos;
     queue();
   }
-
-protected:
-  // t [head_dim * heads, n] as [head_dim, heads, n] (a view); fails where head_dim does not
-  // divide t's rows.
-  static Tensor heads(const Tensor& t, int64_t head_dim);
 };
+
+// t [head_dim * heads, n] as [head_dim, heads, n] (a view); fails where head_dim does not
+// divide t's rows.
+Tensor split_heads(const Tensor& t, int64_t head_dim);
 
 }  // namespace strata

@@ -144,51 +144,6 @@ void check_matmul_args_of(std::string_view op, std::string_view w_role, const Te
   check_no_alias(op, out_role, out, w_role, w);
 }
 
-void check_matmul_add_args(const Tensor& w, const Tensor& x, const Tensor& product, const Tensor& acc,
-                           TypeCheck check_type) {
-  constexpr std::string_view op = "matmul_add";
-  check_matmul_args_of(op, "weight", w, x, "product", product, check_type);
-  check_f32_output(op, "acc", acc);
-  check_same_shape(op, "acc", acc, "product", product);
-  check_no_alias(op, "acc", acc, "product", product);
-  check_no_alias(op, "acc", acc, "x", x);
-  check_no_alias(op, "acc", acc, "weight", w);
-}
-
-void check_matmul_swiglu_args(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, const Tensor& gate,
-                              const Tensor& up, const Tensor& out, TypeCheck check_type) {
-  constexpr std::string_view op = "matmul_swiglu";
-  check_matmul_args_of(op, "gate weight", w_gate, x, "gate", gate, check_type);
-  check_matmul_args_of(op, "up weight", w_up, x, "up", up, check_type);
-  check_same_shape(op, "up", up, "gate", gate);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "gate", gate);
-  check_no_alias(op, "up", up, "gate", gate);
-  for (const auto& [role, t] : {std::pair<const char*, const Tensor*>{"gate", &gate},
-                                {"up", &up},
-                                {"x", &x},
-                                {"gate weight", &w_gate},
-                                {"up weight", &w_up}}) {
-    check_no_alias(op, "out", out, role, *t);
-  }
-  check_no_alias(op, "gate", gate, "up weight", w_up);
-  check_no_alias(op, "up", up, "gate weight", w_gate);
-}
-
-void check_matmul_batch_args(const Tensor& x, std::span<const Backend::MatmulJob> jobs, TypeCheck check_type) {
-  constexpr std::string_view op = "matmul_batch";
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    if (jobs[i].w == nullptr || jobs[i].out == nullptr) fail("{}: job {} has no weight or no output", op, i);
-    const std::string w_role = fmt::format("weight {}", i), out_role = fmt::format("out {}", i);
-    check_matmul_args_of(op, w_role, *jobs[i].w, x, out_role, *jobs[i].out, check_type);
-    for (size_t j = 0; j < i; ++j) {
-      check_no_alias(op, out_role, *jobs[i].out, fmt::format("out {}", j), *jobs[j].out);
-      check_no_alias(op, out_role, *jobs[i].out, fmt::format("weight {}", j), *jobs[j].w);
-      check_no_alias(op, fmt::format("out {}", j), *jobs[j].out, w_role, *jobs[i].w);
-    }
-  }
-}
-
 void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& out, TypeCheck check_weight) {
   constexpr std::string_view op = "rms_norm";
   check_f32(op, "x", x);
@@ -198,10 +153,6 @@ void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& ou
   check_same_shape(op, "out", out, "x", x);
   check_no_alias(op, "out", out, "x", x);
   check_no_alias(op, "out", out, "weight", weight);
-}
-
-void check_softmax_args(const Tensor& x) {
-  check_f32_output("softmax", "x", x);
 }
 
 bool check_add_args(const Tensor& a, const Tensor& b, const Tensor& out, TypeCheck check_b) {
@@ -217,14 +168,6 @@ bool check_add_args(const Tensor& a, const Tensor& b, const Tensor& out, TypeChe
   check_same_or_no_alias(op, "out", out, "a", a);
   check_no_alias(op, "out", out, "b", b);
   return broadcast;
-}
-
-void check_scale_args(const Tensor& x, const Tensor& out) {
-  constexpr std::string_view op = "scale";
-  check_f32(op, "x", x);
-  check_f32_output(op, "out", out);
-  check_same_shape(op, "out", out, "x", x);
-  check_same_or_no_alias(op, "out", out, "x", x);
 }
 
 void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out) {
@@ -292,6 +235,73 @@ void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& 
   check_no_alias(op, "out", out, "q", q);
   check_no_alias(op, "out", out, "k_cache", k_cache);
   check_no_alias(op, "out", out, "v_cache", v_cache);
+}
+
+// ---- the fused matmul ----------------------------------------------------------------------
+
+void check_matmul_fused_shape(const FusedMatmul& f) {
+  constexpr std::string_view op = "matmul_fused";
+  if (f.x == nullptr) fail("{}: no input x", op);
+  if (f.prologue == FusedMatmul::Prologue::rms_norm && (f.norm_input == nullptr || f.norm_weight == nullptr)) {
+    fail("{}: the rms_norm prologue needs norm_input and norm_weight", op);
+  }
+  if (f.prologue == FusedMatmul::Prologue::attention &&
+      (f.q == nullptr || f.k_cache == nullptr || f.v_cache == nullptr)) {
+    fail("{}: the attention prologue needs q, k_cache and v_cache", op);
+  }
+  for (size_t i = 0; i < f.jobs.size(); ++i) {
+    const MatmulJob& j = f.jobs[i];
+    if (j.w == nullptr || j.out == nullptr) fail("{}: job {} has no weight or no output", op, i);
+    if ((j.rope || j.store != nullptr) && f.head_dim <= 0) {
+      fail("{}: job {} ropes or stores heads but head_dim = {}", op, i, f.head_dim);
+    }
+    if (j.rope && f.rope == nullptr) fail("{}: job {} ropes but no rope config is given", op, i);
+  }
+  if (f.gate == FusedMatmul::Gate::swiglu && (f.jobs.size() < 2 || f.gated == nullptr)) {
+    fail("{}: the swiglu gate needs two jobs (gate, up) and a gated output, got {} jobs", op, f.jobs.size());
+  }
+}
+
+void check_matmul_fused_args(const FusedMatmul& f, TypeCheck check_type, TypeCheck check_bias) {
+  constexpr std::string_view op = "matmul_fused";
+  check_matmul_fused_shape(f);
+  const Tensor& x = *f.x;
+  if (f.prologue == FusedMatmul::Prologue::rms_norm) check_rms_norm_args(*f.norm_input, *f.norm_weight, x, check_bias);
+  if (f.prologue == FusedMatmul::Prologue::attention) {
+    if (x.n_elements() != f.q->n_elements() || !x.is_contiguous()) {
+      fail("{}: x {} cannot hold the attention output of q {}", op, x.describe(), f.q->describe());
+    }
+    check_attention_args(*f.q, *f.k_cache, *f.v_cache, f.n_past, x.reshape(f.q->ne()));
+  }
+  for (size_t i = 0; i < f.jobs.size(); ++i) {
+    const MatmulJob& j = f.jobs[i];
+    const std::string w_role = fmt::format("weight {}", i), out_role = fmt::format("out {}", i);
+    check_matmul_args_of(op, w_role, *j.w, x, out_role, *j.out, check_type);
+    if (j.bias != nullptr) {
+      check_bias(op, fmt::format("bias {}", i), *j.bias);
+      check_shape(op, fmt::format("bias {}", i), *j.bias, {j.out->ne(0), 1, 1, 1});
+    }
+    if (j.rope || j.store != nullptr) {
+      const Tensor h = split_heads(*j.out, f.head_dim);
+      if (j.rope) check_rope_args(h, f.positions, *f.rope);
+      if (j.store != nullptr) check_store_kv_args(h, *j.store, f.kv_pos);
+    }
+    if (j.residual != nullptr) {
+      check_f32_output(op, fmt::format("residual {}", i), *j.residual);
+      check_same_shape(op, fmt::format("residual {}", i), *j.residual, out_role, *j.out);
+      check_no_alias(op, fmt::format("residual {}", i), *j.residual, out_role, *j.out);
+      check_no_alias(op, fmt::format("residual {}", i), *j.residual, "x", x);
+    }
+    for (size_t o = 0; o < i; ++o) {
+      check_no_alias(op, out_role, *j.out, fmt::format("out {}", o), *f.jobs[o].out);
+      check_no_alias(op, out_role, *j.out, fmt::format("weight {}", o), *f.jobs[o].w);
+      check_no_alias(op, fmt::format("out {}", o), *f.jobs[o].out, w_role, *j.w);
+    }
+  }
+  if (f.gate == FusedMatmul::Gate::swiglu) {
+    check_swiglu_args(*f.jobs[0].out, *f.jobs[1].out, *f.gated);
+    check_no_alias(op, "gated", *f.gated, "x", x);
+  }
 }
 
 }  // namespace strata

@@ -50,23 +50,20 @@ void check_matmul_args(const Tensor& w, const Tensor& x, const Tensor& out, Type
 // The same for a matmul inside op `op`, naming the weight and output w_role and out_role.
 void check_matmul_args_of(std::string_view op, std::string_view w_role, const Tensor& w, const Tensor& x,
                           std::string_view out_role, const Tensor& out, TypeCheck check_type);
-// The fused ops (backend.h): each matmul as check_matmul_args says, and outputs separate from
-// every input and from each other. matmul_add: acc f32, the shape of product.
-void check_matmul_add_args(const Tensor& w, const Tensor& x, const Tensor& product, const Tensor& acc,
-                           TypeCheck check_type);
-// matmul_swiglu: out the shape of gate (w_gate and w_up both [k, n]).
-void check_matmul_swiglu_args(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, const Tensor& gate,
-                              const Tensor& up, const Tensor& out, TypeCheck check_type);
-void check_matmul_batch_args(const Tensor& x, std::span<const Backend::MatmulJob> jobs, TypeCheck check_type);
+// The structure of a FusedMatmul (backend.h): x set, the prologue's inputs, every job's
+// weight and output, the gate's two jobs and output, and head_dim / rope config where a job
+// ropes or stores. Types and shapes are left to the ops (Backend's default runs them).
+void check_matmul_fused_shape(const FusedMatmul& op);
+// All of a FusedMatmul, as the ops it stands for check their arguments (a backend that fuses
+// calls it first): the structure, the prologue's op, each job's matmul (weight type:
+// check_type) and epilogue (bias: check_bias), the gate's swiglu, and outputs separate from
+// every input and from each other.
+void check_matmul_fused_args(const FusedMatmul& op, TypeCheck check_type, TypeCheck check_bias);
 // x, out [n, rows...] f32, separate; weight [n] (type: check_weight).
 void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& out, TypeCheck check_weight);
-// x [n, rows...] f32, writable (softmax works in place).
-void check_softmax_args(const Tensor& x);
 // a, out [n, rows...] f32 (out may be a); b [n, rows...] or [n] (type: check_b).
 // Returns whether b is one row broadcast over a.
 bool check_add_args(const Tensor& a, const Tensor& b, const Tensor& out, TypeCheck check_b);
-// x, out [n, rows...] f32; out may be x.
-void check_scale_args(const Tensor& x, const Tensor& out);
 // gate, up, out [n, rows...] f32; out separate from both.
 void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out);
 // x [head_dim, n_heads, n_tokens] f32, writable; one position per token; a valid config.

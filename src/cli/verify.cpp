@@ -1,4 +1,6 @@
 // strata verify -m MODEL -p PROMPT [--backend B] [--reference R] [--tokens N]
+#include "runtime/verify.h"
+
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -6,7 +8,6 @@
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "runtime/backends.h"
-#include "runtime/verify.h"
 
 namespace strata::cli {
 namespace {
@@ -16,11 +17,11 @@ struct VerifyArgs {
   std::string reference = "cpu_ref64";
   std::string prompt;
   int64_t n_tokens = 8;
+  bool unfused = false;
 };
 
 void print_tokens(const VerifyResult& r) {
-  std::printf("logits top-1 agreement: %lld of %lld positions\n", (long long)r.n_top1_agree,
-              (long long)r.n_positions);
+  std::printf("logits top-1 agreement: %lld of %lld positions\n", (long long)r.n_top1_agree, (long long)r.n_positions);
   for (const auto& d : r.disagreements) {
     std::printf("  position %lld: %s picks %d, reference picks %d (reference top-2 margin %.6f)\n",
                 (long long)d.position, "backend", d.test_top1, d.reference_top1, d.reference_margin);
@@ -39,7 +40,7 @@ int run_verify(const VerifyArgs& args) {
   ref_options.quiet = true;
   LoadedModel ref = load_model(ref_options);
   const std::vector<TokenId> prompt = test.tokenizer.encode(args.prompt, true, true);
-  const SessionOptions session{args.model.ctx_size, kv_dtype(args.model)};
+  const SessionOptions session{args.model.ctx_size, kv_dtype(args.model), args.unfused};
   Session s_test(*test.model, *test.backend, session);
   Session s_ref(*ref.model, *ref.backend, session);
   const VerifyResult r = verify(s_test, s_ref, prompt, args.n_tokens);
@@ -63,6 +64,8 @@ void register_verify(CLI::App& app) {
   cmd->add_option("--tokens", args->n_tokens, "greedy tokens appended to the prompt by the reference")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  cmd->add_flag("--unfused", args->unfused,
+                "run each fused matmul as its plain ops (on both backends), to bisect a fused kernel");
   cmd->callback([args] {
     const int rc = run_verify(*args);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -1,9 +1,9 @@
 #include "model/transformer.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <numeric>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -31,8 +31,8 @@ struct Transformer::Buffers {
   uint64_t steps_cache_id = 0;
 };
 
-Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend)
-    : config_(config), weights_(weights), backend_(backend) {}
+Transformer::Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend, bool unfused)
+    : config_(config), weights_(weights), backend_(backend), unfused_(unfused) {}
 
 Transformer::Buffers& Transformer::buffers_for(int64_t n) {
   // One token (decode) keeps its own buffers, so that its recorded steps outlive prompts.
@@ -59,6 +59,14 @@ Transformer::Buffers& Transformer::buffers_for(int64_t n) {
   return *slot;
 }
 
+void Transformer::run(const FusedMatmul& op) {
+  if (unfused_) {
+    backend_.Backend::matmul_fused(op);  // the plain ops it stands for, one by one
+  } else {
+    backend_.matmul_fused(op);
+  }
+}
+
 void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_t> positions, int64_t n_past,
                                   KvCache& cache, const Tap& tap) {
   const ModelConfig& c = config_;
@@ -68,38 +76,39 @@ void Transformer::attention_block(int64_t il, Buffers& b, std::span<const int32_
   auto emit = [&](const char* name, const Tensor& t) {
     if (tap) tap(p + name, t);
   };
+  auto bias = [&](const Tensor& t) { return c.qkv_bias ? &t : nullptr; };
 
-  Tensor q = b.q.reshape({c.head_dim(), c.n_head, n});     // [head_dim, n_head, n]
-  Tensor k = b.k.reshape({c.head_dim(), c.n_head_kv, n});  // [head_dim, n_head_kv, n]
-  const Tensor v = b.v.reshape({c.head_dim(), c.n_head_kv, n});
-  if (tap || c.qkv_bias) {  // op by op: the tap sees q, k and v before rope; the biases go between
-    const Backend::MatmulJob qkv[] = {{&w.wq, &b.q}, {&w.wk, &b.k}, {&w.wv, &b.v}};
-    backend_.rms_norm_matmul_batch(b.x, w.attn_norm, c.rms_eps, b.cur, qkv);  // cur = norm(x); q, k, v = w cur
-    emit("attn_norm", b.cur);
-    if (c.qkv_bias) {
-      backend_.add(b.q, w.bq, b.q);
-      backend_.add(b.k, w.bk, b.k);
-      backend_.add(b.v, w.bv, b.v);
-    }
-    emit("q", b.q);
-    emit("k", b.k);
-    emit("v", b.v);
-    backend_.rope_store_kv(q, k, v, positions, c.rope, cache.k(il), cache.v(il), n_past);
-  } else {  // the same in one op (fused where the backend has it)
-    backend_.rms_norm_qkv_rope_store_kv(b.x, w.attn_norm, c.rms_eps, b.cur, w.wq, w.wk, w.wv, b.q, b.k, b.v, positions,
-                                        c.rope, cache.k(il), cache.v(il), n_past);
-  }
+  // cur = norm(x); q, k, v = w cur (+ bias); q, k roped; k, v stored at n_past..
+  const MatmulJob qkv[] = {{.w = &w.wq, .out = &b.q, .bias = bias(w.bq), .rope = true},
+                           {.w = &w.wk, .out = &b.k, .bias = bias(w.bk), .rope = true, .store = &cache.k(il)},
+                           {.w = &w.wv, .out = &b.v, .bias = bias(w.bv), .store = &cache.v(il)}};
+  run({.x = &b.cur,
+       .prologue = FusedMatmul::Prologue::rms_norm,
+       .norm_input = &b.x,
+       .norm_weight = &w.attn_norm,
+       .norm_eps = c.rms_eps,
+       .jobs = qkv,
+       .head_dim = c.head_dim(),
+       .rope = &c.rope,
+       .positions = positions,
+       .kv_pos = n_past});
+  emit("attn_norm", b.cur);
   emit("q_rope", b.q);
   emit("k_rope", b.k);
-  Tensor att = b.att.reshape({c.head_dim(), c.n_head, n});
-  const float scale = 1.0f / std::sqrt(float(c.head_dim()));
-  if (tap) {  // op by op: the tap sees att
-    backend_.attention(q, cache.k(il), cache.v(il), n_past, scale, att);
-    emit("attn_out", b.att);
-    backend_.matmul_add(w.wo, b.att, b.proj, b.x);  // proj = wo att; x += proj
-  } else {
-    backend_.attention_matmul_add(q, cache.k(il), cache.v(il), n_past, scale, att, w.wo, b.proj, b.x);
-  }
+  emit("v", b.v);
+
+  // att = attention(q, cache); proj = wo att; x += proj
+  const Tensor q = b.q.reshape({c.head_dim(), c.n_head, n});  // [head_dim, n_head, n]
+  const MatmulJob out[] = {{.w = &w.wo, .out = &b.proj, .residual = &b.x}};
+  run({.x = &b.att,
+       .prologue = FusedMatmul::Prologue::attention,
+       .q = &q,
+       .k_cache = &cache.k(il),
+       .v_cache = &cache.v(il),
+       .n_past = n_past,
+       .scale = 1.0f / std::sqrt(float(c.head_dim())),
+       .jobs = out});
+  emit("attn_out", b.att);
   emit("attn_proj", b.proj);
   emit("ffn_inp", b.x);
 }
@@ -111,12 +120,22 @@ void Transformer::ffn_block(int64_t il, Buffers& b, const Tap& tap) {
     if (tap) tap(p + name, t);
   };
   // cur = norm(x); gate = w_gate cur, up = w_up cur, act = silu(gate) * up
-  backend_.rms_norm_matmul_swiglu(b.x, w.ffn_norm, config_.rms_eps, b.cur, w.ffn_gate, w.ffn_up, b.gate, b.up, b.act);
+  const MatmulJob gate_up[] = {{.w = &w.ffn_gate, .out = &b.gate}, {.w = &w.ffn_up, .out = &b.up}};
+  run({.x = &b.cur,
+       .prologue = FusedMatmul::Prologue::rms_norm,
+       .norm_input = &b.x,
+       .norm_weight = &w.ffn_norm,
+       .norm_eps = config_.rms_eps,
+       .jobs = gate_up,
+       .gate = FusedMatmul::Gate::swiglu,
+       .gated = &b.act});
   emit("ffn_norm", b.cur);
   emit("ffn_gate", b.gate);
   emit("ffn_up", b.up);
   emit("ffn_act", b.act);
-  backend_.matmul_add(w.ffn_down, b.act, b.down, b.x);  // down = w_down act; x += down
+  // down = w_down act; x += down
+  const MatmulJob down[] = {{.w = &w.ffn_down, .out = &b.down, .residual = &b.x}};
+  run({.x = &b.act, .jobs = down});
   emit("ffn_out", b.down);
   emit("out", b.x);
 }
@@ -163,10 +182,17 @@ void Transformer::queue_forward(Buffers& b, std::span<const int32_t> tokens, int
     attention_block(il, b, positions, n_past, cache, tap);
     ffn_block(il, b, tap);
   }
-  backend_.rms_norm(b.x, weights_.output_norm, config_.rms_eps, b.cur);
-  if (tap) tap("result_norm", b.cur);
-  const Tensor normed = out.ne(1) == n ? b.cur : b.cur.slice(1, n - 1, 1);
-  backend_.matmul(weights_.output, normed, out);
+  // result_norm = norm(x) (the last column only, unless all logits); logits = output result_norm
+  Tensor x = out.ne(1) == n ? b.x : b.x.slice(1, n - 1, 1);           // [n_embd, n or 1]
+  Tensor normed = out.ne(1) == n ? b.cur : b.cur.slice(1, n - 1, 1);  // [n_embd, n or 1]
+  const MatmulJob logits[] = {{.w = &weights_.output, .out = &out}};
+  run({.x = &normed,
+       .prologue = FusedMatmul::Prologue::rms_norm,
+       .norm_input = &x,
+       .norm_weight = &weights_.output_norm,
+       .norm_eps = config_.rms_eps,
+       .jobs = logits});
+  if (tap) tap("result_norm", normed);
   if (tap) tap("logits", out);
 }
 

@@ -1,7 +1,9 @@
 // The forward pass of Llama-family models (llama, qwen2), written once against the Backend
-// op interface. Every intermediate passes through a tap under a stable name (design
-// principle 2): inp_embd, blk.N.{attn_norm,q,k,v,q_rope,k_rope,attn_out,attn_proj,ffn_inp,
-// ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,out}, result_norm, logits.
+// op interface: four fused matmuls per block (Backend::matmul_fused). Every intermediate
+// passes through a tap under a stable name (design principle 2), read from the tensors the
+// fused ops write, so a tap observes the path that ships: inp_embd, blk.N.{attn_norm,q_rope,
+// k_rope,v,attn_out,attn_proj,ffn_inp,ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,out},
+// result_norm, logits.
 #pragma once
 
 #include <functional>
@@ -18,7 +20,9 @@ using Tap = std::function<void(std::string_view name, const Tensor& value)>;
 
 class Transformer {
 public:
-  Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend);
+  // unfused: every FusedMatmul runs as the plain ops it stands for (Backend's default), to
+  // bisect a difference between a backend's fused kernels and its plain ones.
+  Transformer(const ModelConfig& config, const ModelWeights& weights, Backend& backend, bool unfused = false);
 
   // Runs `tokens` at positions n_past, n_past+1, ... (their K/V are stored in `cache`) and
   // returns the logits [n_vocab, n] on the backend: n = tokens.size() if all_logits, else 1
@@ -38,10 +42,12 @@ private:
   void attention_block(int64_t il, Buffers& b, std::span<const int32_t> positions, int64_t n_past, KvCache& cache,
                        const Tap& tap);
   void ffn_block(int64_t il, Buffers& b, const Tap& tap);
+  void run(const FusedMatmul& op);  // fused or, with unfused_, op by op
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
   Backend& backend_;
+  bool unfused_;
   std::shared_ptr<Buffers> buffers_, step_buffers_;  // for n > 1 tokens, for n == 1
 };
 

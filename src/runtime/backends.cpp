@@ -25,8 +25,8 @@ cpu::Isa cpu_isa_from_option(std::string_view name, cpu::Isa detected) {
 std::unique_ptr<Backend> make_backend(std::string_view name, int threads, const CpuOptions& cpu) {
   const int n_threads = threads > 0 ? threads : ThreadPool::physical_cores();
 #ifdef STRATA_HAVE_CUDA
-  if (name == "cuda") return make_cuda_backend(0);
-  if (name == "auto" && cuda_device_available()) return make_cuda_backend(0);
+  if (name == "cuda") return make_cuda_backend(0, CudaOptions::from_environment());
+  if (name == "auto" && cuda_device_available()) return make_cuda_backend(0, CudaOptions::from_environment());
 #else
   if (name == "cuda")
     fail("backend 'cuda': this build of Strata has no CUDA backend (nvcc was not found at build time)");

@@ -16,7 +16,7 @@ Session::Session(const Model& model, Backend& backend, const SessionOptions& opt
     : model_(model),
       backend_(backend),
       cache_(backend, model.config(), default_context(model.config(), options.n_ctx), options.kv_type),
-      transformer_(model.config(), model.weights(), backend) {}
+      transformer_(model.config(), model.weights(), backend, options.unfused) {}
 
 std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_logits, const Tap& tap) {
   const int64_t n = int64_t(tokens.size());

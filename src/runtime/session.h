@@ -12,8 +12,9 @@
 namespace strata {
 
 struct SessionOptions {
-  int64_t n_ctx = 0;            // 0: the model's training context or 4096, whichever is smaller
-  DType kv_type = DType::F16;   // F16 or F32
+  int64_t n_ctx = 0;           // 0: the model's training context or 4096, whichever is smaller
+  DType kv_type = DType::F16;  // F16 or F32
+  bool unfused = false;        // fused matmuls as their plain ops (Transformer), for bisecting
 };
 
 class Session {

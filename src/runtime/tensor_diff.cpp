@@ -34,8 +34,9 @@ double op_nmse_threshold(std::string_view name) {
   const size_t dot = name.rfind('.');
   std::string_view op = dot == std::string_view::npos ? name : name.substr(dot + 1);
   op = op.substr(0, op.find('#'));
-  static constexpr std::string_view kProducts[] = {"q", "k", "v", "attn_out", "attn_proj", "ffn_gate",
-                                                   "ffn_up", "ffn_out", "logits"};
+  // q_rope and k_rope are the products of the fused q/k/v matmul (its epilogue ropes them).
+  static constexpr std::string_view kProducts[] = {"q",         "k",        "v",      "q_rope",  "k_rope", "attn_out",
+                                                   "attn_proj", "ffn_gate", "ffn_up", "ffn_out", "logits"};
   for (std::string_view p : kProducts) {
     if (op == p) return 5e-4;
   }

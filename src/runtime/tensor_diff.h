@@ -28,8 +28,9 @@ struct TensorDiff {
 TensorDiff diff_values(std::string name, std::vector<int64_t> shape, std::span<const float> test,
                        std::span<const float> reference);
 
-// The NMSE an op may add, by the op's stable name: 5e-4 for matrix products and attention
-// (quantized weights, reduced-precision activations), 1e-7 for elementwise ops and norms.
+// The NMSE an op may add, by the op's stable name: 5e-4 for matrix products (q_rope and
+// k_rope included: the fused q/k/v matmul writes them) and attention (quantized weights,
+// reduced-precision activations), 1e-7 for elementwise ops and norms.
 double op_nmse_threshold(std::string_view name);
 
 // Errors propagate: a tensor may carry its inputs' error as well as its own. A tensor passes

@@ -26,9 +26,25 @@ std::vector<TokenId> greedy_extend(Session& session, std::span<const TokenId> pr
   return tokens;
 }
 
+// The logits of every position of `tokens` ([n_tokens * n_vocab]): the first n_prompt in one
+// pass (the prompt path), then each further token by a decode step of its own (the path that
+// generates text), every named intermediate recorded into `rec`.
+std::vector<float> tapped_logits(Session& session, std::span<const TokenId> tokens, size_t n_prompt, Recording& rec) {
+  const Tap tap = recording_tap(session.backend(), rec);
+  const std::span<const float> first = session.eval(tokens.first(n_prompt), true, tap);
+  std::vector<float> logits(first.begin(), first.end());
+  for (size_t i = n_prompt; i < tokens.size(); ++i) {
+    const std::span<const float> step = session.eval(tokens.subspan(i, 1), false, tap);
+    logits.insert(logits.end(), step.begin(), step.end());
+  }
+  return logits;
+}
+
 }  // namespace
 
-bool VerifyResult::pass() const { return first_failure() == nullptr; }
+bool VerifyResult::pass() const {
+  return first_failure() == nullptr;
+}
 
 const TensorDiff* VerifyResult::first_failure() const {
   for (const auto& d : diffs) {
@@ -46,18 +62,15 @@ VerifyResult verify(Session& test, Session& reference, std::span<const TokenId> 
     fail("verify: {} tokens do not fit the context (--ctx-size)", r.tokens.size());
   }
   Recording rec_test, rec_ref;
-  const std::vector<float> logits_test = [&] {
-    auto l = test.eval(r.tokens, true, recording_tap(test.backend(), rec_test));
-    return std::vector<float>(l.begin(), l.end());
-  }();
-  const std::span<const float> logits_ref = reference.eval(r.tokens, true, recording_tap(reference.backend(), rec_ref));
+  const std::vector<float> logits_test = tapped_logits(test, r.tokens, prompt.size(), rec_test);
+  const std::vector<float> logits_ref = tapped_logits(reference, r.tokens, prompt.size(), rec_ref);
   r.diffs = diff_recordings(rec_test, rec_ref);
 
   const size_t n_vocab = size_t(test.n_vocab());
   r.n_positions = int64_t(r.tokens.size());
   for (int64_t p = 0; p < r.n_positions; ++p) {
     const auto a = std::span(logits_test).subspan(size_t(p) * n_vocab, n_vocab);
-    const auto b = logits_ref.subspan(size_t(p) * n_vocab, n_vocab);
+    const auto b = std::span(logits_ref).subspan(size_t(p) * n_vocab, n_vocab);
     const TokenId ta = argmax(a), tb = argmax(b);
     if (ta == tb) {
       ++r.n_top1_agree;

@@ -13,14 +13,14 @@
 namespace strata {
 
 struct TokenDisagreement {
-  int64_t position;      // index in the token sequence whose next-token prediction differs
+  int64_t position;  // index in the token sequence whose next-token prediction differs
   TokenId test_top1;
   TokenId reference_top1;
   double reference_margin;  // top-1 minus top-2 logit of the reference at that position
 };
 
 struct VerifyResult {
-  std::vector<TokenId> tokens;  // prompt plus the reference's greedy continuation
+  std::vector<TokenId> tokens;    // prompt plus the reference's greedy continuation
   std::vector<TensorDiff> diffs;  // execution order
   int64_t n_positions = 0;
   int64_t n_top1_agree = 0;
@@ -35,7 +35,9 @@ struct VerifyResult {
 };
 
 // Extends `prompt` by `n_greedy` tokens chosen greedily by the reference, then evaluates the
-// whole sequence once on each session (both must be empty) and compares every tap.
+// sequence on each session (both must be empty), the prompt in one pass and each greedy token
+// by a decode step of its own (so both the prompt path and the decode path are compared), and
+// compares every tap and the logits of every position.
 VerifyResult verify(Session& test, Session& reference, std::span<const TokenId> prompt, int64_t n_greedy);
 
 }  // namespace strata

@@ -56,9 +56,7 @@ std::vector<OpCase> threaded_cases() {
   cases.push_back(rms_norm_case(576, 80, 1e-5f, ++seed));
   cases.push_back(add_case(576, 64, false, ++seed));
   cases.push_back(add_case(576, 64, true, ++seed));
-  cases.push_back(scale_case(1000, 40, 0.3f, ++seed));
   cases.push_back(swiglu_case(1536, 24, ++seed));
-  cases.push_back(softmax_case(700, 48, 4.0f, -20.0f, ++seed));
   std::vector<int32_t> positions(96);
   for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t(17 + 3 * i);
   for (bool neox : {false, true}) {

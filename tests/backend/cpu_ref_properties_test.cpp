@@ -246,14 +246,13 @@ TEST(CpuRefMatmul, StridedActivationRows) {
   EXPECT_EQ(host_values(out), host_values(want));
 }
 
-TEST(CpuRefElementwise, AddAndScaleInPlace) {
+TEST(CpuRefElementwise, AddInPlace) {
   CpuRefBackend b;
   const std::vector<float> av = random_values(12, 80), bv = random_values(4, 81);
   Tensor a = f32_tensor(av, {4, 3});
   b.add(a, f32_tensor(bv, {4}), a);
-  b.scale(a, 2.0f, a);
   const std::vector<float> got = host_values(a);
-  for (size_t i = 0; i < 12; ++i) EXPECT_EQ(got[i], (av[i] + bv[i % 4]) * 2.0f);
+  for (size_t i = 0; i < 12; ++i) EXPECT_EQ(got[i], av[i] + bv[i % 4]);
 }
 
 TEST(CpuRefMemory, UploadIsACopyFreeViewAndAllocIsZeroed) {

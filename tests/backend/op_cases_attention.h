@@ -103,7 +103,7 @@ inline OpCase attention_case(AttentionShape s, uint32_t seed) {
   const float scale = 1.0f / std::sqrt(float(s.head_dim));
   return OpCase{fmt::format("attention/{}/d{}_h{}_kv{}_t{}_past{}_ctx{}", dtype_name(s.cache_type), s.head_dim,
                             s.n_heads, s.n_kv_heads, s.n_tokens, s.n_past, s.n_ctx),
-                "attention", kNmseQuantMatmul,
+                "attention", kNmseAttention,
                 [=](Backend& b) {
                   Tensor qd = upload_values(b, *q, {s.head_dim, s.n_heads, s.n_tokens});
                   Tensor kd = upload_values(b, *k, {s.head_dim, s.n_kv_heads, s.n_ctx}, s.cache_type);

@@ -1,10 +1,11 @@
-// The fused decode ops (backend.h: matmul_add, matmul_swiglu, matmul_batch, the last two
-// after rms_norm, rms_norm_qkv_rope_store_kv and attention_matmul_add). On CUDA each is one
-// matrix-vector launch with an epilogue for m <= kMaxVecColumns (m = 1 with the norm, with
-// rope, and after attention), and must give exactly the bits of the ops it stands for
-// (Backend's default composition: rms_norm, matmul, add, swiglu, rope, store_kv, attention);
-// on cpu_ref the defaults are those ops. CUDA's fused results are also checked against cpu_ref
-// under the matmul threshold, and bad arguments must be refused with the fused op's name.
+// The shapes of matmul_fused that the CUDA backend takes in one launch (cuda_fused.cpp): the
+// residual add, gate/up with SwiGLU, plain jobs, each after rms_norm or not, q/k/v that rope
+// and store, and attention before the output projection. For m <= kMaxVecColumns each is one
+// matrix-vector launch with an epilogue (m = 1 with the norm, with rope, and after attention),
+// and must give exactly the bits of the ops it stands for (Backend::matmul_fused: rms_norm,
+// matmul, add, swiglu, rope, store_kv, attention); the results are also checked against
+// cpu_ref under the matmul threshold. The suite every backend runs (tests/backend) holds the
+// fused op to cpu_ref too; this file holds CUDA's launches to its own ops' bits.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,8 +16,7 @@
 
 #include "backend/cpu_ref/cpu_ref_backend.h"
 #include "backend/cuda/cuda_backend.h"
-#include "backend/op_cases_basic.h"
-#include "backend/op_harness.h"
+#include "backend/fused_cases.h"
 #include "core/error.h"
 
 namespace strata::test {
@@ -34,16 +34,6 @@ double threshold_for(DType type) {
 // The types of the fast kernels, and Q5_1 for the generic kernel (the ops one by one).
 const std::vector<DType> kTypes = {DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F16, DType::Q5_1};
 
-struct Weight {
-  Tensor host;  // quantized on the host
-  int64_t k, n;
-};
-Weight make_weight(DType type, int64_t k, int64_t n, uint32_t seed) {
-  return {Tensor::from_f32(random_values(size_t(k * n), seed), {k, n}, type, "w"), k, n};
-}
-
-using Outputs = std::vector<std::vector<float>>;
-
 void expect_identical(const Outputs& fused, const Outputs& parts, const std::string& what) {
   ASSERT_EQ(fused.size(), parts.size()) << what;
   for (size_t o = 0; o < fused.size(); ++o) {
@@ -59,175 +49,6 @@ void expect_close(const Outputs& got, const Outputs& want, double threshold, con
   for (size_t o = 0; o < got.size(); ++o) {
     EXPECT_LE(nmse(to_double(want[o]), got[o]), threshold) << what << ", output " << o;
   }
-}
-
-// ---- the three ops, fused or as their parts, on any backend ------------------------------
-
-// product = w x; acc += product. Returns {product, acc}.
-Outputs run_matmul_add(Backend& b, const Weight& w, int64_t m, uint32_t seed, bool fused) {
-  const Tensor wd = b.upload(w.host);
-  const Tensor x = upload_values(b, random_values(size_t(w.k * m), seed), {w.k, m});
-  Tensor product = b.alloc(DType::F32, {w.n, m}, "product");
-  Tensor acc = upload_values(b, random_values(size_t(w.n * m), seed + 1), {w.n, m});
-  if (fused) {
-    b.matmul_add(wd, x, product, acc);
-  } else {
-    b.matmul(wd, x, product);
-    b.add(acc, product, acc);
-  }
-  return {download(b, product), download(b, acc)};
-}
-
-// gate = w_gate x; up = w_up x; out = silu(gate) * up. Returns {gate, up, out}.
-Outputs run_matmul_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_t m, uint32_t seed, bool fused) {
-  const Tensor g = b.upload(wg.host), u = b.upload(wu.host);
-  const Tensor x = upload_values(b, random_values(size_t(wg.k * m), seed), {wg.k, m});
-  Tensor gate = b.alloc(DType::F32, {wg.n, m}, "gate"), up = b.alloc(DType::F32, {wg.n, m}, "up");
-  Tensor out = b.alloc(DType::F32, {wg.n, m}, "out");
-  if (fused) {
-    b.matmul_swiglu(g, u, x, gate, up, out);
-  } else {
-    b.matmul(g, x, gate);
-    b.matmul(u, x, up);
-    b.swiglu(gate, up, out);
-  }
-  return {download(b, gate), download(b, up), download(b, out)};
-}
-
-// The weights on the backend, an output [n, m] for each, and the jobs that join them.
-struct Batch {
-  std::vector<Tensor> weights, outs;
-  std::vector<Backend::MatmulJob> jobs;
-};
-std::unique_ptr<Batch> make_batch(Backend& b, const std::vector<Weight>& ws, int64_t m) {
-  auto batch = std::make_unique<Batch>();  // on the heap: the jobs point into its vectors
-  for (const Weight& w : ws) {
-    batch->weights.push_back(b.upload(w.host));
-    batch->outs.push_back(b.alloc(DType::F32, {w.n, m}, "out"));
-  }
-  for (size_t i = 0; i < ws.size(); ++i) batch->jobs.push_back({&batch->weights[i], &batch->outs[i]});
-  return batch;
-}
-
-// out_i = w_i x for each weight. Returns the outputs.
-Outputs run_matmul_batch(Backend& b, const std::vector<Weight>& ws, int64_t m, uint32_t seed, bool fused) {
-  const int64_t k = ws[0].k;
-  const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
-  const std::unique_ptr<Batch> batch = make_batch(b, ws, m);
-  if (fused) {
-    b.matmul_batch(x, batch->jobs);
-  } else {
-    for (const auto& job : batch->jobs) b.matmul(*job.w, x, *job.out);
-  }
-  Outputs result;
-  for (const Tensor& t : batch->outs) result.push_back(download(b, t));
-  return result;
-}
-
-// normed = rms_norm(x, norm weight), then out_i = w_i normed. Returns {normed, outputs...}.
-Outputs run_rms_norm_matmul_batch(Backend& b, const std::vector<Weight>& ws, int64_t m, uint32_t seed, bool fused) {
-  const int64_t k = ws[0].k;
-  const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
-  const Tensor norm_weight = upload_values(b, random_values(size_t(k), seed + 1), {k});
-  Tensor normed = b.alloc(DType::F32, {k, m}, "normed");
-  const std::unique_ptr<Batch> batch = make_batch(b, ws, m);
-  if (fused) {
-    b.rms_norm_matmul_batch(x, norm_weight, 1e-5f, normed, batch->jobs);
-  } else {
-    b.rms_norm(x, norm_weight, 1e-5f, normed);
-    for (const auto& job : batch->jobs) b.matmul(*job.w, normed, *job.out);
-  }
-  Outputs result = {download(b, normed)};
-  for (const Tensor& t : batch->outs) result.push_back(download(b, t));
-  return result;
-}
-
-// normed = rms_norm(x, norm weight); gate, up, out as matmul_swiglu. Returns {normed, gate,
-// up, out}.
-Outputs run_rms_norm_matmul_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_t m, uint32_t seed,
-                                   bool fused) {
-  const int64_t k = wg.k;
-  const Tensor g = b.upload(wg.host), u = b.upload(wu.host);
-  const Tensor x = upload_values(b, random_values(size_t(k * m), seed), {k, m});
-  const Tensor norm_weight = upload_values(b, random_values(size_t(k), seed + 1), {k});
-  Tensor normed = b.alloc(DType::F32, {k, m}, "normed");
-  Tensor gate = b.alloc(DType::F32, {wg.n, m}, "gate"), up = b.alloc(DType::F32, {wg.n, m}, "up");
-  Tensor out = b.alloc(DType::F32, {wg.n, m}, "out");
-  if (fused) {
-    b.rms_norm_matmul_swiglu(x, norm_weight, 1e-5f, normed, g, u, gate, up, out);
-  } else {
-    b.rms_norm(x, norm_weight, 1e-5f, normed);
-    b.matmul(g, normed, gate);
-    b.matmul(u, normed, up);
-    b.swiglu(gate, up, out);
-  }
-  return {download(b, normed), download(b, gate), download(b, up), download(b, out)};
-}
-
-// The attention input of one token at position pos: normed = rms_norm(x), q, k, v = w normed,
-// q and k roped, k and v stored at cache row pos (the caches of pos + 2 rows start at 0).
-// Returns {normed, q, k, v, k_cache, v_cache}.
-struct QkvCase {
-  std::vector<Weight> w;  // q, k, v
-  int64_t head_dim;
-  DType cache;
-  RopeConfig rope;
-};
-Outputs run_qkv_rope_store_kv(Backend& b, const QkvCase& c, int64_t pos, uint32_t seed, bool fused) {
-  const int64_t k = c.w[0].k, n_kv = c.w[1].n / c.head_dim;
-  const Tensor x = upload_values(b, random_values(size_t(k), seed), {k, 1});
-  const Tensor norm_weight = upload_values(b, random_values(size_t(k), seed + 1), {k});
-  Tensor normed = b.alloc(DType::F32, {k, 1}, "normed");
-  const Tensor wq = b.upload(c.w[0].host), wk = b.upload(c.w[1].host), wv = b.upload(c.w[2].host);
-  Tensor q = b.alloc(DType::F32, {c.w[0].n, 1}, "q"), kk = b.alloc(DType::F32, {c.w[1].n, 1}, "k");
-  Tensor v = b.alloc(DType::F32, {c.w[2].n, 1}, "v");
-  Tensor k_cache = b.alloc(c.cache, {c.head_dim, n_kv, pos + 2}, "k_cache");
-  Tensor v_cache = b.alloc(c.cache, {c.head_dim, n_kv, pos + 2}, "v_cache");
-  const int32_t position = int32_t(pos);
-  if (fused) {
-    b.rms_norm_qkv_rope_store_kv(x, norm_weight, 1e-5f, normed, wq, wk, wv, q, kk, v, {&position, 1}, c.rope, k_cache,
-                                 v_cache, pos);
-  } else {
-    b.rms_norm(x, norm_weight, 1e-5f, normed);
-    b.matmul(wq, normed, q);
-    b.matmul(wk, normed, kk);
-    b.matmul(wv, normed, v);
-    Tensor q3 = q.reshape({c.head_dim, c.w[0].n / c.head_dim, 1}), k3 = kk.reshape({c.head_dim, n_kv, 1});
-    b.rope(q3, {&position, 1}, c.rope);
-    b.rope(k3, {&position, 1}, c.rope);
-    b.store_kv(k3, k_cache, pos);
-    b.store_kv(v.reshape({c.head_dim, n_kv, 1}), v_cache, pos);
-  }
-  return {download(b, normed), download(b, q),       download(b, kk),
-          download(b, v),      download(b, k_cache), download(b, v_cache)};
-}
-
-// Attention of one query over a cache holding keys 0..n_past (random), then the output
-// projection with its residual add. Returns {out, product, acc}.
-struct AttentionCase {
-  int64_t head_dim, n_heads, n_kv_heads, n_past;
-  DType cache;
-};
-Outputs run_attention_matmul_add(Backend& b, const AttentionCase& c, const Weight& w, uint32_t seed, bool fused) {
-  const int64_t n_ctx = c.n_past + 3;
-  const Tensor q = upload_values(b, random_values(size_t(c.head_dim * c.n_heads), seed), {c.head_dim, c.n_heads, 1});
-  const size_t cache_values = size_t(c.head_dim * c.n_kv_heads * n_ctx);
-  const Tensor k_cache =
-      upload_values(b, random_values(cache_values, seed + 1), {c.head_dim, c.n_kv_heads, n_ctx}, c.cache);
-  const Tensor v_cache =
-      upload_values(b, random_values(cache_values, seed + 2), {c.head_dim, c.n_kv_heads, n_ctx}, c.cache);
-  Tensor out = b.alloc(DType::F32, {c.head_dim, c.n_heads, 1}, "out");
-  const Tensor wd = b.upload(w.host);
-  Tensor product = b.alloc(DType::F32, {w.n, 1}, "product");
-  Tensor acc = upload_values(b, random_values(size_t(w.n), seed + 3), {w.n, 1});
-  const float scale = 1.0f / std::sqrt(float(c.head_dim));
-  if (fused) {
-    b.attention_matmul_add(q, k_cache, v_cache, c.n_past, scale, out, wd, product, acc);
-  } else {
-    b.attention(q, k_cache, v_cache, c.n_past, scale, out);
-    b.matmul_add(wd, out.reshape({c.head_dim * c.n_heads, 1}), product, acc);
-  }
-  return {download(b, out), download(b, product), download(b, acc)};
 }
 
 // ---- CUDA ------------------------------------------------------------------------------------
@@ -273,18 +94,18 @@ TEST_F(CudaFused, MatmulSwigluEqualsMatmulsThenSwiglu) {
                    wu = make_weight(type, k_for(type), n, seed += 10);
       for (int64_t m : {1, 3, 9}) {
         if (n > 1000 && m != 1) continue;
-        const Outputs fused = run_matmul_swiglu(*backend_, wg, wu, m, seed, true);
-        expect_identical(fused, run_matmul_swiglu(*backend_, wg, wu, m, seed, false),
+        const Outputs fused = run_swiglu(*backend_, wg, wu, m, seed, true, false);
+        expect_identical(fused, run_swiglu(*backend_, wg, wu, m, seed, false, false),
                          fmt::format("matmul_swiglu {}", label(type, n, m)));
-        expect_close(fused, run_matmul_swiglu(reference_, wg, wu, m, seed, false), threshold_for(type),
+        expect_close(fused, run_swiglu(reference_, wg, wu, m, seed, false, false), threshold_for(type),
                      fmt::format("matmul_swiglu vs cpu_ref {}", label(type, n, m)));
       }
     }
   }
   // Gate and up of different types: the ops one by one.
   const Weight wg = make_weight(DType::Q4_K, 512, 99, 700), wu = make_weight(DType::Q6_K, 512, 99, 701);
-  expect_identical(run_matmul_swiglu(*backend_, wg, wu, 1, 702, true),
-                   run_matmul_swiglu(*backend_, wg, wu, 1, 702, false), "matmul_swiglu q4_K + q6_K");
+  expect_identical(run_swiglu(*backend_, wg, wu, 1, 702, true, false),
+                   run_swiglu(*backend_, wg, wu, 1, 702, false, false), "matmul_swiglu q4_K + q6_K");
 }
 
 // q, k, v of one type (one launch; 3 x 2049 rows take 4 rows per CTA), of two types mixed
@@ -308,9 +129,9 @@ TEST_F(CudaFused, MatmulBatchEqualsMatmuls) {
           ws.push_back(make_weight(types[i], k, n, seed += 10));
           what = fmt::format("{} {}", what, label(types[i], n, m));
         }
-        const Outputs fused = run_matmul_batch(*backend_, ws, m, seed, true);
-        expect_identical(fused, run_matmul_batch(*backend_, ws, m, seed, false), what);
-        expect_close(fused, run_matmul_batch(reference_, ws, m, seed, false), threshold_for(types[0]),
+        const Outputs fused = run_batch(*backend_, ws, m, seed, true, false);
+        expect_identical(fused, run_batch(*backend_, ws, m, seed, false, false), what);
+        expect_close(fused, run_batch(reference_, ws, m, seed, false, false), threshold_for(types[0]),
                      fmt::format("{} vs cpu_ref", what));
       }
     }
@@ -332,14 +153,14 @@ TEST_F(CudaFused, Q4KEightLaneKernelInEveryFusedOp) {
       const Outputs add = run_matmul_add(*backend_, w, m, seed, true);
       expect_identical(add, run_matmul_add(*backend_, w, m, seed, false), "matmul_add " + what);
       expect_close(add, run_matmul_add(reference_, w, m, seed, false), kNmseQuantMatmul, "matmul_add cpu_ref " + what);
-      const Outputs swiglu = run_matmul_swiglu(*backend_, w, w2, m, seed, true);
-      expect_identical(swiglu, run_matmul_swiglu(*backend_, w, w2, m, seed, false), "matmul_swiglu " + what);
-      expect_close(swiglu, run_matmul_swiglu(reference_, w, w2, m, seed, false), kNmseQuantMatmul,
+      const Outputs swiglu = run_swiglu(*backend_, w, w2, m, seed, true, false);
+      expect_identical(swiglu, run_swiglu(*backend_, w, w2, m, seed, false, false), "matmul_swiglu " + what);
+      expect_close(swiglu, run_swiglu(reference_, w, w2, m, seed, false, false), kNmseQuantMatmul,
                    "matmul_swiglu cpu_ref " + what);
       const std::vector<Weight> ws = {w, w2, w3};
-      const Outputs batch = run_matmul_batch(*backend_, ws, m, seed, true);
-      expect_identical(batch, run_matmul_batch(*backend_, ws, m, seed, false), "matmul_batch " + what);
-      expect_close(batch, run_matmul_batch(reference_, ws, m, seed, false), kNmseQuantMatmul,
+      const Outputs batch = run_batch(*backend_, ws, m, seed, true, false);
+      expect_identical(batch, run_batch(*backend_, ws, m, seed, false, false), "matmul_batch " + what);
+      expect_close(batch, run_batch(reference_, ws, m, seed, false, false), kNmseQuantMatmul,
                    "matmul_batch cpu_ref " + what);
     }
   }
@@ -369,17 +190,17 @@ TEST_F(CudaFused, RmsNormMatmulEqualsRmsNormThenMatmul) {
         ws.push_back(make_weight(types[i], k, n, seed += 10));
         what = fmt::format("{} {}", what, label(types[i], n, m));
       }
-      const Outputs fused = run_rms_norm_matmul_batch(*backend_, ws, m, seed, true);
-      expect_identical(fused, run_rms_norm_matmul_batch(*backend_, ws, m, seed, false), what);
-      expect_close(fused, run_rms_norm_matmul_batch(reference_, ws, m, seed, false), threshold_for(types[0]),
+      const Outputs fused = run_batch(*backend_, ws, m, seed, true, true);
+      expect_identical(fused, run_batch(*backend_, ws, m, seed, false, true), what);
+      expect_close(fused, run_batch(reference_, ws, m, seed, false, true), threshold_for(types[0]),
                    fmt::format("{} vs cpu_ref", what));
 
       const std::string swiglu = fmt::format("rms_norm_matmul_swiglu k={} {}", k, label(types[0], ws[0].n, m));
       const Weight wu = make_weight(types[0], k, ws[0].n, seed += 10);
-      const Outputs fused_swiglu = run_rms_norm_matmul_swiglu(*backend_, ws[0], wu, m, seed, true);
-      expect_identical(fused_swiglu, run_rms_norm_matmul_swiglu(*backend_, ws[0], wu, m, seed, false), swiglu);
-      expect_close(fused_swiglu, run_rms_norm_matmul_swiglu(reference_, ws[0], wu, m, seed, false),
-                   threshold_for(types[0]), swiglu + " vs cpu_ref");
+      const Outputs fused_swiglu = run_swiglu(*backend_, ws[0], wu, m, seed, true, true);
+      expect_identical(fused_swiglu, run_swiglu(*backend_, ws[0], wu, m, seed, false, true), swiglu);
+      expect_close(fused_swiglu, run_swiglu(reference_, ws[0], wu, m, seed, false, true), threshold_for(types[0]),
+                   swiglu + " vs cpu_ref");
     }
   }
 }
@@ -395,12 +216,12 @@ TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
   const std::vector<Weight> qkv = {make_weight(DType::Q4_0, 4096, 4096, seed += 10),
                                    make_weight(DType::Q4_0, 4096, 1024, seed += 10),
                                    make_weight(DType::Q6_K, 4096, 4100, seed += 10)};
-  Outputs fused = run_rms_norm_matmul_batch(*backend_, qkv, 1, seed, true);
-  expect_identical(fused, run_rms_norm_matmul_batch(*backend_, qkv, 1, seed, false), "rms_norm_matmul_batch");
-  expect_close(fused, run_rms_norm_matmul_batch(reference_, qkv, 1, seed, false), kNmseQuantMatmul,
+  Outputs fused = run_batch(*backend_, qkv, 1, seed, true, true);
+  expect_identical(fused, run_batch(*backend_, qkv, 1, seed, false, true), "rms_norm_matmul_batch");
+  expect_close(fused, run_batch(reference_, qkv, 1, seed, false, true), kNmseQuantMatmul,
                "rms_norm_matmul_batch vs cpu_ref");
-  fused = run_matmul_batch(*backend_, qkv, 1, seed, true);
-  expect_identical(fused, run_matmul_batch(*backend_, qkv, 1, seed, false), "matmul_batch");
+  fused = run_batch(*backend_, qkv, 1, seed, true, false);
+  expect_identical(fused, run_batch(*backend_, qkv, 1, seed, false, false), "matmul_batch");
   // Q4_K and Q6_K rows grouped in one launch (launch_matvec_q8_jobs_pair) where Q4_K comes first;
   // where Q6_K does, a launch per type.
   for (const std::vector<DType>& types : std::vector<std::vector<DType>>{{DType::Q4_K, DType::Q6_K, DType::Q4_K},
@@ -409,20 +230,19 @@ TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
     for (DType type : types) ws.push_back(make_weight(type, 4096, 1000 + 36 * int64_t(ws.size()), seed += 10));
     const std::string what =
         fmt::format("matmul_batch {} {} {}", dtype_name(types[0]), dtype_name(types[1]), dtype_name(types[2]));
-    fused = run_rms_norm_matmul_batch(*backend_, ws, 1, seed, true);
-    expect_identical(fused, run_rms_norm_matmul_batch(*backend_, ws, 1, seed, false), what);
-    expect_close(fused, run_rms_norm_matmul_batch(reference_, ws, 1, seed, false), kNmseQuantMatmul,
-                 what + " vs cpu_ref");
+    fused = run_batch(*backend_, ws, 1, seed, true, true);
+    expect_identical(fused, run_batch(*backend_, ws, 1, seed, false, true), what);
+    expect_close(fused, run_batch(reference_, ws, 1, seed, false, true), kNmseQuantMatmul, what + " vs cpu_ref");
   }
 
   const Weight gate = make_weight(DType::Q4_K, 4096, 4100, seed += 10),
                up = make_weight(DType::Q4_K, 4096, 4100, seed += 10);
-  fused = run_rms_norm_matmul_swiglu(*backend_, gate, up, 1, seed, true);
-  expect_identical(fused, run_rms_norm_matmul_swiglu(*backend_, gate, up, 1, seed, false), "rms_norm_matmul_swiglu");
-  expect_close(fused, run_rms_norm_matmul_swiglu(reference_, gate, up, 1, seed, false), kNmseQuantMatmul,
+  fused = run_swiglu(*backend_, gate, up, 1, seed, true, true);
+  expect_identical(fused, run_swiglu(*backend_, gate, up, 1, seed, false, true), "rms_norm_matmul_swiglu");
+  expect_close(fused, run_swiglu(reference_, gate, up, 1, seed, false, true), kNmseQuantMatmul,
                "rms_norm_matmul_swiglu vs cpu_ref");
-  fused = run_matmul_swiglu(*backend_, gate, up, 1, seed, true);
-  expect_identical(fused, run_matmul_swiglu(*backend_, gate, up, 1, seed, false), "matmul_swiglu");
+  fused = run_swiglu(*backend_, gate, up, 1, seed, true, false);
+  expect_identical(fused, run_swiglu(*backend_, gate, up, 1, seed, false, false), "matmul_swiglu");
 
   const Weight down = make_weight(DType::Q4_0, 11008, 1536, seed += 10);
   fused = run_matmul_add(*backend_, down, 1, seed, true);
@@ -432,10 +252,10 @@ TEST_F(CudaFused, LargeMatricesTakeTheIntegerKernels) {
   // TinyLlama's feed-forward shapes, smaller: rows of 2048 (2^23 weights and more).
   const Weight short_gate = make_weight(DType::Q4_0, 2048, 4100, seed += 10),
                short_up = make_weight(DType::Q4_0, 2048, 4100, seed += 10);
-  fused = run_rms_norm_matmul_swiglu(*backend_, short_gate, short_up, 1, seed, true);
-  expect_identical(fused, run_rms_norm_matmul_swiglu(*backend_, short_gate, short_up, 1, seed, false),
+  fused = run_swiglu(*backend_, short_gate, short_up, 1, seed, true, true);
+  expect_identical(fused, run_swiglu(*backend_, short_gate, short_up, 1, seed, false, true),
                    "rms_norm_matmul_swiglu, rows of 2048");
-  expect_close(fused, run_rms_norm_matmul_swiglu(reference_, short_gate, short_up, 1, seed, false), kNmseQuantMatmul,
+  expect_close(fused, run_swiglu(reference_, short_gate, short_up, 1, seed, false, true), kNmseQuantMatmul,
                "rms_norm_matmul_swiglu, rows of 2048, vs cpu_ref");
   const Weight short_down = make_weight(DType::Q4_0, 4128, 2048, seed += 10);
   fused = run_matmul_add(*backend_, short_down, 1, seed, true);
@@ -494,9 +314,9 @@ TEST_F(CudaFused, RmsNormQkvRopeStoreKvEqualsTheOps) {
                                            label(c.w[0].host.dtype(), c.w[0].n, 1), dtype_name(c.w[1].host.dtype()),
                                            dtype_name(c.w[2].host.dtype()), c.head_dim, c.rope.n_rot,
                                            c.rope.neox ? " neox" : "", dtype_name(c.cache), pos);
-      const Outputs fused = run_qkv_rope_store_kv(*backend_, c, pos, seed, true);
-      expect_identical(fused, run_qkv_rope_store_kv(*backend_, c, pos, seed, false), what);
-      expect_close(fused, run_qkv_rope_store_kv(reference_, c, pos, seed, false), threshold_for(c.w[0].host.dtype()),
+      const Outputs fused = run_qkv_rope_store(*backend_, c, pos, seed, true);
+      expect_identical(fused, run_qkv_rope_store(*backend_, c, pos, seed, false), what);
+      expect_close(fused, run_qkv_rope_store(reference_, c, pos, seed, false), threshold_for(c.w[0].host.dtype()),
                    what + " vs cpu_ref");
     }
   }
@@ -526,19 +346,24 @@ TEST_F(CudaFused, RecordedQkvRopeStoreKvEqualsTheOps) {
   StepRecording recording;
   for (int64_t pos = 0; pos < 6; ++pos) {
     const int32_t position = int32_t(pos);
-    auto fused = [&](State& s) {
-      b.rms_norm_qkv_rope_store_kv(x, norm_weight, 1e-5f, s.normed, wq, wk, wv, s.q, s.k, s.v, {&position, 1}, c.rope,
-                                   s.k_cache, s.v_cache, pos);
+    auto op = [&](State& s, std::vector<MatmulJob>& jobs) {
+      jobs = {{.w = &wq, .out = &s.q, .rope = true},
+              {.w = &wk, .out = &s.k, .rope = true, .store = &s.k_cache},
+              {.w = &wv, .out = &s.v, .store = &s.v_cache}};
+      return FusedMatmul{.x = &s.normed,
+                         .prologue = FusedMatmul::Prologue::rms_norm,
+                         .norm_input = &x,
+                         .norm_weight = &norm_weight,
+                         .norm_eps = 1e-5f,
+                         .jobs = jobs,
+                         .head_dim = 64,
+                         .rope = &c.rope,
+                         .positions = {&position, 1},
+                         .kv_pos = pos};
     };
-    b.run_step(recording, 0, pos, [&] { fused(recorded); });
-    b.rms_norm(x, norm_weight, 1e-5f, direct.normed);
-    for (auto [w, out] : {std::pair{&wq, &direct.q}, {&wk, &direct.k}, {&wv, &direct.v}})
-      b.matmul(*w, direct.normed, *out);
-    Tensor q3 = direct.q.reshape({64, 8, 1}), k3 = direct.k.reshape({64, 2, 1});
-    b.rope(q3, {&position, 1}, c.rope);
-    b.rope(k3, {&position, 1}, c.rope);
-    b.store_kv(k3, direct.k_cache, pos);
-    b.store_kv(direct.v.reshape({64, 2, 1}), direct.v_cache, pos);
+    std::vector<MatmulJob> recorded_jobs, direct_jobs;
+    b.run_step(recording, 0, pos, [&] { b.matmul_fused(op(recorded, recorded_jobs)); });
+    b.Backend::matmul_fused(op(direct, direct_jobs));
     for (auto [got, want] : {std::pair{&recorded.q, &direct.q},
                              {&recorded.k_cache, &direct.k_cache},
                              {&recorded.v_cache, &direct.v_cache}}) {
@@ -599,87 +424,24 @@ TEST_F(CudaFused, UnalignedInputTakesTheOps) {
   const Weight w = make_weight(DType::Q4_0, 256, 77, 900);
   const Tensor wd = backend_->upload(w.host);
   const Tensor wide = upload_values(*backend_, random_values(size_t(257 * 2), 901), {257, 2});
-  const Tensor x = wide.slice(0, 1, 256);  // starts 4 bytes in
+  Tensor x = wide.slice(0, 1, 256);  // starts 4 bytes in
   auto run = [&](bool fused) {
     Tensor product = backend_->alloc(DType::F32, {77, 2}, "product");
     Tensor acc = upload_values(*backend_, random_values(size_t(77 * 2), 902), {77, 2});
-    if (fused) {
-      backend_->matmul_add(wd, x, product, acc);
-    } else {
-      backend_->matmul(wd, x, product);
-      backend_->add(acc, product, acc);
-    }
+    const MatmulJob job[] = {{.w = &wd, .out = &product, .residual = &acc}};
+    run_fused(*backend_, {.x = &x, .jobs = job}, fused);
     return Outputs{download(*backend_, product), download(*backend_, acc)};
   };
   expect_identical(run(true), run(false), "matmul_add, unaligned x");
 }
 
-TEST_F(CudaFused, BadArgumentsNameTheFusedOp) {
+TEST_F(CudaFused, HostTensorsAreRefused) {
   const Tensor w = backend_->upload(make_weight(DType::Q4_0, 64, 8, 1).host);
-  const Tensor w9 = backend_->upload(make_weight(DType::Q4_0, 64, 9, 2).host);
-  const Tensor x = backend_->alloc(DType::F32, {64, 1}, "x");
-  Tensor out8 = backend_->alloc(DType::F32, {8, 1}, "out8"), acc7 = backend_->alloc(DType::F32, {7, 1}, "acc7");
-  Tensor gate = backend_->alloc(DType::F32, {8, 1}, "gate"), up = backend_->alloc(DType::F32, {8, 1}, "up");
-  Tensor act = backend_->alloc(DType::F32, {8, 1}, "act");
-  const Tensor x32 = backend_->alloc(DType::F32, {32, 1}, "x32");
-
-  std::string message = error_of([&] { backend_->matmul_add(w, x, out8, acc7); });
-  EXPECT_NE(message.find("matmul_add: acc"), std::string::npos) << message;
-  EXPECT_NE(message.find("should have the shape of product"), std::string::npos) << message;
-  message = error_of([&] { backend_->matmul_add(w, x32, out8, acc7); });
-  EXPECT_NE(message.find("matmul_add: weight"), std::string::npos) << message;
-  EXPECT_NE(message.find("elements per row"), std::string::npos) << message;
-  message = error_of([&] { backend_->matmul_add(w, x, out8, out8); });
-  EXPECT_NE(message.find("overlaps"), std::string::npos) << message;
-
-  message = error_of([&] { backend_->matmul_swiglu(w, w9, x, gate, up, act); });
-  EXPECT_NE(message.find("matmul_swiglu: up"), std::string::npos) << message;
-  message = error_of([&] { backend_->matmul_swiglu(w, w, x, gate, gate, act); });
-  EXPECT_NE(message.find("overlaps"), std::string::npos) << message;
-  message = error_of([&] { backend_->matmul_swiglu(w, w, x, gate, up, acc7); });
-  EXPECT_NE(message.find("matmul_swiglu: out"), std::string::npos) << message;
-
-  const std::vector<Backend::MatmulJob> same_out = {{&w, &out8}, {&w, &out8}};
-  message = error_of([&] { backend_->matmul_batch(x, same_out); });
-  EXPECT_NE(message.find("matmul_batch: out 1"), std::string::npos) << message;
-  EXPECT_NE(message.find("overlaps"), std::string::npos) << message;
-  const std::vector<Backend::MatmulJob> bad_shape = {{&w, &out8}, {&w9, &gate}};
-  message = error_of([&] { backend_->matmul_batch(x, bad_shape); });
-  EXPECT_NE(message.find("matmul_batch: out 1"), std::string::npos) << message;
-
-  const Tensor host_x = Tensor::from_f32(std::vector<float>(64, 1.0f), {64, 1}, DType::F32, "x");
-  message = error_of([&] { backend_->matmul_add(w, host_x, out8, gate); });
+  Tensor host_x = Tensor::from_f32(std::vector<float>(64, 1.0f), {64, 1}, DType::F32, "x");
+  Tensor out8 = backend_->alloc(DType::F32, {8, 1}, "out8");
+  const MatmulJob job[] = {{.w = &w, .out = &out8}};
+  const std::string message = error_of([&] { backend_->matmul_fused({.x = &host_x, .jobs = job}); });
   EXPECT_NE(message.find("host memory"), std::string::npos) << message;
-}
-
-// ---- cpu_ref: the defaults are the ops -------------------------------------------------------
-
-TEST(CpuRefFused, DefaultsEqualTheOps) {
-  CpuRefBackend cpu;
-  const Weight w = make_weight(DType::Q4_0, 1184, 37, 1000), w2 = make_weight(DType::Q4_0, 1184, 37, 1001);
-  for (int64_t m : {1, 3}) {
-    expect_identical(run_matmul_add(cpu, w, m, 1002, true), run_matmul_add(cpu, w, m, 1002, false),
-                     "cpu_ref matmul_add");
-    expect_identical(run_matmul_swiglu(cpu, w, w2, m, 1003, true), run_matmul_swiglu(cpu, w, w2, m, 1003, false),
-                     "cpu_ref matmul_swiglu");
-    expect_identical(run_matmul_batch(cpu, {w, w2}, m, 1004, true), run_matmul_batch(cpu, {w, w2}, m, 1004, false),
-                     "cpu_ref matmul_batch");
-    expect_identical(run_rms_norm_matmul_batch(cpu, {w, w2}, m, 1005, true),
-                     run_rms_norm_matmul_batch(cpu, {w, w2}, m, 1005, false), "cpu_ref rms_norm_matmul_batch");
-    expect_identical(run_rms_norm_matmul_swiglu(cpu, w, w2, m, 1006, true),
-                     run_rms_norm_matmul_swiglu(cpu, w, w2, m, 1006, false), "cpu_ref rms_norm_matmul_swiglu");
-  }
-  const QkvCase c{{make_weight(DType::Q4_0, 256, 128, 1007), make_weight(DType::Q4_0, 256, 64, 1008),
-                   make_weight(DType::Q4_0, 256, 64, 1009)},
-                  32,
-                  DType::F16,
-                  {32, 10000.0f, 1.0f, false, {}}};
-  expect_identical(run_qkv_rope_store_kv(cpu, c, 3, 1010, true), run_qkv_rope_store_kv(cpu, c, 3, 1010, false),
-                   "cpu_ref rms_norm_qkv_rope_store_kv");
-  const AttentionCase a{32, 4, 2, 5, DType::F16};
-  const Weight wo = make_weight(DType::Q4_0, 128, 64, 1011);
-  expect_identical(run_attention_matmul_add(cpu, a, wo, 1012, true), run_attention_matmul_add(cpu, a, wo, 1012, false),
-                   "cpu_ref attention_matmul_add");
 }
 
 }  // namespace

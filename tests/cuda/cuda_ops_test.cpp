@@ -1,15 +1,13 @@
-// The op table (backend/op_cases.h) and the CUDA cases (cuda_op_cases.h) on the CUDA backend:
-// each case against its double-precision expectation and against cpu_ref, under the op's
-// NMSE threshold. Without a GPU every test that needs one is skipped.
+// The CUDA cases (cuda_op_cases.h: the shapes that reach each kernel path, at model sizes) on
+// the CUDA backend: each against its double-precision expectation and against cpu_ref, under
+// the op's NMSE threshold. The shared op table runs on CUDA in the generic suite
+// (tests/backend/backend_ops_test.cpp). Without a GPU every test is skipped.
 //
-//   build/bin/cuda_tests                                  # all
 //   build/bin/cuda_tests --gtest_filter='*matmul_q4_K*'   # one op and type
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cctype>
-#include <iostream>
-#include <map>
 
 #include "backend/cpu_ref/cpu_ref_backend.h"
 #include "backend/cuda/cuda_backend.h"
@@ -56,40 +54,7 @@ std::string case_test_name(const ::testing::TestParamInfo<OpCase>& info) {
   return s;
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, CudaOps, ::testing::ValuesIn(all_op_cases()), case_test_name);
 INSTANTIATE_TEST_SUITE_P(Gpu, CudaOps, ::testing::ValuesIn(cuda_op_cases()), case_test_name);
-
-// Prints the largest NMSE per op and weight type, against the expectation and against
-// cpu_ref (the figures quoted in docs/benchmarks.md).
-TEST(CudaOpsReport, MeasuredFigures) {
-  STRATA_SKIP_WITHOUT_GPU();
-  struct Worst {
-    double expect = 0, ref = 0, threshold = 0;
-    int cases = 0;
-  };
-  std::map<std::string, Worst> worst;
-  CpuRefBackend reference(Accumulation::f32, 4);
-  std::vector<OpCase> cases = all_op_cases();
-  for (OpCase& c : cuda_op_cases()) cases.push_back(std::move(c));
-  for (const OpCase& c : cases) {
-    const std::vector<float> got = c.run(*cuda_backend());
-    const size_t slash = c.name.find('/');
-    const std::string key = c.op == "matmul" || c.op == "get_rows" || c.op == "store_kv" || c.op == "attention"
-                                ? c.op + "/" + c.name.substr(slash + 1, c.name.find('/', slash + 1) - slash - 1)
-                                : c.op;
-    Worst& w = worst[key];
-    w.expect = std::max(w.expect, nmse(c.expect(), got));
-    w.ref = std::max(w.ref, nmse(to_double(c.run(reference)), got));
-    w.threshold = c.max_nmse;
-    ++w.cases;
-  }
-  std::cout << fmt::format("{:<18} {:>5} {:>12} {:>12} {:>10}\n", "op/type", "cases", "vs exact", "vs cpu_ref",
-                           "threshold");
-  for (const auto& [key, w] : worst) {
-    std::cout << fmt::format("{:<18} {:>5} {:>12.3e} {:>12.3e} {:>10.0e}\n", key, w.cases, w.expect, w.ref,
-                             w.threshold);
-  }
-}
 
 }  // namespace
 }  // namespace strata::test

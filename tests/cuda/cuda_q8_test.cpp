@@ -219,9 +219,8 @@ TEST(CudaQ8, MatvecEqualsProductWithQuantizedX) {
 }
 
 // The backend's choice: a matmul of 2^23 Q4_0 weights or more takes the integer kernels (its error is then the rounding
-// of x), STRATA_CUDA_MATVEC=f32 keeps x f32 (the product then agrees with cpu_ref's on x to f32 rounding); a value that
-// is neither q8 nor f32 is refused.
-TEST(CudaQ8, EnvironmentSelectsThePath) {
+// of x), CudaOptions::matvec = f32 keeps x f32 (the product then agrees with cpu_ref's on x to f32 rounding).
+TEST(CudaQ8, OptionSelectsThePath) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA GPU";
   const int64_t k = 4096, n = 8192;
   const Tensor w = Tensor::from_f32(random_values(size_t(k * n), 77), {k, n}, DType::Q4_0, "w");
@@ -229,22 +228,16 @@ TEST(CudaQ8, EnvironmentSelectsThePath) {
   CpuRefBackend reference(Accumulation::f32, 4);
   Tensor want = reference.alloc(DType::F32, {n, 1}, "want");
   reference.matmul(w, upload_values(reference, x, {k, 1}), want);
-  auto error_with = [&](const char* mode) {
-    setenv("STRATA_CUDA_MATVEC", mode, 1);
-    const std::unique_ptr<Backend> gpu = make_cuda_backend();
-    unsetenv("STRATA_CUDA_MATVEC");
+  auto error_with = [&](CudaOptions::Matvec mode) {
+    const std::unique_ptr<Backend> gpu = make_cuda_backend(0, {.matvec = mode});
     Tensor out = gpu->alloc(DType::F32, {n, 1}, "out");
     gpu->matmul(gpu->upload(w), upload_values(*gpu, x, {k, 1}), out);
     return nmse(to_double(download(reference, want)), download(*gpu, out));
   };
-  const double f32 = error_with("f32"), q8 = error_with("q8");
+  const double f32 = error_with(CudaOptions::Matvec::f32), q8 = error_with(CudaOptions::Matvec::q8);
   EXPECT_LE(f32, 1e-10);
   EXPECT_GT(q8, 1e-9);
   EXPECT_LE(q8, kNmseQuantMatmul);
-  setenv("STRATA_CUDA_MATVEC", "int4", 1);
-  const std::string message = error_of([] { make_cuda_backend(); });
-  unsetenv("STRATA_CUDA_MATVEC");
-  EXPECT_NE(message.find("STRATA_CUDA_MATVEC=int4 is not one of q8"), std::string::npos) << message;
 }
 
 }  // namespace

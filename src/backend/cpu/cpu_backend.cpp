@@ -89,16 +89,8 @@ void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   cpu::add(ctx_, a, b, out);
 }
 
-void CpuBackend::scale(const Tensor& x, float s, Tensor& out) {
-  cpu::scale(ctx_, x, s, out);
-}
-
 void CpuBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   cpu::swiglu(ctx_, gate, up, out);
-}
-
-void CpuBackend::softmax(Tensor& x) {
-  cpu::softmax(ctx_, x);
 }
 
 void CpuBackend::rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) {

@@ -1,4 +1,4 @@
-// Element-wise ops: add (with row broadcast), scale, swiglu, threaded over rows.
+// Element-wise ops: add (with row broadcast) and swiglu, threaded over rows.
 #include <cmath>
 #include <vector>
 
@@ -36,20 +36,6 @@ void add(const OpContext& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
       const float* ar = a_rows.f32(r);
       float* o = out_rows.mutable_f32(r);
       for (int64_t i = 0; i < n; ++i) o[i] = ar[i] + br[i];
-    }
-  });
-}
-
-// out = x * s    x, out [n, rows] f32; out may be x
-void scale(const OpContext& ctx, const Tensor& x, float s, Tensor& out) {
-  check_scale_args(x, out);
-  const int64_t n = x.ne(0);
-  const Rows x_rows(x), out_rows(out);
-  parallel_chunks(*ctx.pool, x.n_rows(), min_rows(n), [&](int64_t first, int64_t last) {
-    for (int64_t r = first; r < last; ++r) {
-      const float* xr = x_rows.f32(r);
-      float* o = out_rows.mutable_f32(r);
-      for (int64_t i = 0; i < n; ++i) o[i] = xr[i] * s;
     }
   });
 }

@@ -1,5 +1,5 @@
 // The non-matmul ops of the fast CPU backend (cpu_backend.h), one function per op, defined
-// in the file of its family: rows.cpp (get_rows), norm.cpp (rms_norm, softmax),
+// in the file of its family: rows.cpp (get_rows), norm.cpp (rms_norm),
 // elementwise.cpp (add, scale, swiglu), rope.cpp, attention.cpp (store_kv, attention). Each
 // checks its arguments with the shared checks (backend/op_checks.h, the same messages as
 // cpu_ref), then computes on the context's ISA path and thread pool. Every output row is the
@@ -45,9 +45,7 @@ private:
 
 void get_rows(const OpContext& ctx, const Tensor& table, std::span<const int32_t> ids, Tensor& out);
 void rms_norm(const OpContext& ctx, const Tensor& x, const Tensor& weight, float eps, Tensor& out);
-void softmax(const OpContext& ctx, Tensor& x);
 void add(const OpContext& ctx, const Tensor& a, const Tensor& b, Tensor& out);
-void scale(const OpContext& ctx, const Tensor& x, float s, Tensor& out);
 void swiglu(const OpContext& ctx, const Tensor& gate, const Tensor& up, Tensor& out);
 void rope(const OpContext& ctx, RopeTable& table, Tensor& x, std::span<const int32_t> positions,
           const RopeConfig& config);

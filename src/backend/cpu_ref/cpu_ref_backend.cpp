@@ -45,16 +45,8 @@ void CpuRefBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   cpu_ref::add(a, b, out, accumulation_);
 }
 
-void CpuRefBackend::scale(const Tensor& x, float s, Tensor& out) {
-  cpu_ref::scale(x, s, out, accumulation_);
-}
-
 void CpuRefBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   cpu_ref::swiglu(gate, up, out, accumulation_);
-}
-
-void CpuRefBackend::softmax(Tensor& x) {
-  cpu_ref::softmax(x, accumulation_);
 }
 
 void CpuRefBackend::rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) {

@@ -1,4 +1,4 @@
-// Element-wise ops: add (with row broadcast), scale, swiglu.
+// Element-wise ops: add (with row broadcast) and swiglu.
 #include <cmath>
 #include <vector>
 
@@ -20,17 +20,6 @@ void add_rows(const Tensor& a, const Tensor& b, bool broadcast, Tensor& out) {
   for (size_t r = 0; r < a_rows.size(); ++r) {
     if (!broadcast) dequantize_flat_row(b, int64_t(r), b_row.data());
     for (int64_t i = 0; i < n; ++i) out_rows[r][i] = float(Acc(a_rows[r][i]) + Acc(b_row[size_t(i)]));
-  }
-}
-
-// out = x * s
-template <typename Acc>
-void scale_rows(const Tensor& x, float s, Tensor& out) {
-  const int64_t n = x.ne(0);
-  const std::vector<const float*> x_rows = f32_rows(x);
-  const std::vector<float*> out_rows = mutable_f32_rows(out);
-  for (size_t r = 0; r < x_rows.size(); ++r) {
-    for (int64_t i = 0; i < n; ++i) out_rows[r][i] = float(Acc(x_rows[r][i]) * Acc(s));
   }
 }
 
@@ -59,16 +48,6 @@ void add(const Tensor& a, const Tensor& b, Tensor& out, Accumulation acc) {
     add_rows<double>(a, b, broadcast, out);
   } else {
     add_rows<float>(a, b, broadcast, out);
-  }
-}
-
-// x, out [n, rows...] f32. out may be x.
-void scale(const Tensor& x, float s, Tensor& out, Accumulation acc) {
-  check_scale_args(x, out);
-  if (acc == Accumulation::f64) {
-    scale_rows<double>(x, s, out);
-  } else {
-    scale_rows<float>(x, s, out);
   }
 }
 

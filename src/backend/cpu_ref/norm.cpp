@@ -1,7 +1,6 @@
-// Row-wise reductions: rms_norm and softmax.
+// Row-wise reductions: rms_norm.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "backend/cpu_ref/checks.h"
@@ -26,23 +25,6 @@ void rms_norm_rows(const Tensor& x, const std::vector<float>& weight, float eps,
   }
 }
 
-// x[:, r] = exp(x[:, r] - max) / sum(exp(x[:, r] - max))
-template <typename Acc>
-void softmax_rows(Tensor& x) {
-  const int64_t n = x.ne(0);
-  for (float* xr : mutable_f32_rows(x)) {
-    Acc max = -std::numeric_limits<Acc>::infinity();
-    for (int64_t i = 0; i < n; ++i) max = std::max(max, Acc(xr[i]));
-    std::vector<Acc> e(static_cast<size_t>(n));
-    Acc sum = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      e[size_t(i)] = std::exp(Acc(xr[i]) - max);
-      sum += e[size_t(i)];
-    }
-    for (int64_t i = 0; i < n; ++i) xr[i] = float(e[size_t(i)] / sum);
-  }
-}
-
 }  // namespace
 
 // x, out [n, rows] f32; weight [n] any dequantizable type
@@ -54,16 +36,6 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out, Acc
     rms_norm_rows<double>(x, w, eps, out);
   } else {
     rms_norm_rows<float>(x, w, eps, out);
-  }
-}
-
-// x [n, rows] f32, in place
-void softmax(Tensor& x, Accumulation acc) {
-  check_softmax_args(x);
-  if (acc == Accumulation::f64) {
-    softmax_rows<double>(x);
-  } else {
-    softmax_rows<float>(x);
   }
 }
 

@@ -16,9 +16,7 @@ namespace strata::cpu_ref {
 void get_rows(const Tensor& table, std::span<const int32_t> ids, Tensor& out);
 void matmul(const Tensor& w, const Tensor& x, Tensor& out, Accumulation acc, int n_threads);
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out, Accumulation acc);
-void softmax(Tensor& x, Accumulation acc);
 void add(const Tensor& a, const Tensor& b, Tensor& out, Accumulation acc);
-void scale(const Tensor& x, float s, Tensor& out, Accumulation acc);
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, Accumulation acc);
 void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config, Accumulation acc);
 void store_kv(const Tensor& src, Tensor& cache, int64_t pos);

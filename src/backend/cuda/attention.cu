@@ -341,8 +341,7 @@ __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
   };
   // keys_settled: the keys before the newest (n_kv - 1, which the previous kernel may store)
   // were stored before it, so they load while it runs (n_past_dev was written before the
-  // step began). Measured on an H100 (tg128, one call): Llama-2-7B Q4_0 +1.6 %, TinyLlama
-  // Q4_0 +2 %, Llama-3-8B Q4_K_M within the spread.
+  // step began); only the newest waits for it (docs/benchmarks.md, "early keys").
   if (keys_settled) load_keys([&](int64_t pos) { return pos < n_kv - 1; });
   start_after_previous_kernel();
   load_keys([&](int64_t pos) { return !keys_settled || pos == n_kv - 1; });

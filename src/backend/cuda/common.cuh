@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/bench_switches.h"
 #include "backend/cuda/kernels.h"
 
 namespace strata::cuda {

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string_view>
 
+#include "backend/cuda/bench_switches.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
@@ -102,11 +104,31 @@ bool cuda_device_available() {
   return cuda::probe_kernel_image() == cudaSuccess;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device) {
-  return std::make_unique<CudaBackend>(device);
+CudaOptions CudaOptions::from_environment() {
+  CudaOptions o;
+  auto read = [](const char* name, std::initializer_list<std::string_view> allowed) -> std::string_view {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return {};
+    for (std::string_view a : allowed) {
+      if (a == v) return a;
+    }
+    fail("backend 'cuda': {}={} is not one of {}", name, v, fmt::join(allowed, ", "));
+  };
+  const std::string_view gemm = read("STRATA_CUDA_GEMM", {"f16", "tf32", "f32"});
+  if (gemm == "tf32") o.gemm = Gemm::tf32;
+  if (gemm == "f32") o.gemm = Gemm::f32;
+  if (read("STRATA_CUDA_MATVEC", {"q8", "f32"}) == "f32") o.matvec = Matvec::f32;
+  o.graphs = read("STRATA_CUDA_GRAPHS", {"0", "1"}) != "0";
+  o.profile = read("STRATA_CUDA_PROFILE", {"0", "1"}) == "1";
+  return o;
 }
 
-CudaBackend::CudaBackend(int device) : device_(device), held_(std::make_shared<Held>()) {
+std::unique_ptr<Backend> make_cuda_backend(int device, const CudaOptions& options) {
+  return std::make_unique<CudaBackend>(device, options);
+}
+
+CudaBackend::CudaBackend(int device, const CudaOptions& options)
+    : device_(device), held_(std::make_shared<Held>()), options_(options), profiler_(options.profile) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess || count == 0) {
@@ -131,20 +153,7 @@ CudaBackend::CudaBackend(int device) : device_(device), held_(std::make_shared<H
   STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   STRATA_CUBLAS_CHECK(cublasCreate(&cublas_));
   STRATA_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-  const char* gemm = std::getenv("STRATA_CUDA_GEMM");
-  const std::string_view mode = gemm != nullptr ? gemm : "";
-  if (mode == "tf32") gemm_mode_ = GemmMode::tf32;
-  if (mode == "f32") gemm_mode_ = GemmMode::f32;
-  if (!mode.empty() && mode != "f16" && mode != "tf32" && mode != "f32") {
-    fail("backend 'cuda': STRATA_CUDA_GEMM={} is not one of f16 (the default), tf32, f32", mode);
-  }
-  const char* matvec = std::getenv("STRATA_CUDA_MATVEC");
-  const std::string_view vec_mode = matvec != nullptr ? matvec : "";
-  if (vec_mode == "f32") matvec_mode_ = MatvecMode::f32;
-  if (!vec_mode.empty() && vec_mode != "q8" && vec_mode != "f32") {
-    fail("backend 'cuda': STRATA_CUDA_MATVEC={} is not one of q8 (the default), f32", vec_mode);
-  }
-  const char* fused_rope = std::getenv("STRATA_CUDA_FUSED_ROPE");
+  const char* fused_rope = cuda::bench_switch("STRATA_CUDA_FUSED_ROPE");
   fused_rope_ = fused_rope == nullptr || std::string_view(fused_rope) != "0";
 }
 

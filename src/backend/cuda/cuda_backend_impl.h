@@ -8,13 +8,8 @@
 // dequantized tiles + cuBLAS GEMM above), cuda_step.cpp (decode steps recorded as CUDA graphs),
 // cuda_profile.cpp (per-op GPU times on request).
 //
-// Environment: STRATA_CUDA_PROFILE=1 prints per-op GPU times at exit (and turns recording
-// off); STRATA_CUDA_GEMM=tf32 or f32 makes the prefill GEMM multiply TF32 or f32 operands
-// instead of f16 (see cuda_matmul.cpp); STRATA_CUDA_MATVEC=f32 keeps decode's activations f32
-// on the weight types that otherwise take the integer kernels with x rounded to 8 bits (q8,
-// the default; cuda_matmul.cpp); STRATA_CUDA_GRAPHS=0 runs every decode step op by op;
-// STRATA_CUDA_FUSED_ROPE=0 ropes and stores q, k, v by a launch of their own instead of the
-// q/k/v launch (for comparisons).
+// Options: CudaOptions (cuda_backend.h), read once where the backend is made; the
+// measurement-only variants in bench_switches.h.
 #pragma once
 
 #include <cublas_v2.h>
@@ -22,13 +17,16 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_profile.h"
 #include "backend/cuda/kernels.h"
 
@@ -37,9 +35,33 @@ namespace strata {
 // The add and rms_norm kernels read b / weight as packed f32 (a TypeCheck, cuda_ops.cpp).
 void check_packed_f32(std::string_view op, std::string_view role, const Tensor& t);
 
+// ---- matmul's argument helpers, shared by matmul and matmul_fused (cuda_matmul.cpp) -------
+// The stride in floats between consecutive flat rows of an f32 tensor, if evenly spaced.
+std::optional<int64_t> even_column_stride(const Tensor& t);
+// The same, which must exist (else fails naming op and role).
+int64_t column_stride(std::string_view op, std::string_view role, const Tensor& t);
+// Fails naming op and role for a tensor with elements in host memory.
+void check_in_device_memory(std::string_view op, std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
+// A weight type the matrix-vector kernels take (a TypeCheck).
+void check_matvec_supported(std::string_view op, std::string_view role, const Tensor& t);
+// x as the fused decode ops hand it to the fast matrix-vector kernels: m <= kMaxVecColumns
+// columns, 16-byte aligned, evenly spaced; nullopt where they take the ops instead.
+struct VecInput {
+  const float* x;
+  int64_t stride;
+  int m;
+};
+std::optional<VecInput> vec_input(const Tensor& x);
+// The fused kernels' job for w and out (and acc), or nullopt where matmul would refuse w or
+// out or not take the fast kernels.
+std::optional<cuda::VecJob> vec_job(const Tensor& w, Tensor& out, Tensor* acc);
+// rms_norm folded into the first matrix-vector launch (single-column x), or nullopt.
+std::optional<cuda::VecNorm> vec_norm(std::string_view op, const Tensor& x, const Tensor& weight, float eps,
+                                      Tensor& normed);
+
 class CudaBackend : public Backend {
 public:
-  explicit CudaBackend(int device);
+  CudaBackend(int device, const CudaOptions& options);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -57,37 +79,16 @@ public:
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
   void matmul(const Tensor& w, const Tensor& x, Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, Tensor& out) override;
-  void scale(const Tensor& x, float s, Tensor& out) override;
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  void softmax(Tensor& x) override;
   void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) override;
   void store_kv(const Tensor& src, Tensor& cache, int64_t pos) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                  Tensor& out) override;
 
-  void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span<const int32_t> positions, const RopeConfig& config,
-                     Tensor& k_cache, Tensor& v_cache, int64_t pos) override;
-  // Decode (x of m <= kMaxVecColumns columns, 16-byte aligned, on the fast kernels' types):
-  // one matrix-vector launch with the fused epilogue (cuda_matmul.cpp); otherwise the ops.
-  void matmul_add(const Tensor& w, const Tensor& x, Tensor& product, Tensor& acc) override;
-  void matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, const Tensor& x, Tensor& gate, Tensor& up,
-                     Tensor& out) override;
-  void matmul_batch(const Tensor& x, std::span<const MatmulJob> jobs) override;
-  // Decode (a single column x): the norm computed by the matrix-vector launch itself.
-  void rms_norm_matmul_batch(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                             std::span<const MatmulJob> jobs) override;
-  void rms_norm_matmul_swiglu(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                              const Tensor& w_gate, const Tensor& w_up, Tensor& gate, Tensor& up, Tensor& out) override;
-  // Decode on the integer kernels (takes_q8 of w): the attention kernel writes out's q8 form
-  // too, so the projection needs no launch that rounds it.
-  void attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                            Tensor& out, const Tensor& w, Tensor& product, Tensor& acc) override;
-  // Decode (a single column x, rope's pairs (2i, 2i + 1)): the q/k/v launches also rope and
-  // store (kernels.h: VecRole), so no launch of their own.
-  void rms_norm_qkv_rope_store_kv(const Tensor& x, const Tensor& norm_weight, float eps, Tensor& normed,
-                                  const Tensor& wq, const Tensor& wk, const Tensor& wv, Tensor& q, Tensor& k, Tensor& v,
-                                  std::span<const int32_t> positions, const RopeConfig& config, Tensor& k_cache,
-                                  Tensor& v_cache, int64_t pos) override;
+  // Decode (x of m <= kMaxVecColumns columns, 16-byte aligned, on the fast kernels' types): the
+  // shapes below in one matrix-vector launch with the epilogue, the norm or the attention's q8
+  // output folded in (cuda_fused.cpp); other shapes and prompts by the pieces, as Backend does.
+  void matmul_fused(const FusedMatmul& op) override;
 
   // The first step of a recording runs op by op (it sizes the scratch buffers), the second is
   // captured as a CUDA graph and launched, later ones launch the graph after writing their
@@ -95,6 +96,35 @@ public:
   void run_step(StepRecording& recording, int32_t token, int64_t pos, const std::function<void()>& queue) override;
 
 private:
+  // ---- the shapes matmul_fused takes in one launch (cuda_fused.cpp, cuda_matmul.cpp) -----
+  // product = w x; acc += product.
+  void matmul_add(const Tensor& w, const Tensor& x, Tensor& product, Tensor& acc);
+  // gate = w_gate x; up = w_up x; out = silu(gate) * up; with norm: x = rms_norm(norm_input)
+  // first (x is then normed).
+  struct NormArgs {
+    const Tensor* input;
+    const Tensor* weight;
+    float eps;
+  };
+  void matmul_swiglu(const Tensor& w_gate, const Tensor& w_up, Tensor& x, Tensor& gate, Tensor& up, Tensor& out,
+                     const NormArgs* norm);
+  // out = w x for every job (no epilogues); with norm: x = rms_norm(norm_input) first.
+  void matmul_batch(Tensor& x, std::span<const MatmulJob> jobs, const NormArgs* norm);
+  // Decode on the integer kernels (takes_q8 of w): the attention kernel writes out's q8 form
+  // too, so the projection needs no launch that rounds it.
+  void attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+                            Tensor& out, const Tensor& w, Tensor& product, Tensor& acc);
+  // Jobs whose epilogues are rope and KV stores (no bias, no residual) after an rms_norm of a
+  // single column, rope's pairs (2i, 2i + 1): the jobs' launches also rope and store
+  // (kernels.h: VecRole). False where that does not apply (nothing done).
+  bool norm_rope_store(const FusedMatmul& f);
+  // The epilogues bias, rope and store of jobs whose products are computed: the q/k/v pattern
+  // (rope; rope and store; store) in one rope_store_kv launch, else op by op.
+  void job_epilogues(const FusedMatmul& f);
+  // rope(q), rope(k), store_kv(k, k_cache, pos), store_kv(v, v_cache, pos) in one launch.
+  void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span<const int32_t> positions,
+                     const RopeConfig& config, Tensor& k_cache, Tensor& v_cache, int64_t pos);
+
   // While a step is captured, the ops read their step-dependent arguments (token id,
   // position, n_past) from step_values_ = int32 {token, pos} on the device instead of taking
   // them by value; step_value() checks that the argument is the step's and returns its address.
@@ -173,11 +203,8 @@ private:
   cublasHandle_t cublas_ = nullptr;
   struct Held;  // bytes held now: uploaded weights, and everything else (for out-of-memory messages)
   std::shared_ptr<Held> held_;
-  enum class GemmMode { f16, tf32, f32 };  // STRATA_CUDA_GEMM
-  GemmMode gemm_mode_ = GemmMode::f16;
-  enum class MatvecMode { q8, f32 };  // STRATA_CUDA_MATVEC
-  MatvecMode matvec_mode_ = MatvecMode::q8;
-  bool fused_rope_ = true;  // STRATA_CUDA_FUSED_ROPE
+  CudaOptions options_;
+  bool fused_rope_ = true;  // bench_switches.h: STRATA_CUDA_FUSED_ROPE
   cuda::Profiler profiler_;
 
   Capture capture_;

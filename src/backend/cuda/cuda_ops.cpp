@@ -72,16 +72,6 @@ void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
                                      row_layout(out), a.ne(0), a.n_rows(), stream_));
 }
 
-void CudaBackend::scale(const Tensor& x, float s, Tensor& out) {
-  constexpr std::string_view op = "scale";
-  check_scale_args(x, out);
-  check_device(op, "x", x);
-  check_device(op, "out", out);
-  cuda::ProfileScope scope(profiler_, stream_, "scale");
-  STRATA_CUDA_CHECK(cuda::launch_scale(x.data(), row_layout(x), s, out.mutable_data(), row_layout(out), x.ne(0),
-                                       x.n_rows(), stream_));
-}
-
 void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   constexpr std::string_view op = "swiglu";
   check_swiglu_args(gate, up, out);
@@ -91,13 +81,6 @@ void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   cuda::ProfileScope scope(profiler_, stream_, "swiglu");
   STRATA_CUDA_CHECK(cuda::launch_swiglu(gate.data(), row_layout(gate), up.data(), row_layout(up), out.mutable_data(),
                                         row_layout(out), gate.ne(0), gate.n_rows(), stream_));
-}
-
-void CudaBackend::softmax(Tensor& x) {
-  check_softmax_args(x);
-  check_device("softmax", "x", x);
-  cuda::ProfileScope scope(profiler_, stream_, "softmax");
-  STRATA_CUDA_CHECK(cuda::launch_softmax(x.mutable_data(), row_layout(x), x.ne(0), x.n_rows(), stream_));
 }
 
 const double* CudaBackend::rope_table(const RopeConfig& c) {
@@ -135,8 +118,11 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span
   check_rope_args(k, positions, c);
   check_store_kv_args(k, k_cache, pos);
   check_store_kv_args(v, v_cache, pos);
-  for (const auto& [role, t] : {std::pair<const char*, const Tensor*>{"q", &q}, {"k", &k}, {"v", &v},
-                                {"k_cache", &k_cache}, {"v_cache", &v_cache}}) {
+  for (const auto& [role, t] : {std::pair<const char*, const Tensor*>{"q", &q},
+                                {"k", &k},
+                                {"v", &v},
+                                {"k_cache", &k_cache},
+                                {"v_cache", &v_cache}}) {
     check_device(op, role, *t);
   }
   if (q.ne(0) != k.ne(0) || q.ne(2) != k.ne(2) || k_cache.dtype() != v_cache.dtype()) {
@@ -214,10 +200,9 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
                                       row_layout(v_cache), cache_f16, out.data(), row_layout(out), head_dim, n_heads,
                                       n_kv_heads, q.ne(2), n_past)) {
     cuda::ProfileScope scope(profiler_, stream_, "attention_prefill");
-    STRATA_CUDA_CHECK(cuda::launch_attention_prefill(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache),
-                                                     v_cache.data(), row_layout(v_cache), out.mutable_data(),
-                                                     row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past,
-                                                     scale, stream_));
+    STRATA_CUDA_CHECK(cuda::launch_attention_prefill(
+        q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(), row_layout(v_cache),
+        out.mutable_data(), row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past, scale, stream_));
     return;
   }
   if (q.ne(2) == 1) {  // decode: split over the keys; a recorded step reads n_past on the device

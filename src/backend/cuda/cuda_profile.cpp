@@ -9,10 +9,7 @@
 
 namespace strata::cuda {
 
-Profiler::Profiler() {
-  const char* v = std::getenv("STRATA_CUDA_PROFILE");
-  enabled_ = v != nullptr && std::strcmp(v, "0") != 0 && *v != '\0';
-}
+Profiler::Profiler(bool enabled) : enabled_(enabled) {}
 
 Profiler::~Profiler() {
   if (!enabled_) return;

@@ -1,4 +1,4 @@
-// Per-op GPU times of the CUDA backend, for finding where the time goes (STRATA_CUDA_PROFILE=1):
+// Per-op GPU times of the CUDA backend, for finding where the time goes (CudaOptions::profile: STRATA_CUDA_PROFILE=1):
 // each op records a CUDA event before and after its kernels; at every synchronize() the
 // finished pairs are added up per label ("matmul q4_0 vec", "attention", ...), and the table
 // is printed to stderr when the backend is destroyed. Off by default: then a scope is one
@@ -15,7 +15,7 @@ namespace strata::cuda {
 
 class Profiler {
 public:
-  Profiler();  // enabled when the environment variable STRATA_CUDA_PROFILE is set and not "0"
+  explicit Profiler(bool enabled);  // CudaOptions::profile
   ~Profiler();
   Profiler(const Profiler&) = delete;
   Profiler& operator=(const Profiler&) = delete;

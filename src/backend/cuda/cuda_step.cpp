@@ -22,26 +22,22 @@ struct CudaStep {
   }
 };
 
-bool graphs_enabled() {
-  const char* v = std::getenv("STRATA_CUDA_GRAPHS");
-  return v == nullptr || std::string_view(v) != "0";
-}
-
 }  // namespace
 
 const int32_t* CudaBackend::step_value(std::string_view op, std::span<const int32_t> values, int index) {
   const int64_t expected = index == 0 ? int64_t(capture_.token) : capture_.pos;
   if (values.size() != 1 || values[0] != expected) {
-    fail("cuda: {} called during the recording of the decode step of token {} at position {} with other {} ({} "
-         "values, first {})",
-         op, capture_.token, capture_.pos, index == 0 ? "token ids" : "positions", values.size(),
-         values.empty() ? -1 : values[0]);
+    fail(
+        "cuda: {} called during the recording of the decode step of token {} at position {} with other {} ({} "
+        "values, first {})",
+        op, capture_.token, capture_.pos, index == 0 ? "token ids" : "positions", values.size(),
+        values.empty() ? -1 : values[0]);
   }
   return static_cast<const int32_t*>(step_values_.get()) + index;
 }
 
 void CudaBackend::run_step(StepRecording& recording, int32_t token, int64_t pos, const std::function<void()>& queue) {
-  if (!graphs_enabled() || profiler_.enabled()) {
+  if (!options_.graphs || profiler_.enabled()) {
     queue();
     return;
   }

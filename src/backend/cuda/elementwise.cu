@@ -1,4 +1,4 @@
-// Element-wise ops on f32 rows: add (with one-row broadcast), scale, swiglu. One thread per
+// Element-wise ops on f32 rows: add (with one-row broadcast) and swiglu. One thread per
 // element of a row (grid.x), rows strided over grid.y.
 #include "backend/cuda/common.cuh"
 
@@ -23,15 +23,6 @@ __global__ void add_kernel(const void* a, RowLayout la, const void* b, RowLayout
   }
 }
 
-__global__ void scale_kernel(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows) {
-  start_after_previous_kernel();
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
-    row_ptr<float>(out, lo, r)[i] = row_ptr<float>(x, lx, r)[i] * s;
-}
-
-// silu(g) * u = g / (1 + exp(-g)) * u, as the reference computes it in f32.
 __global__ void swiglu_kernel(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
                               int64_t n, int64_t rows) {
   start_after_previous_kernel();
@@ -52,12 +43,6 @@ cudaError_t launch_add(const void* a, RowLayout la, const void* b, RowLayout lb,
   return launch(add_kernel, grid_for(n, rows), kThreads, 0, stream, a, la, b, lb, broadcast, out, lo, n, rows);
 }
 
-cudaError_t launch_scale(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows,
-                         cudaStream_t stream) {
-  if (n == 0 || rows == 0) return cudaSuccess;
-  return launch(scale_kernel, grid_for(n, rows), kThreads, 0, stream, x, lx, s, out, lo, n, rows);
-}
-
 cudaError_t launch_swiglu(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
                           int64_t n, int64_t rows, cudaStream_t stream) {
   if (n == 0 || rows == 0) return cudaSuccess;
@@ -66,7 +51,7 @@ cudaError_t launch_swiglu(const void* gate, RowLayout lg, const void* up, RowLay
 
 cudaError_t probe_kernel_image() {
   cudaFuncAttributes attributes;
-  return cudaFuncGetAttributes(&attributes, scale_kernel);
+  return cudaFuncGetAttributes(&attributes, swiglu_kernel);
 }
 
 }  // namespace strata::cuda

@@ -49,9 +49,6 @@ inline RowFormat device_format(DType type, int64_t ne0) {
 // out = a + b; b is [n, rows] or one row [n] (broadcast). out may be a.
 cudaError_t launch_add(const void* a, RowLayout la, const void* b, RowLayout lb, bool broadcast, void* out,
                        RowLayout lo, int64_t n, int64_t rows, cudaStream_t stream);
-// out = x * s. out may be x.
-cudaError_t launch_scale(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows,
-                         cudaStream_t stream);
 // out = silu(gate) * up
 cudaError_t launch_swiglu(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
                           int64_t n, int64_t rows, cudaStream_t stream);
@@ -60,8 +57,6 @@ cudaError_t launch_swiglu(const void* gate, RowLayout lg, const void* up, RowLay
 // out[:, r] = x[:, r] / sqrt(mean(x[:, r]^2) + eps) * weight      weight [n] f32
 cudaError_t launch_rms_norm(const void* x, RowLayout lx, const float* weight, float eps, void* out, RowLayout lo,
                             int64_t n, int64_t rows, cudaStream_t stream);
-// Row-wise softmax in place.
-cudaError_t launch_softmax(void* x, RowLayout lx, int64_t n, int64_t rows, cudaStream_t stream);
 
 // ---- rope.cu: x [head_dim, n_heads, n_tokens] f32, in place ----------------------------
 // Pair i of head h of token t turns by positions[t] * theta_scale[i] (double, [n_rot/2]).

@@ -2,7 +2,7 @@
 // Q4_0, Q8_0, Q4_K, Q6_K and F16. Why the generic kernel (matmul_vec.cuh) is slow: a lane
 // there takes a whole 32-element chunk, so the 32 lanes of a warp read x at a stride of
 // 128 bytes, and every 16-byte load of x lands in the same 4 of the L1's 32 banks
-// (32 wavefronts for 512 bytes); that, not the DRAM, bounds it at ~0.45 TB/s.
+// (32 wavefronts for 512 bytes); that, not the DRAM, bounds its bandwidth.
 //
 // Here a CTA of kFastWarps warps computes R rows; its warps split the row's blocks, and
 // kLanes lanes share a block, each lane taking a piece of it (8 or 16 elements) for all R
@@ -61,7 +61,7 @@ __device__ __forceinline__ float sum4(float4 x) {
 // more per element) instead of the factored one: STRATA_MATVEC_EXACT=1 (for comparisons).
 bool exact_form() {
   static const bool exact = [] {
-    const char* e = std::getenv("STRATA_MATVEC_EXACT");
+    const char* e = bench_switch("STRATA_MATVEC_EXACT");
     return e != nullptr && e[0] == '1';
   }();
   return exact;
@@ -71,7 +71,7 @@ bool exact_form() {
 // for measurements).
 int q4_0_unroll() {
   static const int unroll = [] {
-    const char* e = std::getenv("STRATA_MATVEC_Q4_0_UNROLL");
+    const char* e = bench_switch("STRATA_MATVEC_Q4_0_UNROLL");
     return e != nullptr ? std::atoi(e) : 4;
   }();
   return unroll;
@@ -100,17 +100,17 @@ __device__ __forceinline__ float4 load_x4(const float* x, int64_t i4) {
 // Q4_0 (18 bytes: f16 d, 16 bytes of nibbles; byte i holds elements i and i + 16), rows in
 // format F (q4_0_scale_at). Lane t takes nibble bytes 4t..4t+3: elements 4t..4t+3 (low
 // nibbles) and 16+4t.. (high nibbles).
-// Grouped rows keep the slab (measured on an H100, TinyLlama Q4_0 tg128: 1250 t/s against 1043
-// with direct loads).
+// Rows of either format go through the slab (grouped rows read directly are slower:
+// docs/benchmarks.md).
 template <bool kExact, int kUnrollQ = 4, RowFormat F = RowFormat::blocks>
 struct FastQ4_0 {
   static constexpr int kLanes = 4, kElems = 32;
   static constexpr bool kManyRows = true;
-  static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = kUnrollQ;  // block-loop unrolling (measured)
+  static constexpr bool kSlab = true;       // rows through shared memory (see kMaxSlabBytes)
+  static constexpr int kUnroll = kUnrollQ;  // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
-  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
-                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
+                                                    int64_t x_stride, int m, float (&acc)[R][M]) {
     if constexpr (kExact) {
       accumulate_exact<R, M, kSharedX>(rows, b, t, x, x_stride, m, acc);
     } else {
@@ -148,9 +148,8 @@ struct FastQ4_0 {
     }
   }
   template <int R, int M, bool kSharedX>
-  static __device__ __forceinline__ void accumulate_exact(const uint8_t* const (&rows)[R], int b, int t,
-                                                          const float* x, int64_t x_stride, int m,
-                                                          float (&acc)[R][M]) {
+  static __device__ __forceinline__ void accumulate_exact(const uint8_t* const (&rows)[R], int b, int t, const float* x,
+                                                          int64_t x_stride, int m, float (&acc)[R][M]) {
     const int flip = b & 1;
     float va[R][4], vb[R][4], d[R];
 #pragma unroll
@@ -176,12 +175,12 @@ struct FastQ4_0 {
 struct FastQ8_0 {
   static constexpr int kLanes = 4, kBytes = 34, kElems = 32;
   static constexpr bool kManyRows = false;
-  static constexpr int kFewRows = 1;  // rows per CTA at m = 1 (launch_fast)
+  static constexpr int kFewRows = 1;    // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
-  static constexpr int kUnroll = 4;  // block-loop unrolling (measured)
+  static constexpr int kUnroll = 4;     // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
-  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
-                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
+                                                    int64_t x_stride, int m, float (&acc)[R][M]) {
     const int flip = b & 1;
     float va[R][4], vb[R][4], d[R];
 #pragma unroll
@@ -215,10 +214,10 @@ struct FastQ4_K {
   static constexpr int kLanes = 16, kBytes = 144, kElems = 256;
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = 4;  // block-loop unrolling (measured)
+  static constexpr int kUnroll = 4;    // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
-  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
-                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
+                                                    int64_t x_stride, int m, float (&acc)[R][M]) {
     const int u = t / 4, l0 = 8 * (t % 4), flip = u & 1;
     float v[R][2][2][4];            // [row][sub-block lo/hi][first/second word][element] (exact form)
     uint32_t wq[R][2][2];           // the same as words of q << 3 (factored form)
@@ -262,8 +261,8 @@ struct FastQ4_K {
         }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          const float xs = (xv[h][0].x + xv[h][0].y + xv[h][0].z + xv[h][0].w) +
-                           (xv[h][1].x + xv[h][1].y + xv[h][1].z + xv[h][1].w);
+          const float xs =
+              (xv[h][0].x + xv[h][0].y + xv[h][0].z + xv[h][0].w) + (xv[h][1].x + xv[h][1].y + xv[h][1].z + xv[h][1].w);
 #pragma unroll
           for (int r = 0; r < R; ++r) {
             float qx;
@@ -292,10 +291,10 @@ struct FastQ4_KWide {
   static constexpr int kLanes = 8, kBytes = 144, kElems = 256;
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = 1;  // block-loop unrolling (measured: 2 loses 4 to 17 %)
+  static constexpr int kUnroll = 1;    // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
-  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
-                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
+                                                    int64_t x_stride, int m, float (&acc)[R][M]) {
     const int p = t / 2, half = t % 2;
     uint4 q[R];
     float scale[R][2], bias[R][2];  // factored: acc += scale S - bias X per sub-block
@@ -356,12 +355,12 @@ template <RowFormat F = RowFormat::blocks>
 struct FastQ6_K {
   static constexpr int kLanes = 16, kElems = 256;
   static constexpr bool kManyRows = false;
-  static constexpr int kFewRows = 1;  // rows per CTA at m = 1 (launch_fast)
+  static constexpr int kFewRows = 1;   // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = true;  // rows through shared memory (see kMaxSlabBytes)
-  static constexpr int kUnroll = 2;  // block-loop unrolling (measured)
+  static constexpr int kUnroll = 2;    // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
-  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t,
-                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const float* x,
+                                                    int64_t x_stride, int m, float (&acc)[R][M]) {
     const int g = t / 8, l0 = 4 * (t % 8);
     const quant::Q6_KParts p = quant::q6_k_parts<F>(b);
     float v[R][4][4], scale[R][4];
@@ -405,12 +404,12 @@ struct FastQ6_K {
 struct FastF16 {
   static constexpr int kLanes = 1, kBytes = 16, kElems = 8;
   static constexpr bool kManyRows = false;
-  static constexpr int kFewRows = 2;  // rows per CTA at m = 1 (launch_fast)
+  static constexpr int kFewRows = 2;    // rows per CTA at m = 1 (launch_fast)
   static constexpr bool kSlab = false;  // direct loads (see kMaxSlabBytes)
-  static constexpr int kUnroll = 2;  // block-loop unrolling (measured)
+  static constexpr int kUnroll = 2;     // block-loop unrolling (T::kUnroll, matmul_vec_fast.cuh)
   template <int R, int M, bool kSharedX>
-  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int /*t*/,
-                                                    const float* x, int64_t x_stride, int m, float (&acc)[R][M]) {
+  static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int /*t*/, const float* x,
+                                                    int64_t x_stride, int m, float (&acc)[R][M]) {
     const int flip = (b >> 2) & 1;  // lanes 4..7 of each 8 take their second half first
     float va[R][4], vb[R][4];
 #pragma unroll
@@ -438,8 +437,8 @@ struct FastF16 {
 
 // Launches the jobs (their first_cta aside) when the fast kernels take them, else answers
 // cudaErrorNotSupported and launches nothing.
-cudaError_t dispatch_fast(WeightType type, FastJobs& jobs, int64_t k, const float* x, int64_t x_stride, int m, bool swiglu,
-                          cudaStream_t stream) {
+cudaError_t dispatch_fast(WeightType type, FastJobs& jobs, int64_t k, const float* x, int64_t x_stride, int m,
+                          bool swiglu, cudaStream_t stream) {
   if (!aligned(x, 16) || (m > 1 && x_stride % 4 != 0) || m < 1 || m > kMaxVecColumns || k > int64_t(INT32_MAX) ||
       jobs.n_jobs < 1 || jobs.n_jobs > kMaxVecJobs) {
     return cudaErrorNotSupported;
@@ -510,9 +509,9 @@ cudaError_t launch_matvec_fast_jobs(WeightType type, const VecJob* jobs, int n_j
   return dispatch_fast(type, fast, k, x, x_stride, m, false, stream);
 }
 
-cudaError_t launch_matvec_fast_swiglu(WeightType type, const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
-                                      int64_t k, const float* x, int64_t x_stride, int m, cudaStream_t stream,
-                                      const VecNorm* norm) {
+cudaError_t launch_matvec_fast_swiglu(WeightType type, const VecJob& gate, const VecJob& up, float* act,
+                                      int64_t act_stride, int64_t k, const float* x, int64_t x_stride, int m,
+                                      cudaStream_t stream, const VecNorm* norm) {
   FastJobs fast;
   if (!make_swiglu_jobs(gate, up, act, act_stride, norm, fast)) return cudaErrorNotSupported;
   return dispatch_fast(type, fast, k, x, x_stride, m, true, stream);

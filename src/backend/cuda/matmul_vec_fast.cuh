@@ -87,7 +87,9 @@ struct PiecePair {
   static constexpr int kUnroll = 1;  // unused: each piece's own
 };
 template <typename T>
-concept PairPiece = requires { typename T::Second; };
+concept PairPiece = requires {
+  typename T::Second;
+};
 
 // The block loop of a CTA's R rows on piece type P: warp w's lanes take blocks
 // w * (32 / kLanes) + lane / kLanes, stepping by the CTA's blocks per step.
@@ -149,7 +151,7 @@ struct FastJobs {
   int n_jobs;
   float* act;  // kSwiglu's output
   int64_t act_stride;
-  VecNorm norm;  // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
+  VecNorm norm;               // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
   int first_b;                // PiecePair: the first job of its second piece type
   VecRole role[kMaxVecJobs];  // kRoles: each job's (apart from FastJob, which the other
   VecRope rope;               // kernels copy into registers), and their arguments
@@ -187,10 +189,8 @@ inline bool roles_valid(const FastJobs& jobs) {
 // Computed at the kernel's start, before the wait (the positions and the rope table are not
 // written by kernels: kernels.h, VecRope), and kept in shared memory: so neither their loads
 // nor the double-precision sincos sit on the CTA's tail, and they hold no registers across
-// the block loop. Measured on an H100 (tg128, one call, against computing them in the
-// epilogue): Llama-3-8B Q4_K_M 420.9 / 420.8 -> 422.6 / 423.2 t/s, TinyLlama Q4_0 1606 / 1589
-// -> 1618 / 1630; read and computed after the wait instead, the q/k/v launches grew by 8 to 14
-// registers (the double-precision code next to the block loop's live values).
+// the block loop (in registers, next to the block loop's live values, they would cost the
+// q/k/v launches registers and so CTAs per SM; docs/benchmarks.md).
 struct RopeInputs {
   float2 cos_sin;
   int64_t pos;
@@ -220,8 +220,8 @@ __device__ __forceinline__ float rope_store_row(const VecRope& rp, VecRole role,
     const bool v = role == VecRole::store_v;
     // The cache [head_dim, n / head_dim, n_ctx] (roles_valid): row (head, pos) at head nb1 + pos nb2.
     const RowLayout& layout = v ? rp.lvc : rp.lkc;
-    char* cache_row = static_cast<char*>(v ? rp.v_cache : rp.k_cache) + (int(row) / head_dim) * layout.nb1 +
-                      in.pos * layout.nb2;
+    char* cache_row =
+        static_cast<char*>(v ? rp.v_cache : rp.k_cache) + (int(row) / head_dim) * layout.nb1 + in.pos * layout.nb2;
     if (rp.cache_f16) {
       reinterpret_cast<__half*>(cache_row)[d] = __float2half_rn(value);
     } else {
@@ -267,9 +267,8 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   if constexpr (kSlab) {
     // The CTA's rows (kJobRows of each job it reads: one, or gate and up) are consecutive in
     // memory: copy them into shared memory before waiting for the previous kernel, whose
-    // outputs they are not, and read them from there. (Copying them in chunks of block steps,
-    // each on its own barrier so that the first step could start early, measured slower:
-    // TinyLlama Q4_0 tg128 1056 against 1172 t/s.)
+    // outputs they are not, and read them from there: one copy on one barrier (copies of
+    // single block steps on barriers of their own cost more than their early start saves).
     uint8_t* slab = dynamic_shared;
     __shared__ SharedBarrier slab_ready;
     const int valid = int(n - row0 < kJobRows ? n - row0 : kJobRows);
@@ -290,8 +289,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
     start_after_previous_kernel();
     // The epilogue's acc value (matmul_add), read while the slab lands and kept in shared
     // memory, so that the CTA's tail does not wait for it (an L2 round trip under the load of
-    // the weight stream). Measured on an H100 (tg128, one call, with rope_inputs): Llama-3-8B
-    // Q4_K_M 422.6 / 423.2 -> 428.8 / 429.1 t/s, TinyLlama Q4_0 1618 / 1630 -> 1677 / 1690.
+    // the weight stream).
     const int64_t acc_row = row0 + int(threadIdx.x) / M;
     const int acc_j = int(threadIdx.x) % M;
     const bool stage_acc =
@@ -370,24 +368,19 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 
 // The slab path (a CTA's rows copied to shared memory before the previous kernel ends, so
 // that the weights stream in while it finishes) takes the types with T::kSlab, rows that are
-// 16-byte aligned, and at most kMaxSlabBytes per CTA (R rows of the longest).
-// Measured on an H100 (tg128, slab against direct loads): TinyLlama Q4_0 1129 vs 1079 t/s,
-// Llama-3-8B Q4_K_M 309 vs 292, Llama-2-7B Q4_0 367 vs 370 (with its k = 11008 rows direct);
-// Llama-2-7B F16 lost 7 % (179 vs 193) and Q8_0 rows measured no better, so those two read
-// their rows directly. Larger slabs lost too (Q4_0 4096 x 11008 at 4 rows per CTA, 24.8 KB:
-// 1051 vs 1205 GB/s): they cut the CTAs per SM and leave the L1 too small for x; 20 KB
-// admits Q4_K gate/up at 8 rows of 4096 (launch_fast_swiglu).
+// 16-byte aligned, and at most kMaxSlabBytes per CTA (R rows of the longest). F16 and Q8_0
+// rows are read directly: the slab slows F16 down and does not speed Q8_0 up. Larger slabs
+// cut the CTAs per SM and leave the L1 too small for x; 20 KB admits Q4_K gate/up at 8 rows
+// of 4096 (launch_fast_swiglu). Figures in docs/benchmarks.md.
 // STRATA_MATVEC_SLAB=0 turns the path off (for comparisons).
 inline constexpr size_t kMaxSlabBytes = 20 * 1024;
 // The longest x that the CTAs normalize themselves (VecNorm): kMaxNormColumn (norm.cuh).
 // Each CTA reads x and the norm weight, 8 k bytes, from the L2: on Q4_0 rows at 4 per CTA
-// that is 3.6 times the weight bytes. Measured on an H100 (tg128): TinyLlama Q4_0 (k = 2048)
-// 1172 t/s against 1129 with the rms_norm kernel; with k = 4096 the L2 traffic cost more
-// than the launch saved (Llama-2-7B Q4_0 283 against 367, Llama-3-8B Q4_K_M 265 against 309,
-// Llama-2-7B F16 158 against 193), so longer rows take the rms_norm kernel.
+// that is 3.6 times the weight bytes. At k = 2048 that costs less than the rms_norm launch it
+// saves, at k = 4096 more, so longer rows take the rms_norm kernel (docs/benchmarks.md).
 inline bool slab_enabled() {
   static const bool on = [] {
-    const char* e = std::getenv("STRATA_MATVEC_SLAB");
+    const char* e = bench_switch("STRATA_MATVEC_SLAB");
     int device = 0, major = 0;
     const bool hopper = cudaGetDevice(&device) == cudaSuccess &&
                         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
@@ -452,22 +445,17 @@ cudaError_t launch_fast_rm(FastJobs jobs, int64_t k, InputOf<T> x, int64_t x_str
   return cudaErrorNotSupported;
 }
 
-// Unrolling of the block loop (T::kUnroll), measured on an H100: 4 for Q4_0, Q4_K and Q8_0
-// (+17 %, +19 %, +3 % on 128256 x 4096 against 2: more loads in flight), 2 for Q6_K and F16
-// (4 loses 2 to 6 %), 1 for Q4_K's 8-lane kernel (2 loses 4 to 17 %: its registers, 137
-// with 4 rows, cut the warps in flight).
+// Unrolling of the block loop (T::kUnroll): 4 for Q4_0, Q4_K and Q8_0 (more loads in
+// flight), 2 for Q6_K and F16, 1 for Q4_K's 8-lane kernel (unrolled, its registers cut the
+// warps in flight); each type's fastest (docs/benchmarks.md).
 // Rows per CTA for m = 1: for the types with kManyRows (Q4_0, Q4_K) 4 when there are rows
 // enough to fill the GPU with them (each x load then serves 4 rows), fewer for small n;
-// kFewRows for the others (measured on an H100: Q8_0, Q6_K and F16 lose 4 to 13 % with 4
-// rows, their registers cutting the number of warps in flight; F16 gains with 2, Llama-2-7B
-// F16 tg128 198.2 against 193.3 t/s, Q6_K lost 1 % with 2 on Llama-3-8B Q4_K_M). Several
-// columns: fewer rows (registers).
+// kFewRows for the others (1 for Q8_0 and Q6_K, 2 for F16: with more, their registers cut the
+// number of warps in flight). Several columns: fewer rows (registers).
 // n: the rows of all jobs together. SwiGLU launches take 2 rows (one of gate, one of up), or
 // 4 for the kManyRows types at m = 1 when n >= 2048, 8 where those rows go through the slab
 // and 8 of them fit it (more bytes in flight per CTA: its registers, not its slab, cap the
-// CTAs per SM). Measured on an H100 (tg128, one call): Llama-3-8B Q4_K_M (gate/up 14336 x
-// 4096 Q4_K, 18.4 KB slabs at 8 rows) 407.6 t/s against 399.6 / 400.8 with 4; Llama-2-7B
-// Q4_0 (direct loads) lost with 8: 519.4 against 528.7.
+// CTAs per SM); rows read directly keep 4, which is faster for them (docs/benchmarks.md).
 // Rows per CTA at m = 1 where jobs have roles (pairs of rows in one CTA): R rounded up to even.
 template <typename T>
 constexpr int paired_rows() {
@@ -571,8 +559,8 @@ inline bool make_jobs(const VecJob* jobs, int n_jobs, const VecNorm* norm, const
   for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
   return true;
 }
-inline bool make_swiglu_jobs(const VecJob& gate, const VecJob& up, float* act, int64_t act_stride,
-                             const VecNorm* norm, FastJobs& fast) {
+inline bool make_swiglu_jobs(const VecJob& gate, const VecJob& up, float* act, int64_t act_stride, const VecNorm* norm,
+                             FastJobs& fast) {
   if (gate.n != up.n || gate.row_bytes != up.row_bytes || gate.acc != nullptr || up.acc != nullptr) return false;
   const VecJob both[] = {gate, up};
   make_jobs(both, 2, norm, nullptr, fast);

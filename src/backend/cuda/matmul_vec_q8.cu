@@ -58,7 +58,7 @@ struct FastQ4_0x8 {
   static constexpr int kLanes = 2, kBytes = 18, kElems = 32;
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;
-  static constexpr int kUnroll = 8;  // measured (dispatch_q8)
+  static constexpr int kUnroll = 8;  // block-loop unrolling (dispatch_q8)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const XQ8& x,
                                                     int64_t /*x_stride*/, int /*m*/, float (&acc)[R][M]) {
@@ -82,10 +82,8 @@ struct FastQ4_0x8 {
 // Q4_0 rows in the grouped8 format (kernels.h: RowFormat): one lane per block, its 16 bytes of
 // nibbles in one 16-byte load (low nibbles elements 0..15, high 16..31), so a warp reads 32
 // consecutive blocks (4 runs of 8, 576 bytes) of each of its rows: d_w (d_x S - 8 s_x).
-// Measured on an H100 (Llama-2-7B Q4_0 tg128, one call): 441 t/s with the rows as in the file
-// (FastQ4_0x8), 481 grouped through the slab, 499 with direct loads; the block loop unrolled
-// 1, 3 or 4 times: 463, 426, 455 against 499 with 2; 2 or 8 rows per CTA where n >= 4096:
-// 488, 480 against 4 (launch_fast).
+// Rows read directly (not through the slab), the block loop unrolled 2, 4 rows per CTA where
+// n >= 4096 (launch_fast): the fastest of the variants measured (docs/benchmarks.md).
 struct FastQ4_0Gx8 {
   static constexpr bool kQ8 = true;
   static constexpr int kLanes = 1, kElems = 32;
@@ -125,7 +123,7 @@ struct FastQ4_Kx8 {
   static constexpr int kLanes = 8, kBytes = 144, kElems = 256;
   static constexpr bool kManyRows = true;
   static constexpr bool kSlab = true;
-  static constexpr int kUnroll = 1;  // measured (dispatch_q8)
+  static constexpr int kUnroll = 1;  // block-loop unrolling (dispatch_q8)
   template <int R, int M, bool kSharedX>
   static __device__ __forceinline__ void accumulate(const uint8_t* const (&rows)[R], int b, int t, const XQ8& x,
                                                     int64_t /*x_stride*/, int /*m*/, float (&acc)[R][M]) {
@@ -210,9 +208,8 @@ struct FastQ6_Kx8 {
 
 // Q6_K rows in the grouped8 format (kernels.h: RowFormat): lane t (0..7) takes l = l0 .. l0 + 7
 // of group g = t / 4 (l0 = 8 (t % 4)) for k = 0..3, its low bits, high bits and the group's 8
-// scales in one aligned 8-byte load each: two words of each of 4 q8 blocks of x. Measured on an
-// H100 (Llama-3-8B Q4_K_M tg128, one call): 370.9 / 373.0 t/s with the rows as in the file
-// (FastQ6_Kx8), 377.9 / 378.4 grouped through the slab, 380.6 / 378.7 with direct loads.
+// scales in one aligned 8-byte load each: two words of each of 4 q8 blocks of x. Rows go
+// through the slab (direct loads measure the same; docs/benchmarks.md).
 struct FastQ6_KGx8 {
   static constexpr bool kQ8 = true;
   static constexpr int kLanes = 8, kElems = 256;
@@ -256,12 +253,9 @@ struct FastQ6_KGx8 {
   }
 };
 
-// Rows per CTA and block-loop unrolling, measured on an H100 (tg128, one call each):
-// Llama-3-8B Q4_K_M 336.6 t/s as first written (Q4_K unrolled 2, Q6_K one row per CTA), 345.1
-// with Q6_K rows 4 per CTA where n >= 4096 (kManyRows), 341.4 with Q4_K not unrolled, 353.8 with
-// both (Q4_K unrolled 4: 330.4; Q6_K one row unrolled 1 or 4: 336.3, 338.8; four rows unrolled
-// 1 or 4: 350.6, 353.1); Llama-2-7B Q4_0 398.3 with Q4_0 unrolled 4, 399.8 / 404.4 / 409.4
-// unrolled 2 / 1 / 8 (its k = 11008 rows take 5.4 block steps per lane).
+// Rows per CTA and block-loop unrolling of the integer pieces: Q6_K rows 4 per CTA where
+// n >= 4096 (kManyRows, unlike its f32 piece) unrolled 2, Q4_K not unrolled, Q4_0 in the
+// file's format unrolled 8; each the fastest of the variants measured (docs/benchmarks.md).
 cudaError_t dispatch_q8(WeightType type, FastJobs& jobs, int64_t k, XQ8 x, bool swiglu, cudaStream_t stream) {
   if (!matvec_q8_supported(type.type, k) || jobs.n_jobs < 1 || jobs.n_jobs > kMaxVecJobs) return cudaErrorNotSupported;
   const bool rows2 = rows_aligned(jobs, 2), rows16 = rows_aligned(jobs, 16);
@@ -309,9 +303,9 @@ bool matvec_q8_pair_supported(WeightType a, WeightType b) {
   return a == WeightType{DType::Q4_K, RowFormat::blocks} && b == WeightType{DType::Q6_K, RowFormat::grouped8};
 }
 
-// Measured on an H100 (Llama-3-8B Q4_K_M tg128, one call, two rounds): the Q6_K v of 16 of its
-// 32 layers in the q/k launch instead of a launch of its own: 427.4 / 429.8 -> 428.3 / 432.4
-// t/s (the pair's q/k/v kernel takes 64 registers, Q4_K's alone 56).
+// Q4_K jobs and regrouped Q6_K jobs of one x in one launch (PiecePair: the jobs before n_a on
+// the Q4_K piece), e.g. a Q4_K_M file's Q4_K q and k with a Q6_K v: one launch fewer is worth
+// more than the pair kernel's extra registers cost (docs/benchmarks.md).
 cudaError_t launch_matvec_q8_jobs_pair(WeightType a, WeightType b, const VecJob* jobs, int n_a, int n_jobs, int64_t k,
                                        XQ8 x, cudaStream_t stream, const VecRope* rope) {
   if (!matvec_q8_pair_supported(a, b) || !matvec_q8_supported(a.type, k) || !matvec_q8_supported(b.type, k) ||

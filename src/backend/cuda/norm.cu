@@ -1,4 +1,4 @@
-// Row-wise reductions: rms_norm and softmax. One block per row (rows strided over the
+// Row-wise reductions: rms_norm. One block per row (rows strided over the
 // grid), except a single row's rms_norm (NormPath::Split); sums in f32 via warp shuffles;
 // rms_norm reads 16-byte words where it can.
 #include "backend/cuda/norm.cuh"
@@ -17,11 +17,8 @@ constexpr int64_t kMaxBlocks = 65535;
 // ceil(n / 4 / kNormRowThreads) blocks: each sums the squares of the whole row and normalizes
 // one word per thread. SinglePass: longer rows of 16-byte words, up to kSinglePassThreads * 4 *
 // kSinglePassWords floats, are read once into registers by kSinglePassThreads threads. Loop:
-// the rest, element by element, kThreads threads. Measured on an H100 (rows of 4096, the norm
-// with x's q8 form; ncu, each kernel alone): 5.3-5.6 us as SinglePass (one block of 1024
-// threads), 4.1-4.35 us as Split; one block of 128 threads took 7.6 us. tg128 against
-// SinglePass (one call): Llama-3-8B Q4_K_M 390.3 -> 396.9, Llama-2-7B Q4_0 499.9 -> 523.7,
-// TinyLlama Q4_0 (rows of 2048: was Shared) 1360.7 -> 1483.3.
+// the rest, element by element, kThreads threads. A single row takes Split rather than one
+// block, since several blocks finish it sooner: decode waits for it (docs/benchmarks.md).
 enum class NormPath { Shared, Split, SinglePass, Loop };
 constexpr int kSinglePassThreads = 1024;
 constexpr int kSinglePassWords = 2;
@@ -33,7 +30,7 @@ __global__ void __launch_bounds__(kSinglePassThreads)
                     int64_t rows, NormPath path, XQ8 q8) {
   __shared__ float scratch[kWarp];
   const auto* w4 = reinterpret_cast<const float4*>(weight);
-  float4 wv[kSinglePassWords];  // SinglePass: the thread's weight words, read before the wait
+  float4 wv[kSinglePassWords];         // SinglePass: the thread's weight words, read before the wait
   if (path == NormPath::SinglePass) {  // (the weight is no kernel's output): off the critical path
 #pragma unroll
     for (int j = 0; j < kSinglePassWords; ++j) {
@@ -97,21 +94,6 @@ bool aligned16(const void* p, const RowLayout& l) {
   return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && l.nb1 % 16 == 0 && l.nb2 % 16 == 0 && l.nb3 % 16 == 0;
 }
 
-__global__ void softmax_kernel(void* x, RowLayout lx, int64_t n, int64_t rows) {
-  start_after_previous_kernel();
-  __shared__ float scratch[kWarp];
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    float* xr = row_ptr<float>(x, lx, r);
-    float max = -INFINITY;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) max = fmaxf(max, xr[i]);
-    max = block_reduce<true>(max, scratch);
-    float sum = 0.0f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += expf(xr[i] - max);
-    sum = block_reduce<false>(sum, scratch);
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) xr[i] = expf(xr[i] - max) / sum;
-  }
-}
-
 NormPath norm_path(const void* x, const RowLayout& lx, const float* weight, const void* out, const RowLayout& lo,
                    int64_t n, int64_t rows) {
   const bool words =
@@ -157,13 +139,8 @@ cudaError_t launch_rms_norm_q8(const float* x, const float* weight, float eps, f
     const cudaError_t status = launch_rms_norm(x, row, weight, eps, normed, row, n, 1, stream);
     return status != cudaSuccess ? status : launch_quantize_x_q8(normed, n, out, stream);
   }
-  return launch(rms_norm_kernel, norm_blocks(path, n, 1), threads_for(path), 0, stream, x, row, weight, eps, normed, row,
-                n, int64_t(1), path, out);
-}
-
-cudaError_t launch_softmax(void* x, RowLayout lx, int64_t n, int64_t rows, cudaStream_t stream) {
-  if (n == 0 || rows == 0) return cudaSuccess;
-  return launch(softmax_kernel, blocks_for(rows), kThreads, 0, stream, x, lx, n, rows);
+  return launch(rms_norm_kernel, norm_blocks(path, n, 1), threads_for(path), 0, stream, x, row, weight, eps, normed,
+                row, n, int64_t(1), path, out);
 }
 
 }  // namespace strata::cuda

@@ -17,7 +17,7 @@ __global__ void set_step_kernel(int32_t* values, int32_t token, int32_t pos) {
 
 bool dependent_launch_enabled() {
   static const bool enabled = [] {
-    const char* v = std::getenv("STRATA_CUDA_PDL");
+    const char* v = bench_switch("STRATA_CUDA_PDL");
     return v == nullptr || std::string_view(v) != "0";
   }();
   return enabled;
