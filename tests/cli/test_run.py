@@ -120,9 +120,9 @@ class DumpsAndCompare(ModelDir):
         self.assertEqual(names[0], "inp_embd")
         self.assertEqual(names[-1], "logits")
         self.assertIn("blk.1.ffn_out", names)
-        q = np.load(os.path.join(dump, "pass-000", "blk.0.q.npy"))
+        q = np.load(os.path.join(dump, "pass-000", "blk.0.q_rope.npy"))  # the fused q/k/v matmul's q
         self.assertEqual(q.shape[1], 64)
-        self.assertEqual(np.load(os.path.join(dump, "pass-001", "blk.0.q.npy")).shape, (1, 64))
+        self.assertEqual(np.load(os.path.join(dump, "pass-001", "blk.0.q_rope.npy")).shape, (1, 64))
 
         same = run_strata("compare", dump, dump)
         self.assertEqual(same.returncode, 0, same.stdout + same.stderr)
@@ -159,6 +159,20 @@ class Verify(ModelDir):
         n_prompt = int(re.search(r"(\d+) prompt tokens \+ 4 greedy tokens", proc.stdout).group(1))
         self.assertIn(int(match.group(1)), range(n_prompt - 1, n_prompt + 3))
         self.assertGreaterEqual(float(match.group(2)), 0.0)
+
+    def test_decode_steps_are_compared_fused_and_unfused(self):
+        # the prompt in one pass, then one decode step per greedy token: taps of every pass
+        for arch in ("llama", "qwen2"):
+            m = tiny_model(arch, "q8_0")
+            for extra in ([], ["--unfused"]):
+                with self.subTest(arch=arch, unfused=bool(extra)):
+                    proc = run_strata("verify", "-m", m, "-p", "The quick brown fox", "--tokens", "3", "-q",
+                                      "--backend", "cpu_ref", *extra)
+                    self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+                    for name in ("blk.0.q_rope", "blk.1.ffn_out#3", "logits#3"):
+                        self.assertRegex(proc.stdout, rf"(?m)^{re.escape(name)}\s+\[", name)
+                    self.assertNotIn("logits#4", proc.stdout)
+                    self.assertIn(" 0 failed", proc.stdout)
 
     def test_same_backend_twice_is_an_error(self):
         m = tiny_model()
