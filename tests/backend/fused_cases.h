@@ -34,6 +34,14 @@ inline void run_fused(Backend& b, const FusedMatmul& op, bool fused) {
   }
 }
 
+// Gives op the prologue x = rms_norm(input, weight) (eps 1e-5).
+inline void with_rms_norm(FusedMatmul& op, const Tensor& input, const Tensor& weight) {
+  op.prologue = FusedMatmul::Prologue::rms_norm;
+  op.norm_input = &input;
+  op.norm_weight = &weight;
+  op.norm_eps = 1e-5f;
+}
+
 // The weights on the backend, an output [n, m] for each, and plain jobs that join them.
 struct Batch {
   std::vector<Tensor> weights, outs, biases;
@@ -73,12 +81,7 @@ inline Outputs run_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_
   Tensor out = b.alloc(DType::F32, {wg.n, m}, "out");
   const MatmulJob jobs[] = {{.w = &g, .out = &gate}, {.w = &u, .out = &up}};
   FusedMatmul op{.x = &x, .jobs = jobs, .gate = FusedMatmul::Gate::swiglu, .gated = &out};
-  if (norm) {
-    op.prologue = FusedMatmul::Prologue::rms_norm;
-    op.norm_input = &input;
-    op.norm_weight = &norm_weight;
-    op.norm_eps = 1e-5f;
-  }
+  if (norm) with_rms_norm(op, input, norm_weight);
   run_fused(b, op, fused);
   Outputs result;
   if (norm) result.push_back(download(b, x));
@@ -94,12 +97,7 @@ inline Outputs run_batch(Backend& b, const std::vector<Weight>& ws, int64_t m, u
   Tensor x = norm ? b.alloc(DType::F32, {k, m}, "normed") : input;
   const std::unique_ptr<Batch> batch = make_batch(b, ws, m);
   FusedMatmul op{.x = &x, .jobs = batch->jobs};
-  if (norm) {
-    op.prologue = FusedMatmul::Prologue::rms_norm;
-    op.norm_input = &input;
-    op.norm_weight = &norm_weight;
-    op.norm_eps = 1e-5f;
-  }
+  if (norm) with_rms_norm(op, input, norm_weight);
   run_fused(b, op, fused);
   Outputs result;
   if (norm) result.push_back(download(b, x));
