@@ -5,9 +5,12 @@
 // the caches; each figure is the median of -r runs after 3 warm-ups.
 //
 // --hot reads one copy over and over (from the caches where it fits): the kernels' own speed.
+// --huge puts the read buffer and the weights in transparent huge pages (madvise): without
+// it they sit in 4 KB pages, as weights mmapped from a file do.
 //
-//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [TYPE]...
+//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [--huge] [TYPE]...
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -60,15 +63,29 @@ double median_seconds(int runs, const Fn& fn) {
   return t[t.size() / 2];
 }
 
-// Bytes per second of a streaming read over the pool: each run reads the next 16 MiB slice
-// of a 1 GiB buffer (so never from the caches), in chunks of 1 MiB, with software prefetches
+// `bytes` of memory aligned to 2 MB, in transparent huge pages where `huge` (if the kernel
+// gives them).
+std::shared_ptr<uint8_t> allocate(size_t bytes, bool huge) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHuge, size));
+  if (p == nullptr) {
+    fmt::print(stderr, "cpu_matmul_bench: out of memory ({} bytes)\n", size);
+    std::exit(1);
+  }
+  if (huge) madvise(p, size, MADV_HUGEPAGE);
+  return std::shared_ptr<uint8_t>(p, std::free);
+}
+
+// Bytes per second of a streaming read over the pool: each run reads the next 64 MiB slice
+// of a 1 GiB buffer (so never from the caches), in chunks of 256 KiB, with software prefetches
 // kReadAhead bytes ahead (as the decode kernels do). Short runs, as decode's, so that a
 // median is robust against other processes taking the cores.
 constexpr size_t kReadAhead = 2048;
 
-double read_bandwidth(strata::ThreadPool& pool, int runs) {
-  const size_t bytes = size_t(1) << 30, slice = size_t(16) << 20, chunk = size_t(1) << 20;
-  std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]);
+double read_bandwidth(strata::ThreadPool& pool, int runs, bool huge) {
+  const size_t bytes = size_t(1) << 30, slice = size_t(64) << 20, chunk = size_t(256) << 10;
+  const std::shared_ptr<uint8_t> buf = allocate(bytes, huge);
   std::memset(buf.get(), 1, bytes);
   std::vector<int64_t> sink(size_t(pool.n_threads()));
   const double t = median_seconds(runs, [&](int run) {
@@ -112,7 +129,7 @@ int main(int argc, char** argv) {
   int threads = 2, runs = 20, m = 128;
   strata::cpu::MatmulConfig config{strata::cpu::detected_isa(), false};
   std::vector<DType> types;
-  bool hot = false;
+  bool hot = false, huge = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-t" && i + 1 < argc) {
@@ -128,6 +145,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       config.isa = *isa;
+    } else if (a == "--huge") {
+      huge = true;
     } else if (a == "--hot") {
       hot = true;
     } else if (a == "--f32") {
@@ -135,18 +154,19 @@ int main(int argc, char** argv) {
     } else if (const auto t = strata::dtype_from_name(a)) {
       types.push_back(*t);
     } else {
-      fmt::print(stderr,
-                 "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [TYPE]...\n");
+      fmt::print(
+          stderr,
+          "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [--huge] [TYPE]...\n");
       return 2;
     }
   }
   if (types.empty()) types = {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::F16};
 
   strata::ThreadPool pool(threads);
-  const double read = read_bandwidth(pool, std::max(runs, 20));
-  fmt::print("cpu_matmul_bench: {} threads, {}{}, read bandwidth {:.1f} GB/s; median of {} runs; prompt m = {}{}\n\n",
+  const double read = read_bandwidth(pool, std::max(runs, 20), huge);
+  fmt::print("cpu_matmul_bench: {} threads, {}{}, read bandwidth {:.1f} GB/s; median of {} runs; prompt m = {}{}{}\n\n",
              threads, strata::cpu::isa_name(config.isa), config.f32_activations ? " (f32 activations)" : "",
-             read * 1e-9, runs, m, hot ? "; decode reads one copy (hot)" : "");
+             read * 1e-9, runs, m, hot ? "; decode reads one copy (hot)" : "", huge ? "; huge pages" : "");
   fmt::print("| type | n x k | what | MB | decode us | decode GB/s | of read bw | prompt ms | prompt GFLOP/s |\n");
   fmt::print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (DType type : types) {
@@ -154,11 +174,11 @@ int main(int argc, char** argv) {
       const Tensor w = Tensor::from_f32(random_values(size_t(s.n * s.k), 1), {s.k, s.n}, type, "w");
       const size_t bytes = w.n_bytes();
       const size_t n_copies = hot ? 1 : std::max<size_t>(1, (size_t(512) << 20) / bytes + 1);
-      std::vector<std::shared_ptr<std::vector<uint8_t>>> store;
       std::vector<Tensor> copies;
       for (size_t c = 0; c < n_copies; ++c) {
-        auto mem = std::make_shared<std::vector<uint8_t>>(w.data(), w.data() + bytes);
-        copies.push_back(Tensor::external(type, {s.k, s.n}, mem->data(), bytes, mem, "w"));
+        const std::shared_ptr<uint8_t> mem = allocate(bytes, huge);
+        std::memcpy(mem.get(), w.data(), bytes);
+        copies.push_back(Tensor::external(type, {s.k, s.n}, mem.get(), bytes, mem, "w"));
       }
       const Tensor x1 = Tensor::from_f32(random_values(size_t(s.k), 2), {s.k, 1}, DType::F32, "x");
       const Tensor xm = Tensor::from_f32(random_values(size_t(s.k * m), 3), {s.k, m}, DType::F32, "x");
