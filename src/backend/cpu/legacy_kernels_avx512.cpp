@@ -1,16 +1,20 @@
 // The AVX-512 VNNI path of the legacy kernel group: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights
-// times q8_32 activations (the arithmetic of legacy_kernels.cpp), tiles of up to 4 rows x 4
-// columns on 256-bit vectors (AVX-512 VL encodings of vpdpbusd, 32 registers). A block's
-// 32 levels are unpacked to unsigned bytes u = q + offset (8 for Q4_0, 16 for Q5_0, 128 for
-// Q8_0, 0 for Q4_1 / Q5_1); vpdpbusd adds u_i * qs_i onto -offset * sum(qs), which is made
-// once per activation block. Only called at the avx512_vnni level. Internal linkage only
-// (ODR hazard of cpu-common): the one export is legacy_kernels_avx512_vnni.
+// times q8_32 activations (the arithmetic of legacy_kernels.cpp). Only called at the
+// avx512_vnni level.
+//  - Tile kernels, up to 4 rows x 4 columns: a block's 32 levels are unpacked to unsigned
+//    bytes u = q + offset (8 for Q4_0, 16 for Q5_0, 128 for Q8_0, 0 for Q4_1 / Q5_1) and
+//    vpdpbusd adds u_i * qs_i onto -offset * sum(qs), made once per activation block.
+//    Q4_0 and Q4_1 take two blocks per step on 512-bit vectors (tile_pairs), the others one
+//    block on 256-bit vectors (tile_single). While reading a tile they prefetch the rows
+//    three tiles on (3 * NR rows further): decode reads a few short rows side by side, too
+//    short for the hardware prefetcher.
+//  - Packed prompt kernels (packed_gemm.h): 16 repacked rows in the lanes of a vector.
+// Internal linkage only (ODR hazard of cpu-common): the exports are the two functions at the
+// end.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() (a self-initialized variable) as
 // the unused source of their unmasked forms, and GCC 12 then reports it as uninitialized.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// While reading a tile the kernels prefetch the rows three tiles on (3 * NR rows further):
-// decode reads a few short rows side by side, too short for the hardware prefetcher.
 #include <immintrin.h>
 
 #include <cstdint>
