@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -109,6 +110,9 @@ public:
   virtual void synchronize() {}
   // The device the backend computes on, for reports ("CPU", "NVIDIA H100 80GB HBM3").
   virtual std::string device_name() const { return "CPU"; }
+  // Free memory of the device in bytes, for planning allocations before making them; nullopt
+  // for a backend that computes in host memory (the caller asks the host).
+  virtual std::optional<size_t> device_free_memory() const { return std::nullopt; }
 
   // ---- ops ---------------------------------------------------------------------------
   // out[:, i] = table[:, ids[i]]                table [n_embd, n_vocab] any type; out [n_embd, n_ids] f32

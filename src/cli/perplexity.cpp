@@ -27,7 +27,7 @@ void run_perplexity(PerplexityArgs& args) {
   LoadedModel m = load_model(args.model);
   const std::vector<TokenId> tokens = encode_text(args.model, m.tokenizer, text, true, false, args.file);
   log_info(args.model, fmt::format("perplexity: {} tokens, chunks of {}", tokens.size(), args.model.ctx_size));
-  Session session(*m.model, *m.backend, {args.model.ctx_size, kv_dtype(args.model)});
+  Session session(*m.model, *m.backend, {.n_ctx = args.model.ctx_size, .kv_type = kv_dtype(args.model), .n_batch = args.model.ctx_size});
   const Tap tap = args.model.dump_dir.empty() ? Tap{} : dump_tap(*m.backend, args.model.dump_dir);
   const PerplexityResult r = perplexity(
       session, m.tokenizer, tokens, args.model.ctx_size, args.chunks,

@@ -40,7 +40,7 @@ void run(RunArgs& args) {
   LoadedModel m = load_model(args.model);
   const std::vector<TokenId> prompt =
       encode_text(args.model, m.tokenizer, read_prompt(args), true, !args.no_special, "the prompt");
-  Session session(*m.model, *m.backend, {args.model.ctx_size, kv_dtype(args.model)});
+  Session session(*m.model, *m.backend, {.n_ctx = args.model.ctx_size, .kv_type = kv_dtype(args.model), .n_batch = int64_t(prompt.size())});
   if (int64_t(prompt.size()) >= session.n_ctx()) {
     fail("the prompt is {} tokens, the context holds {} (--ctx-size): it leaves no room to generate", prompt.size(),
          session.n_ctx());

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "runtime/memory_plan.h"
 
 namespace strata {
 
@@ -12,10 +13,22 @@ int64_t default_context(const ModelConfig& config, int64_t requested) {
   return std::min<int64_t>(config.n_ctx_train, 4096);
 }
 
+namespace {
+
+// The context size, once it is known to fit in memory.
+int64_t checked_context(const ModelConfig& config, const Backend& backend, const SessionOptions& options) {
+  const int64_t n_ctx = default_context(config, options.n_ctx);
+  const int64_t n_batch = options.n_batch > 0 ? options.n_batch : std::min<int64_t>(n_ctx, 512);
+  check_session_memory(config, backend, n_ctx, options.kv_type, n_batch);
+  return n_ctx;
+}
+
+}  // namespace
+
 Session::Session(const Model& model, Backend& backend, const SessionOptions& options)
     : model_(model),
       backend_(backend),
-      cache_(backend, model.config(), default_context(model.config(), options.n_ctx), options.kv_type),
+      cache_(backend, model.config(), checked_context(model.config(), backend, options), options.kv_type),
       transformer_(model.config(), model.weights(), backend, options.unfused) {}
 
 std::span<const float> Session::eval(std::span<const int32_t> tokens, bool all_logits, const Tap& tap) {

@@ -15,10 +15,15 @@ struct SessionOptions {
   int64_t n_ctx = 0;           // 0: the model's training context or 4096, whichever is smaller
   DType kv_type = DType::F16;  // F16 or F32
   bool unfused = false;        // fused matmuls as their plain ops (Transformer), for bisecting
+  // The most tokens one eval() will take: sizes the activations in the memory check made
+  // before the KV cache is allocated (0: min(n_ctx, 512)).
+  int64_t n_batch = 0;
 };
 
 class Session {
 public:
+  // Throws strata::Error, before allocating, when the KV cache and activations do not fit in
+  // the backend's free memory (check_session_memory).
   Session(const Model& model, Backend& backend, const SessionOptions& options);
 
   // Appends `tokens` at the current position and runs them. Returns the logits of the last

@@ -108,6 +108,27 @@ class Run(ModelDir):
                 run_strata("run", "-m", m, "-p", "Hi", "-n", "3", "--temp", "0", "-q", check=True)
 
 
+class Memory(ModelDir):
+    def test_context_larger_than_memory_is_refused_before_allocating(self):
+        # 128 layers of n_embd 64: an f32 KV cache of 64 KiB per token, 1 TiB for 2^24 tokens.
+        deep = self.path("deep.gguf")
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make-synthetic-model"), "-o", deep,
+                        "--shape", "small", "--vocab-from", VOCAB, "--n-embd", "64", "--n-layer", "128",
+                        "--n-head", "4", "--n-head-kv", "4", "--n-ff", "64", "--n-ctx", "256", "--tied",
+                        "--seed", "1", "-q"], check=True, capture_output=True, text=True)
+        proc = run_strata("run", "-m", deep, "-p", "Hello", "-n", "2", "-c", "16777216", "--kv-type", "f32",
+                          "--backend", "cpu_ref")
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        line = proc.stderr.splitlines()[-1]
+        self.assertRegex(line, r"^error: a context of 16777216 tokens needs [0-9.]+ GiB of memory: 1024\.0 GiB "
+                               r"of KV cache \(f32, 64\.0 KiB per token\)")
+        self.assertRegex(line, r"[0-9.]+ [GM]iB is available in host memory \(MemAvailable\)")
+        largest = re.search(r"The largest context that fits is (\d+) \(-c \1\)", line)
+        self.assertIsNotNone(largest, line)
+        self.assertLess(int(largest.group(1)), 16777216)
+        self.assertEqual(int(largest.group(1)) % 256, 0)
+
+
 class DumpsAndCompare(ModelDir):
     def test_dump_tensors_then_compare(self):
         m = tiny_model()

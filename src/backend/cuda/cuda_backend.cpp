@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <limits>
 #include <string_view>
 
 #include "backend/cuda/bench_switches.h"
@@ -171,6 +172,15 @@ CudaBackend::~CudaBackend() {
   gemm_x_.reset();
   if (cublas_ != nullptr) (void)cublasDestroy(cublas_);
   if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+}
+
+std::optional<size_t> CudaBackend::device_free_memory() const {
+  size_t free = 0, total = 0;
+  if (cudaSetDevice(device_) != cudaSuccess || cudaMemGetInfo(&free, &total) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return std::numeric_limits<size_t>::max();  // unknown: no limit to check against
+  }
+  return free;
 }
 
 std::shared_ptr<void> CudaBackend::device_alloc(size_t bytes, const std::string& what, bool weight,

@@ -68,6 +68,7 @@ public:
 
   std::string_view name() const override { return "cuda"; }
   std::string device_name() const override { return device_name_; }
+  std::optional<size_t> device_free_memory() const override;
 
   Tensor alloc(DType type, ShapeRef ne, std::string name) override;
   Tensor upload(const Tensor& host) override;
