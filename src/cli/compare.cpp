@@ -44,6 +44,27 @@ std::vector<std::string> dump_names(const fs::path& dir) {
   return names;
 }
 
+// Thresholds as `verify` gives them, whatever folder level was passed: by the op's name
+// (the file name, not its folder), and per folder (one forward pass each), so that a pass
+// carries no error budget from the passes before it.
+void apply_folder_thresholds(std::vector<TensorDiff>& diffs) {
+  for (size_t begin = 0; begin < diffs.size();) {
+    const fs::path folder = fs::path(diffs[begin].name).parent_path();
+    size_t end = begin;
+    std::vector<TensorDiff> group;
+    for (; end < diffs.size() && fs::path(diffs[end].name).parent_path() == folder; ++end) {
+      group.push_back(diffs[end]);
+      group.back().name = fs::path(diffs[end].name).filename().string();
+    }
+    apply_thresholds(group);
+    for (size_t i = begin; i < end; ++i) {
+      diffs[i].threshold = group[i - begin].threshold;
+      diffs[i].pass = group[i - begin].pass;
+    }
+    begin = end;
+  }
+}
+
 int run_compare(const std::string& dir_a, const std::string& dir_b) {
   const std::vector<std::string> names = dump_names(dir_a);
   if (names.empty()) fail("{}: no .npy files", dir_a);
@@ -59,10 +80,9 @@ int run_compare(const std::string& dir_a, const std::string& dir_b) {
     const NpyArray b = read_npy(pb.string());
     if (a.shape != b.shape) fail("tensor '{}': shapes differ between {} and {}", name, dir_a, dir_b);
     std::vector<int64_t> ne(a.shape.rbegin(), a.shape.rend());
-    diffs.push_back(diff_values(fs::path(name).filename().string(), ne, a.values, b.values));
-    diffs.back().name = name;
+    diffs.push_back(diff_values(name, ne, a.values, b.values));
   }
-  apply_thresholds(diffs);
+  apply_folder_thresholds(diffs);
   const int failures = print_diff_table(diffs);
   for (const auto& m : missing) std::printf("missing in %s: %s\n", dir_b.c_str(), m.c_str());
   if (diffs.empty()) fail("no tensor of {} is in {}", dir_a, dir_b);

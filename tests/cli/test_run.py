@@ -160,6 +160,32 @@ class DumpsAndCompare(ModelDir):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("first failure: pass-000/blk.1.attn_norm", proc.stdout)
 
+    def test_compare_thresholds_do_not_depend_on_the_folder_level(self):
+        m = tiny_model()
+        ref = self.path("ref")
+        run_strata("run", "-m", m, "-p", "Hello world", "-n", "2", "--temp", "0", "-q", "--dump-tensors", ref,
+                   check=True)
+        test = self.path("test")
+        run_strata("run", "-m", m, "-p", "Hello world", "-n", "2", "--temp", "0", "-q", "--dump-tensors", test,
+                   check=True)
+        # logits off by an NMSE of about 1e-5: within a product's 5e-4, far above an elementwise 1e-7
+        path = os.path.join(test, "pass-001", "logits.npy")
+        x = np.load(path)
+        noise = np.random.default_rng(0).standard_normal(x.shape).astype(x.dtype)
+        np.save(path, x + noise * np.sqrt(1e-5 * np.mean(x.astype(np.float64) ** 2)))
+
+        def row(out, name):
+            line = next(line for line in out.splitlines() if line.split()[0] == name)
+            return line.split()[-2:]  # threshold, result
+
+        top = run_strata("compare", test, ref)
+        one = run_strata("compare", os.path.join(test, "pass-001"), os.path.join(ref, "pass-001"))
+        self.assertEqual(row(top.stdout, "pass-001/logits"), row(one.stdout, "logits"))
+        self.assertEqual(row(one.stdout, "logits"), ["5.00e-04", "ok"])
+        self.assertEqual(top.returncode, 0, top.stdout)
+        # the first tensor of a pass has its own op's threshold, not the previous pass's budget
+        self.assertEqual(row(top.stdout, "pass-001/inp_embd"), row(one.stdout, "inp_embd"))
+
     def test_compare_errors(self):
         proc = run_strata("compare", self.path("nope"), self.path("nope2"))
         self.assertEqual(proc.returncode, 1)
