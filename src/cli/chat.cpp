@@ -3,6 +3,7 @@
 // terminal only, so it can be scripted), answers stream to stdout. The conversation stays in the
 // KV cache: each turn evaluates only its new text. Ctrl-C stops the answer being generated; at
 // the prompt, a second Ctrl-C in a row exits (code 130); Ctrl-D / end of input exits with 0.
+// Lines starting with '/' are commands (/help, /clear, /system TEXT, /exit), not messages.
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -196,13 +197,44 @@ StopReason answer(ChatState& s, const std::string& user_line) {
     s.pending.push_back(stats.last_token);
   }
   if (s.args.verbose) {
+    auto rate = [](int64_t n, double sec) { return sec > 0 ? double(n) / sec : 0.0; };
     log_info(s.args.model,
-             fmt::format("turn {}: {} new tokens evaluated, {} reused from the cache{}; answer: {} "
-                         "tokens ({}); context {}/{}",
-                         s.turn, tokens.size(), reused, step.rewind_answer ? " (last answer rewound)" : "",
-                         stats.n_generated, stop_reason_text(stats.stop), s.session.n_past(), s.session.n_ctx()));
+             fmt::format("turn {}: {} new tokens evaluated ({:.1f} tok/s), {} reused from the cache{}; answer: {} "
+                         "tokens ({:.1f} tok/s, {}); context {}/{}",
+                         s.turn, tokens.size(), rate(stats.n_prompt, stats.prompt_seconds), reused,
+                         step.rewind_answer ? " (last answer rewound)" : "", stats.n_generated,
+                         rate(stats.n_generated, stats.generation_seconds), stop_reason_text(stats.stop),
+                         s.session.n_past(), s.session.n_ctx()));
   }
   return stats.stop;
+}
+
+constexpr std::string_view kCommandHelp =
+    "/help              this list\n"
+    "/clear             forget the conversation (the system message stays)\n"
+    "/system TEXT       a new system message; starts a new conversation\n"
+    "/exit, /quit, /bye leave (as Ctrl-D does)\n"
+    "A line starting with // sends the line from its second slash on.\n";
+
+// A line starting with '/': a command, not a message. Returns false to leave the chat.
+bool run_command(ChatState& s, std::string& system, std::string_view line) {
+  const size_t space = line.find(' ');
+  const std::string_view name = line.substr(0, space);
+  const std::string_view rest = space == std::string_view::npos ? "" : line.substr(space + 1);
+  if (name == "/exit" || name == "/quit" || name == "/bye") return false;
+  if (name == "/help" || name == "/?") {
+    std::fputs(kCommandHelp.data(), stderr);
+  } else if (name == "/clear" || name == "/system") {
+    if (name == "/system") system = std::string(rest);
+    s.session.rewind(0);
+    s.pending.clear();
+    s.answer_start = 0;
+    s.history = ChatHistory(s.history.chat_template(), system);
+    log_info(s.args.model, name == "/clear" ? "[conversation cleared]" : "[new system message; conversation cleared]");
+  } else {
+    std::fprintf(stderr, "unknown command %.*s (/help lists them)\n", int(name.size()), name.data());
+  }
+  return true;
 }
 
 void chat(ChatArgs& args) {
@@ -219,9 +251,11 @@ void chat(ChatArgs& args) {
                args.system.empty() && !tmpl.default_system().empty() ? " (the template's default system message)" : "",
                session.n_ctx(), args.sampling.seed));
   const bool terminal = ::isatty(STDIN_FILENO) != 0;
-  if (terminal) log_info(args.model, "Ctrl-C stops an answer; Ctrl-D (or Ctrl-C twice at the prompt) exits");
+  if (terminal)
+    log_info(args.model, "Ctrl-C stops an answer; Ctrl-D, /exit (or Ctrl-C twice at the prompt) exits; /help");
 
-  ChatState state{m, session, sampler, ChatHistory(std::move(tmpl), args.system), args, 0, 0, {}};
+  std::string system = args.system;
+  ChatState state{m, session, sampler, ChatHistory(std::move(tmpl), system), args, 0, 0, {}};
   SigintGuard guard;
   LineReader reader;
   int idle_interrupts = 0;
@@ -244,6 +278,12 @@ void chat(ChatArgs& args) {
     }
     if (line.empty()) continue;
     idle_interrupts = 0;
+    if (line.starts_with("//")) {
+      line.erase(0, 1);
+    } else if (line.starts_with('/')) {
+      if (!run_command(state, system, line)) return;
+      continue;
+    }
     size_t replaced = 0;
     m.tokenizer.encode(line, false, false, &replaced);
     if (replaced > 0) log_info(args.model, replaced_warning(replaced, "this line"));

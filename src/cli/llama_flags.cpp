@@ -28,8 +28,7 @@ const Rule kRules[] = {
     {{"-ngl", "--n-gpu-layers", "--gpu-layers"}, true, Action::gpu_layers, ""},
     {{"-ctk", "--cache-type-k", "-ctv", "--cache-type-v"}, true, Action::rewrite, "--kv-type"},
     {{"-sys", "--system-prompt"}, true, Action::rewrite, "--system"},
-    {{"--reverse-prompt"}, true, Action::rewrite, "--stop"},
-    {{"-r"}, true, Action::rewrite, "--stop", {"run", "chat"}},  // bench's -r is --reps
+    {{"-r", "--reverse-prompt"}, true, Action::rewrite, "--stop", {"run"}},  // bench's -r is --reps
     {{"--log-disable"}, false, Action::rewrite, "-q"},
     {{"-no-cnv", "--no-conversation", "--no-display-prompt", "--no-warmup", "--jinja", "--color", "-co", "--simple-io",
       "--no-perf"},

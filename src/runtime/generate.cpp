@@ -2,10 +2,12 @@
 
 #include <chrono>
 #include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "runtime/stop_strings.h"
 
 namespace strata {
 namespace {
@@ -24,6 +26,7 @@ std::string_view stop_reason_text(StopReason reason) {
     case StopReason::token_limit: return "token limit";
     case StopReason::context_full: return "context full";
     case StopReason::interrupted: return "interrupted";
+    case StopReason::stop_string: return "stop string";
   }
   return "?";
 }
@@ -40,9 +43,17 @@ GenerationStats generate(Session& session, const Tokenizer& tokenizer, Sampler& 
   stats.prompt_seconds = seconds_since(start);
 
   StreamDecoder decoder(tokenizer, {.skip_special = true, .strip_space_prefix = false});
+  StopStrings stop_strings(request.stop_strings);
   auto emit = [&](const std::string& text) {
-    if (!text.empty() && request.on_text != nullptr) (*request.on_text)(text);
+    const std::string shown = stop_strings.push(text);
+    if (!shown.empty() && request.on_text != nullptr) (*request.on_text)(shown);
   };
+  std::vector<TokenId> eog;  // masked with ignore_eos
+  std::vector<float> masked;
+  if (request.ignore_eos) {
+    for (TokenId id = 0; id < tokenizer.n_tokens(); ++id)
+      if (tokenizer.is_eog(id)) eog.push_back(id);
+  }
   start = Clock::now();
   stats.stop = StopReason::token_limit;
   for (bool more = request.n_predict != 0; more;) {
@@ -50,15 +61,26 @@ GenerationStats generate(Session& session, const Tokenizer& tokenizer, Sampler& 
       stats.stop = StopReason::interrupted;
       break;
     }
+    if (!eog.empty()) {
+      masked.assign(logits.begin(), logits.end());
+      for (const TokenId id : eog)
+        if (size_t(id) < masked.size()) masked[size_t(id)] = -std::numeric_limits<float>::infinity();
+      logits = masked;
+    }
     const TokenId id = sampler.sample(logits);
     sampler.accept(id);
     stats.last_token = id;
-    if (tokenizer.is_eog(id)) {
+    if (tokenizer.is_eog(id) && !request.ignore_eos) {
       stats.stop = StopReason::end_of_generation;
       break;
     }
     ++stats.n_generated;
+    stats.tokens.push_back(id);
     emit(decoder.push(id));
+    if (stop_strings.found()) {
+      stats.stop = StopReason::stop_string;
+      break;
+    }
     if (request.n_predict >= 0 && stats.n_generated >= request.n_predict) break;  // token limit
     if (session.n_past() >= session.n_ctx()) {
       stats.stop = StopReason::context_full;
@@ -68,6 +90,10 @@ GenerationStats generate(Session& session, const Tokenizer& tokenizer, Sampler& 
     logits = session.eval(next, false, request.tap);
   }
   emit(decoder.finish());
+  if (stop_strings.found()) stats.stop = StopReason::stop_string;
+  if (!stop_strings.found() && request.on_text != nullptr) {
+    if (const std::string rest = stop_strings.finish(); !rest.empty()) (*request.on_text)(rest);
+  }
   stats.generation_seconds = seconds_since(start);
   return stats;
 }

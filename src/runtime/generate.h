@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/session.h"
 #include "sampling/sampler.h"
@@ -15,7 +16,7 @@
 
 namespace strata {
 
-enum class StopReason { end_of_generation, token_limit, context_full, interrupted };
+enum class StopReason { end_of_generation, token_limit, context_full, interrupted, stop_string };
 std::string_view stop_reason_text(StopReason reason);
 
 struct GenerationStats {
@@ -25,6 +26,7 @@ struct GenerationStats {
   double generation_seconds = 0;
   StopReason stop = StopReason::token_limit;
   TokenId last_token = -1;  // the last sampled token (the end-of-generation token if that stopped it)
+  std::vector<TokenId> tokens;  // the generated tokens (without the end-of-generation token)
 };
 
 struct GenerationRequest {
@@ -33,6 +35,11 @@ struct GenerationRequest {
   const std::function<void(std::string_view text)>* on_text = nullptr;  // streamed, whole UTF-8
   const std::atomic<bool>* stop = nullptr;  // set from another thread or a signal handler
   Tap tap;                                  // passed to every forward pass
+  // Generation ends where the text first contains one of these; that text and what follows
+  // is not passed to on_text (see StopStrings).
+  std::vector<std::string> stop_strings = {};
+  // End-of-generation tokens are never sampled (their logits are set to -inf).
+  bool ignore_eos = false;
 };
 
 // Prompt tokens are added to the sampler's penalty history, as llama.cpp does.

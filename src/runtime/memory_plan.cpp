@@ -69,8 +69,7 @@ int64_t largest_context(const ModelConfig& c, DType kv_type, int64_t n_batch, si
   return int64_t(n / 256 * 256);
 }
 
-void check_session_memory(const ModelConfig& c, const Backend& backend, int64_t n_ctx, DType kv_type,
-                          int64_t n_batch) {
+void check_session_memory(const ModelConfig& c, const Backend& backend, int64_t n_ctx, DType kv_type, int64_t n_batch) {
   std::string where;
   const std::optional<size_t> available = available_memory(backend, where);
   const SessionMemory need = session_memory(c, n_ctx, kv_type, n_batch);
@@ -79,9 +78,8 @@ void check_session_memory(const ModelConfig& c, const Backend& backend, int64_t 
   fail(
       "a context of {} tokens needs {} of memory: {} of KV cache ({}, {} per token) + {} of activations and "
       "scratch; {} is {}. {}",
-      n_ctx, human(need.total()), human(need.kv_cache), dtype_name(kv_type),
-      human(kv_bytes(c, 1, kv_type)), human(need.activations + need.scratch),
-      human(*available), where,
+      n_ctx, human(need.total()), human(need.kv_cache), dtype_name(kv_type), human(kv_bytes(c, 1, kv_type)),
+      human(need.activations + need.scratch), human(*available), where,
       largest > 0 ? fmt::format("The largest context that fits is {} (-c {})", largest, largest)
                   : std::string("Not even a context of 256 fits"));
 }

@@ -126,6 +126,9 @@ class LlamaCppFlags(Contract):
         self.assertIn("KV cache f32", proc.stderr)
         proc = run_strata("run", "-m", m, "-p", "Hi", "-n", "1", "--temp", "0", "--log-disable", check=True)
         self.assertEqual(proc.stderr, "")
+        proc = run_strata("run", "-m", m, "-p", "Hi", "-n", "1", "--temp", "0", "-sys", "Be brief.",
+                          "--chat-template", "chatml", "-r", "never", check=True)
+        self.assertIn("chat template: chatml", proc.stderr)
 
 
 if __name__ == "__main__":

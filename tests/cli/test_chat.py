@@ -20,8 +20,8 @@ from strata_test import run_strata
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 
-TURN_RE = re.compile(r"turn (\d+): (\d+) new tokens evaluated, (\d+) reused from the cache(.*?); "
-                     r"answer: (\d+) tokens \(([a-z ]+)\); context (\d+)/(\d+)")
+TURN_RE = re.compile(r"turn (\d+): (\d+) new tokens evaluated \([0-9.]+ tok/s\), (\d+) reused from the cache(.*?); "
+                     r"answer: (\d+) tokens \([0-9.]+ tok/s, ([a-z ]+)\); context (\d+)/(\d+)")
 
 
 def default_model():
@@ -120,6 +120,48 @@ class Chat:
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream and not stream.closed:
                 stream.close()
+
+
+class SlashCommands(unittest.TestCase):
+    """Lines starting with '/' are commands for strata chat, never sent to the model."""
+
+    def chat(self, lines):
+        return run_strata("chat", "-m", Synthetic.get(), "--chat-template", "chatml", "--temp", 0, "-n", 3, "-v",
+                          input="".join(line + "\n" for line in lines), timeout=300)
+
+    def test_exit_ends_the_chat_before_the_next_line(self):
+        proc = self.chat(["Hello", "/exit", "never sent"])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(len(turns(proc.stderr)), 1, proc.stderr)
+        for word in ("/quit", "/bye"):
+            proc = self.chat([word, "never sent"])
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertEqual(turns(proc.stderr), [])
+
+    def test_help_and_unknown_commands_go_to_stderr(self):
+        proc = self.chat(["/help", "/frobnicate"])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("/system TEXT", proc.stderr)
+        self.assertIn("unknown command /frobnicate (/help lists them)", proc.stderr)
+        self.assertEqual(turns(proc.stderr), [])
+
+    def test_clear_and_system_start_a_new_conversation(self):
+        proc = self.chat(["Hello", "Again", "/clear", "Hello", "/system Be brief.", "Hello"])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        log = turns(proc.stderr)
+        self.assertEqual(len(log), 4, proc.stderr)
+        self.assertGreater(log[1]["reused"], 0)
+        self.assertEqual(log[2]["reused"], 0)  # after /clear: nothing reused
+        self.assertEqual(log[2]["new"], log[0]["new"])  # the same first turn again
+        self.assertEqual(log[3]["reused"], 0)
+        self.assertGreater(log[3]["new"], log[0]["new"])  # now with a system message
+        self.assertIn("[conversation cleared]", proc.stderr)
+        self.assertIn("[new system message; conversation cleared]", proc.stderr)
+
+    def test_double_slash_sends_a_line_starting_with_slash(self):
+        proc = self.chat(["//exit is not a command"])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(len(turns(proc.stderr)), 1, proc.stderr)
 
 
 class DefaultModelChatTest(unittest.TestCase):
