@@ -17,8 +17,8 @@
 
 namespace strata::cpu {
 
-// The ISA paths' tiles (all with the DotTileFn contract, up to kAvx2Rows x kAvx2Cols or
-// kAvx512Rows x kAvx512Cols).
+// The ISA paths' tiles (all with the DotTileFn contract, up to kAvx2Rows x kAvx2Cols,
+// kAvx512Rows x kAvx512Cols, and kVnniRows x kVnniCols on avx512-vnni).
 void q2_k_tile_avx2(int64_t, const void*, size_t, int, const void*, size_t, int, float*, size_t);
 void q3_k_tile_avx2(int64_t, const void*, size_t, int, const void*, size_t, int, float*, size_t);
 void q4_k_tile_avx2(int64_t, const void*, size_t, int, const void*, size_t, int, float*, size_t);

@@ -1,9 +1,14 @@
-// AVX-512 (BW) tiles of the K-quant group, and the same with VNNI (vpdpwssd). The common form
-// of k_quant_kernels.cpp, 64 elements at a time: each weight row's levels are unpacked to
-// bytes, vpmaddubsw multiplies them with the int8 activations into int16 pairs, and
-// vpmaddwd (or vpdpwssd) applies the group scales and accumulates int32 lanes. At the end of
-// a super-block the lanes of every (row, column) pair are summed exactly by a transposing
-// tree (one output per lane), and one float vector accumulates (d*dx)*I - (dm*dx)*M.
+// AVX-512 (BW) tiles of the K-quant group, and the same with VNNI. The common form of
+// k_quant_kernels.cpp, in two shapes:
+// - small tiles (up to 4 x 4), 64 elements at a time: each weight row's levels are unpacked
+//   to bytes, vpmaddubsw multiplies them with the int8 activations into int16 pairs, and
+//   vpmaddwd (or vpdpwssd) applies the group scales and accumulates int32 lanes. At the end
+//   of a super-block the lanes of every (row, column) pair are summed exactly by a
+//   transposing tree (one output per lane), and one float vector accumulates
+//   (d*dx)*I - (dm*dx)*M;
+// - wide tiles on avx512-vnni (16 rows x up to 64 columns; prompts): 16 rows in the lanes
+//   of a vector, activation bytes broadcast against them (vpdpbusd). Same integers, same
+//   float steps: bitwise the same outputs as the small tiles.
 //
 // Only intrinsics, block structs and plain arrays, all in an anonymous namespace (see
 // kernel_groups.h): nothing here may be picked by the linker for another path.
@@ -22,7 +27,7 @@
 namespace strata::cpu {
 namespace {
 
-constexpr int kRows = 4, kCols = 4;  // the largest tile (k_quant_kernels.cpp: kAvx512Rows/Cols)
+constexpr int kRows = 4, kCols = 4;  // the largest small tile (k_quant_kernels.cpp: kAvx512Rows/Cols)
 
 // 64 bytes: the low 32 are `low`, the high 32 are `high`.
 inline __m512i concat(__m256i low, __m256i high) {
