@@ -327,13 +327,50 @@ TEST_P(CpuPackedKernels, AgainstTheExpectationAndAnyTileShape) {
     const std::vector<float> got = run_packed(*kern, k, w, n, a, m, kPackRows, kern->max_cols);
     EXPECT_LT(nmse(want, got), 1e-11);
     for (int tr : {1, 3, kPackRows}) {
-      for (int tc : {1, 5, kern->max_cols}) {
+      for (int tc : {1, std::min(5, kern->max_cols), kern->max_cols}) {
         const std::vector<float> other = run_packed(*kern, k, w, n, a, m, tr, tc);
         EXPECT_EQ(std::memcmp(other.data(), got.data(), got.size() * sizeof(float)), 0) << tr << "x" << tc;
       }
     }
   }
   if (paths == 0) GTEST_SKIP() << "no packed kernels on this CPU";
+}
+
+// The largest products the packed kernels meet: Q5_1 levels of 31 against activations of
+// +127 (biased to 255), and Q5_0 levels of -16, where 16-bit partial sums come closest to
+// overflowing (legacy_kernels_avx2.cpp).
+TEST(CpuPackedKernelsExtremes, LargestLevelsAndActivations) {
+  const int64_t k = 256, n = 3, m = 2;
+  for (DType type : {DType::Q5_1, DType::Q5_0, DType::Q4_1, DType::Q8_0}) {
+    std::vector<float> v(size_t(k * n), type == DType::Q5_0 ? -16.0f : 31.0f);
+    for (int64_t i = 0; i < k * n; i += 32) v[size_t(i)] = type == DType::Q5_0 ? 15.0f : 0.0f;  // spans the levels
+    const Tensor t = Tensor::from_f32(v, {k, n}, type);
+    Weights w;
+    w.row_stride = t.nb(1);
+    w.bytes.assign(t.data(), t.data() + t.n_bytes());
+    w.values.resize(size_t(k * n));
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = 0; r < n; ++r) {
+      t.dequantize_row(row.data(), r);
+      std::copy(row.begin(), row.end(), w.values.begin() + r * k);
+    }
+    Activations a = make_activations(ActFormat::q8_32, k, m, 3);
+    for (int64_t c = 0; c < m; ++c) {  // every activation at +max
+      auto* blocks = reinterpret_cast<ActQ8_32*>(a.bytes.data() + size_t(c) * a.col_stride);
+      for (int64_t b = 0; b < k / 32; ++b) {
+        for (int i = 0; i < 32; ++i) blocks[b].qs[i] = 127;
+        blocks[b].s = blocks[b].d * 127.0f * 32.0f;
+        for (int i = 0; i < 32; ++i) a.values[size_t(c * k + b * 32 + i)] = double(blocks[b].d) * 127.0;
+      }
+    }
+    const std::vector<double> want = expected_product(w.values, a.values, k, n, m);
+    for (Isa isa : available_isas()) {
+      const PackedKernels* kern = packed_kernels(type, isa);
+      if (kern == nullptr) continue;
+      SCOPED_TRACE(std::string(dtype_name(type)) + " " + isa_label(isa));
+      EXPECT_LT(nmse(want, run_packed(*kern, k, w, n, a, m, kPackRows, kern->max_cols)), 1e-11);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(LegacyTypes, CpuPackedKernels,

@@ -130,6 +130,7 @@ void bias_q8_32(int64_t k, void* x) {
 
 const PackedKernels* packed_kernels(DType type, Isa isa) {
   if (isa >= Isa::avx512_vnni) return legacy_packed_kernels_avx512_vnni(type);
+  if (isa >= Isa::avx2) return legacy_packed_kernels_avx2(type);
   return nullptr;
 }
 

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "backend/cpu/legacy_kernels_isa.h"
+#include "backend/cpu/packed_gemm.h"
 
 namespace strata::cpu {
 namespace {
@@ -175,6 +176,122 @@ void tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size
   }
 }
 
+// ---- packed prompt kernels (packed_gemm.h) ------------------------------------------------
+// Lanes are 8 of the 16 repacked rows: each RowPackedBlock is two halves. vpmaddubsw
+// multiplies an activation column's biased group (bytes 0..255, broadcast from memory) with
+// the rows' levels (-16..31) in 16-bit pairs; two groups' pairs are added in 16 bits (at most
+// 4 * 255 * 31 = 31620 < 32768) before vpmaddwd widens them onto start = -128 * sum(q).
+// Q8_0's levels (up to 128) would overflow: it has no packed kernels on this path.
+constexpr int kRowTileMaxCols = 4;
+
+// rows[i] (8 groups each) -> rows[g] = group g of the 8 rows.
+void transpose_8x8(__m256i v[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {
+    u[h] = _mm256_unpacklo_epi64(t[h], t[h + 2]);          // groups 0, 4 of rows h..h+3
+    u[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);      // 1, 5
+    u[h + 2] = _mm256_unpacklo_epi64(t[h + 1], t[h + 3]);  // 2, 6
+    u[h + 3] = _mm256_unpackhi_epi64(t[h + 1], t[h + 3]);  // 3, 7
+  }
+  for (int g = 0; g < 4; ++g) {
+    v[g] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x20);
+    v[g + 4] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x31);
+  }
+}
+
+template <typename T>
+void repack_rows(int64_t k, const void* w, size_t w_stride, int nr, RowPackedBlock* out) {
+  using Block = typename T::Block;
+  const Block* rows[kPackRows];
+  for (int r = 0; r < nr; ++r) rows[r] = reinterpret_cast<const Block*>(at_offset(w, size_t(r) * w_stride));
+  for (int64_t b = 0; b < k / 32; ++b) {
+    RowPackedBlock& p = out[b];
+    for (int half = 0; half < 2; ++half) {
+      __m256i v[8];  // signed levels of rows half * 8 + i (zeros past nr)
+      for (int i = 0; i < 8; ++i) {
+        const int r = half * 8 + i;
+        v[i] = r < nr ? _mm256_sub_epi8(T::levels(rows[r][b]), _mm256_set1_epi8(char(T::kOffset)))
+                      : _mm256_setzero_si256();
+        p.d[r] = r < nr ? f16(rows[r][b].d) : 0.0f;
+        p.m[r] = r < nr ? T::min(rows[r][b]) : 0.0f;
+      }
+      transpose_8x8(v);
+      __m256i sum = _mm256_setzero_si256();
+      for (int g = 0; g < 8; ++g) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q[g][half * 8]), v[g]);
+        sum = _mm256_add_epi32(sum, sum_pairs(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v[g])));
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.start + half * 8),
+                          _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 7)));
+    }
+  }
+}
+
+__m256i broadcast_group(const int8_t* qs) {
+  int32_t g;
+  std::memcpy(&g, qs, sizeof(g));
+  return _mm256_set1_epi32(g);
+}
+
+template <bool kHasMin, int NC>
+void row_tile_fixed(int64_t k, const RowPackedBlock* w, int nr, const void* x, size_t x_stride, float* out,
+                    size_t out_stride) {
+  const ActQ8_32* cols[NC];
+  for (int c = 0; c < NC; ++c) cols[c] = reinterpret_cast<const ActQ8_32*>(at_offset(x, size_t(c) * x_stride));
+  __m256 acc[NC][2];
+  for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const RowPackedBlock& p = w[b];
+    for (int c = 0; c < NC; ++c) {
+      const ActQ8_32& a = cols[c][b];
+      __m256i bx[8];
+      for (int g = 0; g < 8; ++g) bx[g] = broadcast_group(a.qs + 4 * g);
+      for (int half = 0; half < 2; ++half) {
+        __m256i isum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.start + half * 8));
+        for (int g = 0; g < 8; g += 2) {
+          const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.q[g][half * 8]));
+          const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.q[g + 1][half * 8]));
+          const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(bx[g], w0), _mm256_maddubs_epi16(bx[g + 1], w1));
+          isum = _mm256_add_epi32(isum, sum_pairs(pairs));
+        }
+        const __m256 wd = _mm256_loadu_ps(p.d + half * 8);
+        acc[c][half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd, _mm256_set1_ps(a.d)), acc[c][half]);
+        if constexpr (kHasMin) {
+          acc[c][half] = _mm256_fmadd_ps(_mm256_loadu_ps(p.m + half * 8), _mm256_set1_ps(a.s), acc[c][half]);
+        }
+      }
+    }
+  }
+  for (int c = 0; c < NC; ++c) {
+    alignas(32) float lanes[kPackRows];
+    _mm256_store_ps(lanes, acc[c][0]);
+    _mm256_store_ps(lanes + 8, acc[c][1]);
+    for (int r = 0; r < nr; ++r) out[size_t(c) * out_stride + size_t(r)] = lanes[r];
+  }
+}
+
+template <bool kHasMin>
+void row_tile(int64_t k, const RowPackedBlock* w, int nr, const void* x, size_t x_stride, int nc, float* out,
+              size_t out_stride) {
+  switch (nc) {
+    case 1:
+      return row_tile_fixed<kHasMin, 1>(k, w, nr, x, x_stride, out, out_stride);
+    case 2:
+      return row_tile_fixed<kHasMin, 2>(k, w, nr, x, x_stride, out, out_stride);
+    case 3:
+      return row_tile_fixed<kHasMin, 3>(k, w, nr, x, x_stride, out, out_stride);
+    default:
+      return row_tile_fixed<kHasMin, 4>(k, w, nr, x, x_stride, out, out_stride);
+  }
+}
+
+template <typename T>
+constexpr PackedKernels kPacked{kRowTileMaxCols, repack_rows<T>, row_tile<T::kHasMin>};
+
 // ---- row dequantization (legacy_kernels_isa.h) ---------------------------------------------
 // The reference's floats exactly: level * d (+ m, a separate addition as the reference's,
 // which is compiled without contraction).
@@ -234,6 +351,21 @@ DequantizeRowFn legacy_dequantize_avx2(DType type) {
       return dequantize_row<Q8_0Type>;
     default:
       return nullptr;
+  }
+}
+
+const PackedKernels* legacy_packed_kernels_avx2(DType type) {
+  switch (type) {
+    case DType::Q4_0:
+      return &kPacked<Q4_0Type>;
+    case DType::Q4_1:
+      return &kPacked<Q4_1Type>;
+    case DType::Q5_0:
+      return &kPacked<Q5_0Type>;
+    case DType::Q5_1:
+      return &kPacked<Q5_1Type>;
+    default:
+      return nullptr;  // Q8_0: its levels would overflow the 16-bit pairs
   }
 }
 
