@@ -38,7 +38,7 @@ void q6_k_tile_avx512_vnni(int64_t, const void*, size_t, int, const void*, size_
 namespace {
 
 constexpr int kPortableRows = 4, kPortableCols = 4;
-constexpr int kAvx2Rows = 2, kAvx2Cols = 4;
+constexpr int kAvx2Rows = 8, kAvx2Cols = 64;  // the wide tiles (k_quant_kernels_avx2.cpp)
 constexpr int kAvx512Rows = 4, kAvx512Cols = 4;
 constexpr int kVnniRows = 16, kVnniCols = 64;  // the wide tiles (k_quant_kernels_avx512.cpp)
 

@@ -45,6 +45,8 @@ inline __m256i low4_chunk(const uint8_t* qs, int j) {
 // bit of element e (Q3_K hmask, Q5_K qh) is bit e/32 = j of byte e%32.
 struct Q2K {
   using Block = BlockQ2_K;
+  static constexpr int kScaleRun = 16;  // elements per distinct scale
+  static constexpr int kMaxLevel = 3;
   const uint8_t* qs;
   void init(const Block& b) { qs = b.qs; }
   __m256i chunk(int j) const { return low2_chunk(qs, j); }
@@ -52,6 +54,8 @@ struct Q2K {
 
 struct Q3K {
   using Block = BlockQ3_K;
+  static constexpr int kScaleRun = 16;  // elements per distinct scale
+  static constexpr int kMaxLevel = 7;
   const uint8_t* qs;
   __m256i hmask;
   void init(const Block& b) {
@@ -63,6 +67,8 @@ struct Q3K {
 
 struct Q4K {
   using Block = BlockQ4_K;
+  static constexpr int kScaleRun = 32;  // elements per distinct scale
+  static constexpr int kMaxLevel = 15;
   const uint8_t* qs;
   void init(const Block& b) { qs = b.qs; }
   __m256i chunk(int j) const { return low4_chunk(qs, j); }
@@ -70,6 +76,8 @@ struct Q4K {
 
 struct Q5K {
   using Block = BlockQ5_K;
+  static constexpr int kScaleRun = 32;  // elements per distinct scale
+  static constexpr int kMaxLevel = 31;
   const uint8_t* qs;
   __m256i qh;
   void init(const Block& b) {
@@ -83,6 +91,8 @@ struct Q5K {
 // at bits 2k of qh[32h + l]; chunk j is h = j/4, k = j%4.
 struct Q6K {
   using Block = BlockQ6_K;
+  static constexpr int kScaleRun = 16;  // elements per distinct scale
+  static constexpr int kMaxLevel = 63;
   const uint8_t* ql;
   const uint8_t* qh;
   void init(const Block& b) {
@@ -251,12 +261,179 @@ void dot_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, 
                          out_stride);
 }
 
+// ---- Wide tiles: 8 weight rows in the lanes of a vector -----------------------------------
+// For prompts: per super-block the 8 rows' levels are unpacked once and transposed so that a
+// vector holds one 4-element group of all 8 rows; each column's 4 activation bytes are
+// broadcast against it (vpmaddubsw), the int16 pair sums of up to kPairSums groups are added
+// before vpmaddwd widens them, each run of one scale is multiplied by the rows' scales in
+// int32, and the per-block float work is shared by the 8 rows. The integers I and M and the
+// float steps are those of the small tiles, so both give bitwise the same outputs; calls
+// with fewer than kWideMinCols columns (decode) take the small tiles.
+constexpr int kWideRows = 8, kWideCols = 64, kWideMinCols = 4;
+
+// One super-block of 8 rows, row r in lane r of every vector.
+struct WideBlock {
+  alignas(32) int32_t q[64][8];      // level bytes of elements 4g..4g+3
+  alignas(32) int32_t scale[16][8];  // group scale sc[g]
+  alignas(32) int32_t offset[8][8];  // int16 pair (m[2p], m[2p+1])
+  alignas(32) float d[8];
+  alignas(32) float dm[8];
+};
+
+// In-register transpose: t[i] lane r = a[r] lane i.
+inline void transpose8(const __m256i* a, __m256i* t) {
+  __m256i b[8], c[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    b[2 * i] = _mm256_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
+    b[2 * i + 1] = _mm256_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
+  }
+  // c[4i + j], 128-bit lane L: element 4L + j of rows 4i .. 4i+3.
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {
+    c[4 * i] = _mm256_unpacklo_epi64(b[4 * i], b[4 * i + 2]);
+    c[4 * i + 1] = _mm256_unpackhi_epi64(b[4 * i], b[4 * i + 2]);
+    c[4 * i + 2] = _mm256_unpacklo_epi64(b[4 * i + 1], b[4 * i + 3]);
+    c[4 * i + 3] = _mm256_unpackhi_epi64(b[4 * i + 1], b[4 * i + 3]);
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    t[j] = _mm256_permute2x128_si256(c[j], c[4 + j], 0x20);
+    t[4 + j] = _mm256_permute2x128_si256(c[j], c[4 + j], 0x31);
+  }
+}
+
+// Super-block ib of nr rows (rows past nr repeat row 0; their lanes are never read out).
+template <class T>
+void wide_repack(const uint8_t* w, size_t w_stride, int nr, int64_t ib, WideBlock& out) {
+  using Block = typename T::Block;
+  T rows[kWideRows];
+  __m256i a[kWideRows], m[kWideRows], t[kWideRows];
+  float d[kWideRows], dm[kWideRows];
+  for (int r = 0; r < kWideRows; ++r) {
+    const Block& b = reinterpret_cast<const Block*>(w + size_t(r < nr ? r : 0) * w_stride)[ib];
+    rows[r].init(b);
+    const GroupScales s = group_scales(b);
+    a[r] = s.sc16;  // 8 scale pairs
+    m[r] = s.m16;   // 8 offset pairs
+    d[r] = _mm_cvtss_f32(s.d_dm);
+    dm[r] = _mm_cvtss_f32(_mm_movehdup_ps(s.d_dm));
+  }
+  transpose8(a, t);
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out.scale[2 * p]),
+                       _mm256_srai_epi32(_mm256_slli_epi32(t[p], 16), 16));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out.scale[2 * p + 1]), _mm256_srai_epi32(t[p], 16));
+  }
+  transpose8(m, t);
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) _mm256_store_si256(reinterpret_cast<__m256i*>(out.offset[p]), t[p]);
+  _mm256_store_ps(out.d, _mm256_setr_ps(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]));
+  _mm256_store_ps(out.dm, _mm256_setr_ps(dm[0], dm[1], dm[2], dm[3], dm[4], dm[5], dm[6], dm[7]));
+  for (int j = 0; j < 8; ++j) {
+    for (int r = 0; r < kWideRows; ++r) a[r] = rows[r].chunk(j);
+    transpose8(a, t);
+    for (int i = 0; i < 8; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(out.q[8 * j + i]), t[i]);
+  }
+}
+
+inline __m256i broadcast4(const void* p) {
+  return _mm256_set1_epi32(int(load_u32(static_cast<const uint8_t*>(p))));
+}
+
+// NC columns of one super-block against a WideBlock: acc[c] (lanes = rows) += the block's dots.
+template <class T, int NC>
+inline void wide_columns(const WideBlock& wb, const BlockQ8_K* const* cols, __m256* acc) {
+  constexpr int kRun = T::kScaleRun, kGroupsPerRun = kRun / 4;
+  // vpmaddubsw results (|.| <= 2 * kMaxLevel * 127) an int16 lane can add up exactly.
+  constexpr int kFit = 32767 / (2 * T::kMaxLevel * 127);
+  constexpr int kPairSums = kFit < kGroupsPerRun ? kFit : kGroupsPerRun;
+  static_assert(kPairSums >= 1 && kGroupsPerRun % kPairSums == 0);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i isum[NC], msum[NC];
+  for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm256_setzero_si256();
+  for (int j = 0; j < QK_K / kRun; ++j) {
+    __m256i run[NC];
+    for (int c = 0; c < NC; ++c) run[c] = _mm256_setzero_si256();
+    for (int g0 = j * kGroupsPerRun; g0 < (j + 1) * kGroupsPerRun; g0 += kPairSums) {
+      __m256i pairs[NC];
+      for (int c = 0; c < NC; ++c) pairs[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int g = g0; g < g0 + kPairSums; ++g) {
+        const __m256i levels = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb.q[g]));
+        for (int c = 0; c < NC; ++c) {
+          pairs[c] = _mm256_add_epi16(pairs[c], _mm256_maddubs_epi16(levels, broadcast4(cols[c]->qs + 4 * g)));
+        }
+      }
+      for (int c = 0; c < NC; ++c) run[c] = _mm256_add_epi32(run[c], _mm256_madd_epi16(pairs[c], ones));
+    }
+    const __m256i scale = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb.scale[j * kRun / 16]));
+    for (int c = 0; c < NC; ++c) isum[c] = _mm256_add_epi32(isum[c], _mm256_mullo_epi32(run[c], scale));
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) {
+    const __m256i offsets = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb.offset[p]));
+    for (int c = 0; c < NC; ++c) {
+      msum[c] = _mm256_add_epi32(msum[c], _mm256_madd_epi16(offsets, broadcast4(cols[c]->bsums + 2 * p)));
+    }
+  }
+  const __m256 d = _mm256_load_ps(wb.d), dm = _mm256_load_ps(wb.dm);
+  for (int c = 0; c < NC; ++c) {
+    const __m256 dx = _mm256_set1_ps(cols[c]->d);
+    acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(d, dx), acc[c]);
+    acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[c]), _mm256_mul_ps(dm, dx), acc[c]);
+  }
+}
+
+template <class T>
+void wide_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, float* out,
+               size_t out_stride) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  if (nc < kWideMinCols) {
+    for (int r = 0; r < nr; r += kRows) {
+      dot_tile<T>(k, wb + size_t(r) * w_stride, w_stride, nr - r < kRows ? nr - r : kRows, x, x_stride, nc, out + r,
+                  out_stride);
+    }
+    return;
+  }
+  WideBlock block;
+  __m256 acc[kWideCols];
+  for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t ib = 0, nb = k / QK_K; ib < nb; ++ib) {
+    wide_repack<T>(wb, w_stride, nr, ib, block);
+    const BlockQ8_K* cols[kWideCols];
+    for (int c = 0; c < nc; ++c) cols[c] = reinterpret_cast<const BlockQ8_K*>(xb + size_t(c) * x_stride) + ib;
+    int c = 0;
+    for (; c + 4 <= nc; c += 4) wide_columns<T, 4>(block, cols + c, acc + c);
+    switch (nc - c) {
+      case 3:
+        wide_columns<T, 3>(block, cols + c, acc + c);
+        break;
+      case 2:
+        wide_columns<T, 2>(block, cols + c, acc + c);
+        break;
+      case 1:
+        wide_columns<T, 1>(block, cols + c, acc + c);
+        break;
+      default:
+        break;
+    }
+  }
+  for (int c = 0; c < nc; ++c) {
+    alignas(32) float lanes[kWideRows];
+    _mm256_store_ps(lanes, acc[c]);
+    for (int r = 0; r < nr; ++r) out[size_t(c) * out_stride + size_t(r)] = lanes[r];
+  }
+}
+
 }  // namespace
 
 #define STRATA_K_QUANT_TILES(name, T)                                                                              \
   void name##_tile_avx2(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, \
                         float* out, size_t out_stride) {                                                           \
-    dot_tile<T>(k, w, w_stride, nr, x, x_stride, nc, out, out_stride);                                             \
+    wide_tile<T>(k, w, w_stride, nr, x, x_stride, nc, out, out_stride);                                            \
   }
 
 STRATA_K_QUANT_TILES(q2_k, Q2K)
