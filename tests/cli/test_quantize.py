@@ -228,6 +228,37 @@ class QuantizeErrors(TempDirTest):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("o.gguf", proc.stderr)
 
+    def test_requantizing_needs_allow_requantize(self):
+        src = self.path("q.gguf")
+        rng = np.random.default_rng(5)
+        write_model(src, [("blk.0.attn_q.weight", random_blocks(rng, Q.Q4_0, 4, 64), Q.Q4_0),
+                          ("blk.0.attn_norm.weight", np.ones(64, dtype=np.float32))])
+        out = self.path("o.gguf")
+        proc = run_strata("quantize", src, out, "q8_0")
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+        self.assertIn("already quantized ('blk.0.attn_q.weight' is q4_0)", proc.stderr)
+        self.assertIn("--allow-requantize", proc.stderr)
+        self.assertFalse(os.path.exists(out))
+        run_strata("quantize", src, out, "q8_0", "--allow-requantize", "-q", check=True)
+        self.assertEqual(read_tensors(out)["blk.0.attn_q.weight"][0], Q.Q8_0)
+        run_strata("quantize", src, self.path("f32.gguf"), "f32", "-q", check=True)  # exact: no flag needed
+
+    def test_fallbacks_are_one_line_per_kind(self):
+        src = self.path("m.gguf")
+        write_model(src, llama_model(np.random.default_rng(3)))
+        proc = run_strata("quantize", src, self.path("o.gguf"), "q4_k_m", "-v", check=True)
+        warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+        per_tensor = [line for line in proc.stderr.splitlines() if "  # " in line]  # -v: each with its reason
+        self.assertGreaterEqual(len(per_tensor), N_LAYER)  # ffn_gate/up/down rows of 96 or 256 per layer
+        self.assertLess(len(warnings), len(per_tensor))
+        counts = [int(line.split()[1]) for line in warnings]
+        self.assertEqual(sum(counts), len(per_tensor))
+        notes = {line.split("  # ")[1] for line in per_tensor}
+        self.assertEqual(len(warnings), len(notes))
+        for line in warnings:
+            self.assertRegex(line, r"^warning: \d+ tensors? \(")
+
     def test_summary_and_quiet(self):
         src = self.path("m.gguf")
         write_model(src, [("a.weight", np.ones((2, 32), dtype=np.float32))])
