@@ -12,6 +12,7 @@ void register_commands(CLI::App& app) {
   register_verify(app);
   register_compare(app);
   register_bench(app);
+  register_pull(app);
 }
 
 std::string version_text() {

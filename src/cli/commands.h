@@ -21,5 +21,6 @@ void register_perplexity(CLI::App& app);
 void register_verify(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_pull(CLI::App& app);  // pull and list
 
 }  // namespace strata::cli

@@ -39,8 +39,8 @@ const Rule kRules[] = {
       "--model-url", "-dr", "--docker-repo"},
      true,
      Action::refuse,
-     "strata runs local GGUF files: download the file (e.g. `huggingface-cli download ORG/REPO FILE.gguf`) and pass "
-     "it with -m FILE"},
+     "strata runs local GGUF files: download one with `strata pull hf://ORG/REPO/FILE.gguf` (or a URL) and pass it "
+     "with -m FILE"},
     {{"-cnv", "--conversation", "-i", "--interactive", "-if", "--interactive-first", "-st", "--single-turn"},
      false,
      Action::refuse,

@@ -59,12 +59,16 @@ void check_n_predict(int64_t n, std::string_view meaning) {
   if (n < -1) fail("-n must be -1 ({}) or a number of tokens >= 0, got {}", meaning, n);
 }
 
-std::string resolve_model_path(const std::string& model) {
-  if (!model.empty()) return model;
+std::filesystem::path model_cache_dir() {
   const char* cache = std::getenv("STRATA_CACHE");
   const char* home = std::getenv("HOME");
   const std::filesystem::path root = cache != nullptr ? cache : std::filesystem::path(home ? home : ".") / ".cache/strata";
-  const auto path = root / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  return root / "models";
+}
+
+std::string resolve_model_path(const std::string& model) {
+  if (!model.empty()) return model;
+  const auto path = model_cache_dir() / "SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!std::filesystem::exists(path)) {
     fail("no model given (-m) and the default model is not at {}: run scripts/fetch-model", path.string());
   }

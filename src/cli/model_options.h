@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,9 @@ bool parse_seed(std::string_view text, uint64_t& seed);
 // -n: -1 (`meaning`, e.g. "until the end of generation") or a count >= 0; else throws.
 void check_n_predict(int64_t n, std::string_view meaning);
 
+// Where models are kept: $STRATA_CACHE/models, else ~/.cache/strata/models (scripts/fetch-model
+// and `strata pull` put them there).
+std::filesystem::path model_cache_dir();
 // The path -m names, or the default model (fetched by scripts/fetch-model into the cache).
 std::string resolve_model_path(const std::string& model);
 
