@@ -39,7 +39,7 @@ int run_verify(const VerifyArgs& args) {
   ref_options.backend = args.reference;
   ref_options.quiet = true;
   LoadedModel ref = load_model(ref_options);
-  const std::vector<TokenId> prompt = test.tokenizer.encode(args.prompt, true, true);
+  const std::vector<TokenId> prompt = encode_text(args.model, test.tokenizer, args.prompt, true, true, "the prompt");
   const SessionOptions session{args.model.ctx_size, kv_dtype(args.model), args.unfused};
   Session s_test(*test.model, *test.backend, session);
   Session s_ref(*ref.model, *ref.backend, session);
