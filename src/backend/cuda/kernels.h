@@ -188,6 +188,7 @@ struct VecJob {
   int64_t out_stride;
   float* acc;  // nullptr: no add
   int64_t acc_stride;
+  int first_cta = 0;              // the launch's first CTA of this job: the launcher sets it
   VecRole role = VecRole::plain;  // not plain: no acc
 };
 // The rope and the caches of the jobs with a role: angle positions[0] * theta_scale[i] for

@@ -136,30 +136,27 @@ __device__ __forceinline__ const float* normalized_input(const VecNorm& norm, co
 // rows of each, writes both sums and act[row] = silu(gate) * up (as the swiglu kernel does).
 // A job with a role (kernels.h: VecRole; m = 1, R even, so that rows 2i and 2i + 1 are in
 // one CTA) ropes and stores its rows as the rope and store_kv kernels do (rope_store_row).
-struct FastJob {
-  const uint8_t* w;
-  size_t row_bytes;
-  int64_t n;
-  float* out;
-  int64_t out_stride;
-  float* acc;  // nullptr: no add
-  int64_t acc_stride;
-  int first_cta;
-};
+// The kernel's parameter: the jobs (kernels.h: VecJob, first_cta set by launch_fast_rm) and
+// what the launch shares.
 struct FastJobs {
-  FastJob job[kMaxVecJobs];
+  VecJob job[kMaxVecJobs];
   int n_jobs;
   float* act;  // kSwiglu's output
   int64_t act_stride;
-  VecNorm norm;               // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
-  int first_b;                // PiecePair: the first job of its second piece type
-  VecRole role[kMaxVecJobs];  // kRoles: each job's (apart from FastJob, which the other
-  VecRope rope;               // kernels copy into registers), and their arguments
+  VecNorm norm;  // kNorm: x is normalized first (weight, eps; normed written by CTA 0)
+  int first_b;   // PiecePair: the first job of its second piece type
+  VecRope rope;  // kRoles: the arguments of the jobs' roles
 };
+static_assert(sizeof(VecJob) == 64, "a job takes 64 bytes of the kernel's parameter (kMaxVecJobs of them)");
+
+// The bytes of a job's weight rows.
+__host__ __device__ __forceinline__ const uint8_t* weight_bytes(const VecJob& j) {
+  return static_cast<const uint8_t*>(j.w);
+}
 
 inline bool any_role(const FastJobs& jobs) {
   for (int q = 0; q < jobs.n_jobs; ++q) {
-    if (jobs.role[q] != VecRole::plain) return true;
+    if (jobs.job[q].role != VecRole::plain) return true;
   }
   return false;
 }
@@ -171,8 +168,8 @@ inline bool roles_valid(const FastJobs& jobs) {
     return false;
   }
   for (int q = 0; q < jobs.n_jobs; ++q) {
-    const FastJob& j = jobs.job[q];
-    const VecRole role = jobs.role[q];
+    const VecJob& j = jobs.job[q];
+    const VecRole role = j.role;
     if (role == VecRole::plain) continue;
     if (j.n % r.head_dim != 0 || j.acc != nullptr || (role == VecRole::rope_store_k && r.k_cache == nullptr) ||
         (role == VecRole::store_v && r.v_cache == nullptr)) {
@@ -245,7 +242,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   extern __shared__ __align__(16) uint8_t dynamic_shared[];
   constexpr int kJobRows = kSwiglu ? R / 2 : R;  // rows of one job per CTA
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  FastJob job = jobs.job[0];
+  VecJob job = jobs.job[0];
   int job_index = 0;  // read by kRoles and PiecePair
   if constexpr (!kSwiglu) {
 #pragma unroll
@@ -257,7 +254,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
   const int64_t row0 = int64_t(int(blockIdx.x) - job.first_cta) * kJobRows;
   __shared__ RopeInputs rope_in[kRoles ? kJobRows : 1];  // rope_inputs of the CTA's rows
   if constexpr (kRoles) {
-    const VecRole role = jobs.role[job_index];
+    const VecRole role = jobs.job[job_index].role;
     if (role != VecRole::plain && int(threadIdx.x) < kJobRows && row0 + threadIdx.x < n) {
       rope_in[threadIdx.x] = rope_inputs(jobs.rope, role, row0 + threadIdx.x);
     }
@@ -275,9 +272,10 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
     const uint32_t bytes = uint32_t(valid * job.row_bytes);
     if (threadIdx.x == 0) {
       bulk_arm(&slab_ready, kSwiglu ? 2 * bytes : bytes);
-      bulk_copy(slab, job.w + size_t(row0) * job.row_bytes, bytes, &slab_ready);
+      bulk_copy(slab, weight_bytes(job) + size_t(row0) * job.row_bytes, bytes, &slab_ready);
       if (kSwiglu) {
-        bulk_copy(slab + kJobRows * job.row_bytes, jobs.job[1].w + size_t(row0) * job.row_bytes, bytes, &slab_ready);
+        bulk_copy(slab + kJobRows * job.row_bytes, weight_bytes(jobs.job[1]) + size_t(row0) * job.row_bytes, bytes,
+                  &slab_ready);
       }
     }
 #pragma unroll
@@ -301,7 +299,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const int64_t row = row0 + r % kJobRows;
-      const uint8_t* w = kSwiglu && r >= kJobRows ? jobs.job[1].w : job.w;
+      const uint8_t* w = kSwiglu && r >= kJobRows ? weight_bytes(jobs.job[1]) : weight_bytes(job);
       rows[r] = w + size_t(row < n ? row : n - 1) * job.row_bytes;
     }
     start_after_previous_kernel();
@@ -342,7 +340,7 @@ __global__ void __launch_bounds__(kFastWarps* kWarp)
 #pragma unroll
   for (int v = 0; v < kFastWarps; ++v) s += partial[v][r * M + j];
   if constexpr (kRoles) {
-    const VecRole role = jobs.role[job_index];
+    const VecRole role = jobs.job[job_index].role;
     if (role != VecRole::plain) {
       float other = 0.0f;  // the sum of row ^ 1 (the same additions as its own thread's)
 #pragma unroll
@@ -391,7 +389,7 @@ inline bool slab_enabled() {
 }
 inline bool takes_slab(const FastJobs& jobs) {
   for (int q = 0; q < jobs.n_jobs; ++q) {
-    const FastJob& j = jobs.job[q];
+    const VecJob& j = jobs.job[q];
     if (reinterpret_cast<uintptr_t>(j.w) % 16 != 0 || j.row_bytes % 16 != 0) return false;
   }
   return true;
@@ -544,10 +542,6 @@ cudaError_t launch_jobs(FastJobs& jobs, int64_t k, InputOf<T> x, int64_t x_strid
   return launched != cudaSuccess ? launched : cudaGetLastError();
 }
 
-inline FastJob fast_job(const VecJob& j) {
-  return {static_cast<const uint8_t*>(j.w), j.row_bytes, j.n, j.out, j.out_stride, j.acc, j.acc_stride, 0};
-}
-
 // The launch arguments of the public launchers (kernels.h): n_jobs jobs with their roles, or
 // gate and up with act (false: the kernels do not take them).
 inline bool make_jobs(const VecJob* jobs, int n_jobs, const VecNorm* norm, const VecRope* rope, FastJobs& fast) {
@@ -556,7 +550,7 @@ inline bool make_jobs(const VecJob* jobs, int n_jobs, const VecNorm* norm, const
   if (norm != nullptr) fast.norm = *norm;
   if (rope != nullptr) fast.rope = *rope;
   fast.n_jobs = n_jobs;
-  for (int q = 0; q < n_jobs; ++q) fast.job[q] = fast_job(jobs[q]), fast.role[q] = jobs[q].role;
+  for (int q = 0; q < n_jobs; ++q) fast.job[q] = jobs[q], fast.job[q].first_cta = 0;
   return true;
 }
 inline bool make_swiglu_jobs(const VecJob& gate, const VecJob& up, float* act, int64_t act_stride, const VecNorm* norm,
