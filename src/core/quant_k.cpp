@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/k_scales.h"
 #include "core/quant.h"
 #include "core/quant_blocks.h"
 
@@ -107,19 +108,8 @@ inline void set_hbit(uint8_t* h, int e) {
   h[e % 32] |= uint8_t(1u << (e / 32));
 }
 
-// Q4_K / Q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes. Sub-blocks 0-3 keep
-// scale and min whole in the low 6 bits of bytes j and j+4; sub-blocks 4-7 keep their low
-// 4 bits in the nibbles of byte j+4 (scale low, min high) and their top 2 bits in the top
-// bits of bytes j-4 (scale) and j (min).
-void get_scale_min_6bit(const uint8_t* s, int j, int& scale, int& min) {
-  if (j < 4) {
-    scale = s[j] & 63;
-    min = s[j + 4] & 63;
-  } else {
-    scale = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
+// Q4_K / Q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes: scale_min_6bit
+// (k_scales.h) reads them; this writes them the same way, into zeroed bytes.
 void set_scale_min_6bit(uint8_t* s, int j, int scale, int min) {
   if (j < 4) {
     s[j] |= uint8_t(scale);
@@ -488,7 +478,7 @@ void dequantize_row_q4_k(const void* src, float* dst, int64_t n) {
     const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
     for (int j = 0; j < QK_K / 32; ++j) {
       int scale, min;
-      get_scale_min_6bit(b.scales, j, scale, min);
+      scale_min_6bit(b.scales, j, scale, min);
       const float step = d * float(scale), offset = dmin * float(min);
       for (int e = 32 * j; e < 32 * j + 32; ++e) dst[ib * QK_K + e] = step * float(get_4bit(b.qs, e)) - offset;
     }
@@ -515,7 +505,7 @@ void dequantize_row_q5_k(const void* src, float* dst, int64_t n) {
     const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
     for (int j = 0; j < QK_K / 32; ++j) {
       int scale, min;
-      get_scale_min_6bit(b.scales, j, scale, min);
+      scale_min_6bit(b.scales, j, scale, min);
       const float step = d * float(scale), offset = dmin * float(min);
       for (int e = 32 * j; e < 32 * j + 32; ++e) {
         const int q = get_4bit(b.qs, e) | (get_hbit(b.qh, e) << 4);

@@ -14,6 +14,7 @@
 // SIMD paths fuse it and keep the accumulators in vector lanes).
 #include "backend/cpu/kernel_groups.h"
 #include "core/half.h"
+#include "core/k_scales.h"
 
 namespace strata::cpu {
 
@@ -67,13 +68,7 @@ void group_scales(const BlockQ3_K& b, int16_t sc[kGroups], int16_t m[kGroups]) {
 void group_scales_6bit(const uint8_t s[K_SCALE_SIZE], int16_t sc[kGroups], int16_t m[kGroups]) {
   for (int j = 0; j < 8; ++j) {
     int scale, min;
-    if (j < 4) {
-      scale = s[j] & 63;
-      min = s[j + 4] & 63;
-    } else {
-      scale = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-      min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
+    scale_min_6bit(s, j, scale, min);
     sc[2 * j] = sc[2 * j + 1] = int16_t(scale);
     m[2 * j] = m[2 * j + 1] = int16_t(min);
   }

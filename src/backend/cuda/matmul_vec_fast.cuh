@@ -45,7 +45,7 @@ __device__ __forceinline__ uint32_t q6_k_word(uint32_t lw, uint32_t hw, int k) {
 }
 
 // The 6-bit scales and mins of sub-blocks 2p and 2p + 1 (p = 0..3) of a Q4_K block, from its
-// 12 scale bytes as the words s0, s1, s2 (scale_min_k4's layout): byte h of sc and mn holds
+// 12 scale bytes as the words s0, s1, s2 (core/k_scales.h's layout): byte h of sc and mn holds
 // sub-block 2p + h's scale and min. Two bytes at a time, one select instead of a branch.
 __device__ __forceinline__ void q4k_scale_min_pair(uint32_t s0, uint32_t s1, uint32_t s2, int p, uint32_t& sc,
                                                    uint32_t& mn) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "backend/cuda/common.cuh"
+#include "core/k_scales.h"
 #include "core/quant_blocks.h"
 
 namespace strata::cuda::quant {
@@ -169,17 +170,6 @@ struct Q3_K {
   }
 };
 
-// Scale and min of sub-block j of Q4_K / Q5_K (6 bits each, packed in 12 bytes).
-__device__ __forceinline__ void scale_min_k4(const uint8_t* s, int j, int& scale, int& min) {
-  if (j < 4) {
-    scale = s[j] & 63;
-    min = s[j + 4] & 63;
-  } else {
-    scale = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 struct Q4_K {
   static constexpr int kBytes = sizeof(BlockQ4_K), kChunks = 8;
   static __device__ void decode(const uint8_t* row, int64_t c, float (&v)[32]) {
@@ -187,7 +177,7 @@ struct Q4_K {
     const int j = int(c % 8), shift = 4 * (j % 2);  // e = 64 (j/2) + 32 (j%2) + l
     const float d = f16_bits_to_f32(load_u16(b)), dmin = f16_bits_to_f32(load_u16(b + 2));
     int sc, mn;
-    scale_min_k4(b + 4, j, sc, mn);
+    scale_min_6bit(b + 4, j, sc, mn);  // core/k_scales.h
     const float step = d * float(sc), offset = dmin * float(mn);
     uint32_t w[8];
     load_words<32, 16>(b + 16 + 32 * (j / 2), w);
@@ -203,7 +193,7 @@ struct Q5_K {
     const int j = int(c % 8), shift = 4 * (j % 2);
     const float d = f16_bits_to_f32(load_u16(b)), dmin = f16_bits_to_f32(load_u16(b + 2));
     int sc, mn;
-    scale_min_k4(b + 4, j, sc, mn);
+    scale_min_6bit(b + 4, j, sc, mn);  // core/k_scales.h
     const float step = d * float(sc), offset = dmin * float(mn);
     uint32_t w[8], h[8];
     load_words<32, 16>(b + 48 + 32 * (j / 2), w);
