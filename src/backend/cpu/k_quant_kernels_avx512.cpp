@@ -21,8 +21,10 @@
 
 // GCC 12's AVX-512 intrinsics start their "undefined" pass-through operands from themselves
 // (`__m512i __Y = __Y;`), which -Wuninitialized reports wherever one is inlined.
+#if defined(__GNUC__) && !defined(__clang__)  // clang (the fuzz build) has neither warning
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace strata::cpu {
 namespace {
