@@ -53,23 +53,46 @@ ThreadPool::~ThreadPool() {
   for (std::thread& w : workers_) w.join();
 }
 
-void ThreadPool::work(int thread) {
+namespace {
+
+constexpr uint64_t kCountMask = (uint64_t(1) << 20) - 1;
+constexpr uint64_t kGenerationMask = (uint64_t(1) << 24) - 1;
+
+uint64_t pack(uint32_t generation, uint64_t n, uint64_t next) {
+  return (uint64_t(generation) & kGenerationMask) << 40 | n << 20 | next;
+}
+uint32_t generation_of(uint64_t state) {
+  return uint32_t(state >> 40);
+}
+uint64_t count_of(uint64_t state) {
+  return (state >> 20) & kCountMask;
+}
+uint64_t next_of(uint64_t state) {
+  return state & kCountMask;
+}
+
+}  // namespace
+
+void ThreadPool::work(int thread, uint32_t generation) {
   for (;;) {
-    const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= n_tasks_) return;
+    uint64_t state = state_.load(std::memory_order_acquire);
+    if (generation_of(state) != (generation & kGenerationMask) || next_of(state) >= count_of(state)) return;
+    if (!state_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel)) continue;
+    const Job& job = jobs_[generation & 1];  // stable: the job cannot end before this task does
     try {
-      trampoline_(fn_, task, thread);
+      job.trampoline(job.fn, job.offset + int64_t(next_of(state)), thread);
     } catch (...) {
       std::lock_guard lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
     }
+    done_.fetch_add(1, std::memory_order_release);
   }
 }
 
 void ThreadPool::worker_loop(int thread) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t now = generation_.load(std::memory_order_acquire);
+    uint32_t now = generation_.load(std::memory_order_acquire);
     for (int i = 0; now == seen && i < kSpinIterations; ++i) {
       spin_step(i);
       now = generation_.load(std::memory_order_acquire);
@@ -80,23 +103,28 @@ void ThreadPool::worker_loop(int thread) {
     }
     seen = now;
     if (stop_.load()) return;
-    work(thread);
-    unfinished_workers_.fetch_sub(1, std::memory_order_release);
+    work(thread, seen);
   }
 }
 
 void ThreadPool::run_erased(int64_t n_tasks, const void* fn, Trampoline trampoline) {
-  fn_ = fn;
-  trampoline_ = trampoline;
-  n_tasks_ = n_tasks;
+  constexpr int64_t kMaxJob = int64_t(kCountMask);
   error_ = nullptr;
-  next_task_.store(0, std::memory_order_relaxed);
-  unfinished_workers_.store(int(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
-  work(0);
-  for (int i = 0; unfinished_workers_.load(std::memory_order_acquire) != 0; ++i) spin_step(i);
+  for (int64_t offset = 0; offset < n_tasks; offset += kMaxJob) {
+    run_job(Job{fn, trampoline, offset}, std::min(kMaxJob, n_tasks - offset));
+  }
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+void ThreadPool::run_job(const Job& job, int64_t n) {
+  const uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
+  jobs_[generation & 1] = job;
+  done_.store(0, std::memory_order_relaxed);
+  state_.store(pack(generation, uint64_t(n), 0), std::memory_order_release);
+  generation_.store(generation, std::memory_order_release);
+  generation_.notify_all();
+  work(0, generation);
+  for (int i = 0; done_.load(std::memory_order_acquire) != n; ++i) spin_step(i);
 }
 
 int ThreadPool::physical_cores() {

@@ -56,18 +56,28 @@ public:
 
 private:
   using Trampoline = void (*)(const void* fn, int64_t task, int thread);
+  // A job: tasks offset .. offset + n - 1 of a run, n < 2^20 (a larger run is several jobs).
+  struct Job {
+    const void* fn = nullptr;
+    Trampoline trampoline = nullptr;
+    int64_t offset = 0;
+  };
   void run_erased(int64_t n_tasks, const void* fn, Trampoline trampoline);
-  void work(int thread);  // takes tasks of the current job until none is left
+  void run_job(const Job& job, int64_t n);
+  // Takes tasks of job `generation` until none is left or another job has begun.
+  void work(int thread, uint32_t generation);
   void worker_loop(int thread);
 
+  // state_ packs the current job's generation (low 24 bits of it), task count and next task:
+  // a thread claims a task by one compare-exchange that fails once the job has changed, so a
+  // worker that wakes late (after the caller has taken every task and returned) takes nothing
+  // and touches nothing of a later job; the caller waits for its tasks to be done, not for
+  // every worker to have woken.
   std::vector<std::thread> workers_;
-  // The current job; written by run_erased before generation_ is bumped.
-  const void* fn_ = nullptr;
-  Trampoline trampoline_ = nullptr;
-  int64_t n_tasks_ = 0;
-  std::atomic<int64_t> next_task_{0};
-  std::atomic<int> unfinished_workers_{0};
-  std::atomic<uint64_t> generation_{0};  // bumped for each job; workers wait on it
+  Job jobs_[2];  // by generation parity: written before the job is published in state_
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int64_t> done_{0};         // tasks of the current job that have finished
+  std::atomic<uint32_t> generation_{0};  // bumped for each job; workers wait on it
   std::atomic<bool> stop_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;
