@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cctype>
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
@@ -67,6 +68,12 @@ inline Backend* backend_under_test(const std::string& name) {
 // many outputs per type by the cpu kernel tests.
 inline bool rounds_activations(const std::string& name) {
   return name.starts_with("cpu/");
+}
+
+// Whether op case `op`'s NMSE bar applies to an output of n_outputs values from a backend that
+// does (rounds) or does not round activations to 8 bits: all but that single dot product.
+inline bool nmse_bar_applies(const std::string& op, bool rounds, size_t n_outputs) {
+  return !rounds || op != "matmul" || n_outputs > 1;
 }
 
 // The reference every backend is compared with: cpu_ref in f64 accumulation.

@@ -16,6 +16,7 @@
 #include <tuple>
 #include <utility>
 
+#include "backend/backends_under_test.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_ref/cpu_ref_backend.h"
 #include "backend/op_cases.h"
@@ -33,15 +34,12 @@ CpuBackend& cpu_backend(cpu::Isa isa, bool f32_activations, int n_threads) {
   return *b;
 }
 
-// Whether case c's NMSE bar applies to the backend in this mode. A matmul with a single output
-// is one dot product, and with 8-bit activations its relative error is that of quantizing x
-// divided by how much the sum cancels: on the table's random single-row cases the absolute
-// errors are those of the larger cases (q8_0 k32: 0.002; q5_K k256: 0.10), but the sums
-// happen to be small (0.03 and 0.8 against ~6 and ~16 typical), so their NMSE is 3e-3 and
-// 2e-2. Those cases are held to the bar in the f32-activation mode; the 8-bit kernels are
-// held to it per type on many outputs by cpu_legacy/k_quant_kernels_test and cpu_matmul_test.
+// Whether case c's NMSE bar applies in this mode: not to a single dot product on 8-bit
+// activations (backends_under_test.h: nmse_bar_applies; on the table's random single-row cases
+// the sums cancel to 0.03-0.8 against ~6-16 typical). Those cases are held to the bar in the
+// f32-activation mode; the 8-bit kernels per type on many outputs by the cpu kernel tests.
 bool bar_applies(const OpCase& c, bool f32_activations, size_t n_outputs) {
-  return f32_activations || c.op != "matmul" || n_outputs > 1;
+  return nmse_bar_applies(c.op, !f32_activations, n_outputs);
 }
 
 // Cases large enough that every op splits its rows (or heads) over several tasks.
