@@ -39,25 +39,25 @@ struct TokenLogprob {
 };
 
 struct EngineRequest {
-  std::vector<TokenId> prompt;       // not empty
-  SamplingParams sampling;
-  int64_t max_tokens = -1;           // < 0: until end of generation or the end of the context
-  std::vector<std::string> stop_strings;
+  std::vector<TokenId> prompt;  // not empty
+  SamplingParams sampling = {};
+  int64_t max_tokens = -1;  // < 0: until end of generation or the end of the context
+  std::vector<std::string> stop_strings = {};
   bool ignore_eos = false;
-  int32_t top_logprobs = -1;         // < 0: none; 0..20: each token's logprob and the N best
+  int32_t top_logprobs = -1;  // < 0: none; 0..20: each token's logprob and the N best
 };
 
 // Delivered for every sampled token (text may be empty while a UTF-8 sequence or a possible stop
 // string is held back) and once more with finished = true.
 struct EngineOutput {
-  std::string text;                  // new text, whole UTF-8, stop strings removed
-  TokenId token = -1;                // the sampled token (-1 on the final output)
-  TokenLogprob logprob;              // when top_logprobs >= 0
-  std::vector<TokenLogprob> top;     // the top_logprobs best, best first
+  std::string text;               // new text, whole UTF-8, stop strings removed
+  TokenId token = -1;             // the sampled token (-1 on the final output)
+  TokenLogprob logprob;           // when top_logprobs >= 0
+  std::vector<TokenLogprob> top;  // the top_logprobs best, best first
   bool finished = false;
   StopReason stop = StopReason::token_limit;  // when finished
-  int64_t n_prompt = 0;              // prompt tokens
-  int64_t n_cached = 0;              // of them, found in the prefix cache (not recomputed)
+  int64_t n_prompt = 0;                       // prompt tokens
+  int64_t n_cached = 0;                       // of them, found in the prefix cache (not recomputed)
   int64_t n_generated = 0;
 };
 
