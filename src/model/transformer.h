@@ -1,22 +1,19 @@
-// The forward pass of Llama-family models (llama, qwen2), written once against the Backend
-// op interface: four fused matmuls per block (Backend::matmul_fused). Every intermediate
-// passes through a tap under a stable name (design principle 2), read from the tensors the
-// fused ops write, so a tap observes the path that ships: inp_embd, blk.N.{attn_norm,q_rope,
-// k_rope,v,attn_out,attn_proj,ffn_inp,ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,out},
-// result_norm, logits.
+// The forward pass of a decoder-only transformer: the driver around the blocks of the model's
+// architecture (src/model/arch/, over the shared blocks of model/blocks.h), written once
+// against the Backend op interface. Every intermediate passes through a tap under a stable
+// name (design principle 2), read from the tensors the fused ops write, so a tap observes the
+// path that ships: inp_embd, blk.N.* (the blocks'), result_norm, logits.
 #pragma once
 
 #include <functional>
 #include <span>
 #include <string_view>
 
+#include "model/blocks.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
 
 namespace strata {
-
-// Called with each named intermediate (a backend tensor, [features, n_tokens]).
-using Tap = std::function<void(std::string_view name, const Tensor& value)>;
 
 class Transformer {
 public:
@@ -39,10 +36,6 @@ private:
   Buffers& buffers_for(int64_t n_tokens);
   void queue_forward(Buffers& b, std::span<const int32_t> tokens, int64_t n_past, KvCache& cache, Tensor& out,
                      const Tap& tap);
-  void attention_block(int64_t il, Buffers& b, std::span<const int32_t> positions, int64_t n_past, KvCache& cache,
-                       const Tap& tap);
-  void ffn_block(int64_t il, Buffers& b, const Tap& tap);
-  void run(const FusedMatmul& op);  // fused or, with unfused_, op by op
 
   const ModelConfig& config_;
   const ModelWeights& weights_;

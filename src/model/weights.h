@@ -1,10 +1,12 @@
-// The weight tensors of a Llama-family model, looked up by their GGUF names and checked
-// against the config's shapes. Tensors are views into the mmapped file (CPU) or device
-// copies, as the backend's upload() decides.
+// The weight tensors of a model, looked up by their GGUF names and checked against the
+// config's shapes. Tensors are views into the mmapped file (CPU) or device copies, as the
+// backend's upload() decides. Which tensors a layer has is its architecture's tensor table
+// (src/model/arch/); an absent optional tensor is an empty Tensor.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -14,18 +16,22 @@
 namespace strata {
 
 struct LayerWeights {
-  Tensor attn_norm;  // [n_embd] f32
-  Tensor wq;         // [n_embd, n_embd]
-  Tensor wk;         // [n_embd, n_embd_kv]
-  Tensor wv;         // [n_embd, n_embd_kv]
-  Tensor bq;         // [n_embd] f32 (qkv_bias only)
-  Tensor bk;         // [n_embd_kv] f32 (qkv_bias only)
-  Tensor bv;         // [n_embd_kv] f32 (qkv_bias only)
-  Tensor wo;         // [n_embd, n_embd]
-  Tensor ffn_norm;   // [n_embd] f32
-  Tensor ffn_gate;   // [n_embd, n_ff]
-  Tensor ffn_up;     // [n_embd, n_ff]
-  Tensor ffn_down;   // [n_ff, n_embd]
+  Tensor attn_norm;       // [n_embd] f32
+  Tensor wq;              // [n_embd, n_embd_q]
+  Tensor wk;              // [n_embd, n_embd_kv]
+  Tensor wv;              // [n_embd, n_embd_kv]
+  Tensor bq;              // [n_embd_q] f32 (qkv_bias only)
+  Tensor bk;              // [n_embd_kv] f32 (qkv_bias only)
+  Tensor bv;              // [n_embd_kv] f32 (qkv_bias only)
+  Tensor q_norm;          // [head_dim] f32: rms_norm of each query head (qwen3, gemma3)
+  Tensor k_norm;          // [head_dim] f32: rms_norm of each key head
+  Tensor wo;              // [n_embd_q, n_embd]
+  Tensor attn_post_norm;  // [n_embd] f32: norm of the attention's output before the residual (gemma3)
+  Tensor ffn_norm;        // [n_embd] f32
+  Tensor ffn_gate;        // [n_embd, n_ff]
+  Tensor ffn_up;          // [n_embd, n_ff]
+  Tensor ffn_down;        // [n_ff, n_embd]
+  Tensor ffn_post_norm;   // [n_embd] f32: norm of the feed-forward's output before the residual (gemma3)
 };
 
 struct ModelWeights {
@@ -35,11 +41,37 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
+// Progress of a load: the fraction of tensor bytes made available to the backend so far.
+using LoadProgress = std::function<void(double fraction)>;
+
+// Looks tensors up in one file, checks them and makes them available to the backend.
+class WeightLoader {
+public:
+  WeightLoader(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, Backend& backend,
+               const LoadProgress& progress);
+
+  // A host view of `name`, checked to have shape `ne` (an empty Tensor if optional and absent).
+  Tensor host(const std::string& name, std::vector<int64_t> ne, bool required = true) const;
+  // A matrix [ne0, ne1], uploaded in its stored type.
+  Tensor matrix(const std::string& name, int64_t ne0, int64_t ne1) const;
+  // A vector [n] (norm weight or bias), converted to f32 on the host first.
+  Tensor vector(const std::string& name, int64_t n, bool required = true) const;
+
+private:
+  Tensor upload(const Tensor& host) const;
+
+  const gguf::File& file_;
+  const std::shared_ptr<const void>& keep_alive_;
+  Backend& backend_;
+  const LoadProgress& progress_;
+  uint64_t total_bytes_ = 0;
+  mutable uint64_t done_bytes_ = 0;
+};
+
 // `keep_alive` owns the memory behind `file` (the mapping). Reads rope_freqs.weight into
 // config.rope.freq_factors when present. Throws naming the tensor for a missing tensor, a
 // wrong shape or a type no backend op can read. `progress` (optional) gets the fraction of
 // tensor bytes made available to the backend so far.
-using LoadProgress = std::function<void(double fraction)>;
 ModelWeights load_weights(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, ModelConfig& config,
                           Backend& backend, const LoadProgress& progress = {});
 

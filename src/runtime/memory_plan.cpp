@@ -43,8 +43,9 @@ size_t kv_bytes(const ModelConfig& c, int64_t n_ctx, DType kv_type) {
 SessionMemory session_memory(const ModelConfig& c, int64_t n_ctx, DType kv_type, int64_t n_batch) {
   SessionMemory m;
   m.kv_cache = kv_bytes(c, n_ctx, kv_type);
-  // Per token: x cur q att proj down [n_embd], k v [n_embd_kv], gate up act [n_ff], logits [n_vocab].
-  const size_t per_token = size_t(6 * c.n_embd + 2 * c.n_embd_kv() + 3 * c.n_ff + c.n_vocab) * sizeof(float);
+  // Per token: x cur proj down [n_embd], q att [n_embd_q], k v [n_embd_kv], gate up act [n_ff], logits [n_vocab].
+  const size_t per_token =
+      size_t(4 * c.n_embd + 2 * c.n_embd_q() + 2 * c.n_embd_kv() + 3 * c.n_ff + c.n_vocab) * sizeof(float);
   const auto n = size_t(std::max<int64_t>(n_batch, 1));
   const size_t host_logits = size_t(c.n_vocab) * n * sizeof(float);
   m.activations = per_token * (n + 1) + size_t(c.n_vocab) * sizeof(float) + host_logits;

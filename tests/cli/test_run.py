@@ -273,6 +273,7 @@ class ModelErrors(ModelDir):
         proc = run_strata("run", "-m", m, "-p", "x")
         self.assertEqual(proc.returncode, 1)
         self.assertIn("architecture 'gpt2' is not supported", proc.stderr)
+        self.assertRegex(proc.stderr, r"\(supported: [a-z0-9, ]*llama[a-z0-9, ]*qwen2")  # the list, sorted
 
     def test_missing_and_misshapen_tensors(self):
         kv = {"llama.embedding_length": 8, "llama.block_count": 1, "llama.attention.head_count": 2,

@@ -1,4 +1,5 @@
-// The forward pass (Transformer) on tiny synthetic llama and qwen2 models, on every backend of
+// The forward pass (Transformer) on tiny synthetic models of every architecture (and heads
+// wider than n_embd / n_head), on every backend of
 // the registry (tests/backend/backends_under_test.h): a prompt in one pass and decode steps
 // after it, fused (the path that ships) against op by op (--unfused) on the same backend, every
 // named intermediate compared; the logits against cpu_ref64; and decode steps without a tap
@@ -23,10 +24,21 @@ namespace strata::test {
 namespace {
 
 struct TinyShape {
-  std::string arch;  // llama or qwen2 (biases on q, k, v; neox rope; tied output here)
-  DType type;        // of the matrices
+  std::string arch;       // general.architecture
+  DType type;             // of the matrices
+  int64_t head_dim = 16;  // attention.key_length (written when n_embd != n_head * head_dim)
   int64_t n_embd = 64, n_head = 4, n_head_kv = 2, n_ff = 96, n_layer = 2, n_vocab = 96;
+  int64_t taps_per_layer = 13;
 };
+
+// The tiny model of a test variant: "<arch>" or "<arch>_wide_heads" (n_head * head_dim != n_embd).
+TinyShape tiny_shape(const std::string& variant) {
+  const bool wide = variant.ends_with("_wide_heads");
+  TinyShape s{variant.substr(0, variant.find('_')), DType::F16};
+  if (s.arch == "llama") s.type = DType::Q8_0;
+  if (wide) s.head_dim = 24;
+  return s;
+}
 
 // Writes a model of random weights to a temporary GGUF file and returns its path.
 std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
@@ -42,6 +54,10 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
       {a + ".context_length", Value{uint32_t(64)}},
       {a + ".attention.layer_norm_rms_epsilon", Value{1e-5f}},
   };
+  if (s.head_dim * s.n_head != s.n_embd) {
+    kv.push_back({a + ".attention.key_length", Value{uint32_t(s.head_dim)}});
+    kv.push_back({a + ".attention.value_length", Value{uint32_t(s.head_dim)}});
+  }
   std::vector<Tensor> tensors;  // owners of the bytes
   std::vector<gguf::TensorData> data;
   auto add = [&](const std::string& name, std::vector<int64_t> ne, DType type, float sigma) {
@@ -49,22 +65,23 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
     for (int64_t d : ne) n *= d;
     tensors.push_back(Tensor::from_f32(random_values(size_t(n), seed++, sigma), ne, type, name));
   };
-  const int64_t kv_dim = s.n_embd / s.n_head * s.n_head_kv;
+  const int64_t q_dim = s.head_dim * s.n_head;      // rows of wq
+  const int64_t kv_dim = s.head_dim * s.n_head_kv;  // rows of wk, wv
   add("token_embd.weight", {s.n_embd, s.n_vocab}, s.type, 1.0f);
   add("output_norm.weight", {s.n_embd}, DType::F32, 1.0f);
   if (a == "llama") add("output.weight", {s.n_embd, s.n_vocab}, s.type, 0.2f);
   for (int64_t il = 0; il < s.n_layer; ++il) {
     const std::string p = "blk." + std::to_string(il) + ".";
     add(p + "attn_norm.weight", {s.n_embd}, DType::F32, 1.0f);
-    add(p + "attn_q.weight", {s.n_embd, s.n_embd}, s.type, 0.2f);
+    add(p + "attn_q.weight", {s.n_embd, q_dim}, s.type, 0.2f);
     add(p + "attn_k.weight", {s.n_embd, kv_dim}, s.type, 0.2f);
     add(p + "attn_v.weight", {s.n_embd, kv_dim}, s.type, 0.2f);
     if (a == "qwen2") {
-      add(p + "attn_q.bias", {s.n_embd}, DType::F32, 0.5f);
+      add(p + "attn_q.bias", {q_dim}, DType::F32, 0.5f);
       add(p + "attn_k.bias", {kv_dim}, DType::F32, 0.5f);
       add(p + "attn_v.bias", {kv_dim}, DType::F32, 0.5f);
     }
-    add(p + "attn_output.weight", {s.n_embd, s.n_embd}, s.type, 0.2f);
+    add(p + "attn_output.weight", {q_dim, s.n_embd}, s.type, 0.2f);
     add(p + "ffn_norm.weight", {s.n_embd}, DType::F32, 1.0f);
     add(p + "ffn_gate.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
     add(p + "ffn_up.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
@@ -73,7 +90,8 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
   for (const Tensor& t : tensors) {
     data.push_back({t.name(), t.dtype(), {t.ne().begin(), t.ne().begin() + t.n_dims()}, {t.data(), t.n_bytes()}});
   }
-  const std::string path = ::testing::TempDir() + "strata-tiny-" + a + "-" + std::string(dtype_name(s.type)) + ".gguf";
+  const std::string path = ::testing::TempDir() + "strata-tiny-" + a + "-" + std::to_string(s.head_dim) + "-" +
+                           std::string(dtype_name(s.type)) + ".gguf";
   gguf::write_file(path, kv, data);
   return path;
 }
@@ -114,7 +132,7 @@ class TransformerOnBackend : public ::testing::TestWithParam<std::tuple<std::str
 TEST_P(TransformerOnBackend, FusedEqualsUnfusedAndTheReference) {
   const auto& [name, arch] = GetParam();
   STRATA_BACKEND_OR_SKIP(b, name);
-  const TinyShape shape{arch, arch == "llama" ? DType::Q8_0 : DType::F16};
+  const TinyShape shape = tiny_shape(arch);
   const std::string path = write_tiny_model(shape, 7);
   const std::unique_ptr<Model> model = Model::load(path, b);
   const std::unique_ptr<Model> ref_model = Model::load(path, reference_backend());
@@ -123,8 +141,8 @@ TEST_P(TransformerOnBackend, FusedEqualsUnfusedAndTheReference) {
   const Passes unfused = run_model(*model, b, true, true);
   const Passes reference = run_model(*ref_model, reference_backend(), true, true);
   ASSERT_EQ(fused.taps.size(), unfused.taps.size());
-  // Per layer: 13 taps; then result_norm and logits; inp_embd first; 4 passes.
-  EXPECT_EQ(fused.taps.size(), size_t(4 * (1 + 13 * shape.n_layer + 2)));
+  // Per layer: the block's taps; then result_norm and logits; inp_embd first; 4 passes.
+  EXPECT_EQ(fused.taps.size(), size_t(4 * (1 + shape.taps_per_layer * shape.n_layer + 2)));
   for (const auto& [tensor, values] : fused.taps) {
     ASSERT_TRUE(unfused.taps.contains(tensor)) << tensor;
     // The fused kernels may round differently from the ops they stand for, within the
@@ -149,12 +167,12 @@ TEST_P(TransformerOnBackend, FusedEqualsUnfusedAndTheReference) {
   std::remove(path.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(AllBackends, TransformerOnBackend,
-                         ::testing::Combine(::testing::ValuesIn(backend_names()),
-                                            ::testing::Values(std::string("llama"), std::string("qwen2"))),
-                         [](const auto& info) {
-                           return test_name_of(std::get<0>(info.param) + "_" + std::get<1>(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    AllBackends, TransformerOnBackend,
+    ::testing::Combine(::testing::ValuesIn(backend_names()),
+                       ::testing::Values(std::string("llama"), std::string("qwen2"), std::string("llama_wide_heads"),
+                                         std::string("qwen2_wide_heads"))),
+    [](const auto& info) { return test_name_of(std::get<0>(info.param) + "_" + std::get<1>(info.param)); });
 
 }  // namespace
 }  // namespace strata::test

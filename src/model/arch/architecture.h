@@ -1,0 +1,34 @@
+// What one architecture file provides, registered by its general.architecture name: its
+// metadata keys, its tensor table and its block, over the shared blocks (model/blocks.h).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/blocks.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace strata {
+
+struct Architecture {
+  std::string_view name;  // general.architecture
+  // The architecture's own keys and features, after read_common_config (which it calls).
+  void (*read_config)(const MetadataReader& r, ModelConfig& c);
+  // The tensors of layer `il`, named "blk.<il>.<name>".
+  LayerWeights (*load_layer)(const WeightLoader& w, const ModelConfig& c, int64_t il);
+  // One block: x [n_embd, n_tokens] in b.act().x updated in place.
+  void (*block)(Blocks& b, const LayerWeights& w, int64_t il);
+};
+
+// The architecture named `name`, or nullptr.
+const Architecture* find_architecture(std::string_view name);
+// Every supported name, sorted ("llama, qwen2, ...").
+std::string supported_architectures();
+
+// The architectures (one file each in src/model/arch/).
+extern const Architecture kLlama;
+extern const Architecture kQwen2;
+
+}  // namespace strata

@@ -1,0 +1,116 @@
+#include "model/blocks.h"
+
+#include <fmt/format.h>
+
+namespace strata {
+
+Activations::Activations(Backend& backend, const ModelConfig& c, int64_t n) : n_tokens(n) {
+  auto alloc = [&](int64_t ne0, int64_t ne1, const char* name) { return backend.alloc(DType::F32, {ne0, ne1}, name); };
+  x = alloc(c.n_embd, n, "x");
+  cur = alloc(c.n_embd, n, "cur");
+  q = alloc(c.n_embd_q(), n, "q");
+  k = alloc(c.n_embd_kv(), n, "k");
+  v = alloc(c.n_embd_kv(), n, "v");
+  att = alloc(c.n_embd_q(), n, "att");
+  proj = alloc(c.n_embd, n, "proj");
+  gate = alloc(c.n_ff, n, "gate");
+  up = alloc(c.n_ff, n, "up");
+  act = alloc(c.n_ff, n, "act");
+  down = alloc(c.n_embd, n, "down");
+  logits = alloc(c.n_vocab, n, "logits");
+  last = alloc(c.n_vocab, 1, "logits");
+}
+
+Blocks::Blocks(const ModelConfig& config, Backend& backend, Activations& act, std::span<const int32_t> positions,
+               int64_t n_past, KvCache& cache, const Tap& tap, bool unfused)
+    : config_(config),
+      backend_(backend),
+      act_(act),
+      positions_(positions),
+      n_past_(n_past),
+      cache_(cache),
+      tap_(tap),
+      unfused_(unfused) {}
+
+void Blocks::run(const FusedMatmul& op) {
+  if (unfused_) {
+    backend_.Backend::matmul_fused(op);  // the plain ops it stands for, one by one
+  } else {
+    backend_.matmul_fused(op);
+  }
+}
+
+void Blocks::emit(int64_t il, std::string_view name, const Tensor& value) const {
+  if (!tap_) return;
+  if (il < 0) {
+    tap_(name, value);
+  } else {
+    tap_(fmt::format("blk.{}.{}", il, name), value);
+  }
+}
+
+void Blocks::attention(int64_t il, const LayerWeights& w) {
+  const ModelConfig& c = config_;
+  Activations& a = act_;
+  auto present = [](const Tensor& t) { return t.n_elements() > 0 ? &t : nullptr; };
+
+  // cur = norm(x); q, k, v = w cur (+ bias); q, k roped; k, v stored at n_past..
+  const MatmulJob qkv[] = {{.w = &w.wq, .out = &a.q, .bias = present(w.bq), .rope = true},
+                           {.w = &w.wk, .out = &a.k, .bias = present(w.bk), .rope = true, .store = &cache_.k(il)},
+                           {.w = &w.wv, .out = &a.v, .bias = present(w.bv), .store = &cache_.v(il)}};
+  run({.x = &a.cur,
+       .prologue = FusedMatmul::Prologue::rms_norm,
+       .norm_input = &a.x,
+       .norm_weight = &w.attn_norm,
+       .norm_eps = c.rms_eps,
+       .jobs = qkv,
+       .head_dim = c.head_dim(),
+       .rope = &c.rope,
+       .positions = positions_,
+       .kv_pos = n_past_});
+  emit(il, "attn_norm", a.cur);
+  emit(il, "q_rope", a.q);
+  emit(il, "k_rope", a.k);
+  emit(il, "v", a.v);
+
+  // att = attention(q, cache); proj = wo att; x += proj
+  const Tensor q = a.q.reshape({c.head_dim(), c.n_head, a.n_tokens});  // [head_dim, n_head, n]
+  const MatmulJob out[] = {{.w = &w.wo, .out = &a.proj, .residual = &a.x}};
+  run({.x = &a.att,
+       .prologue = FusedMatmul::Prologue::attention,
+       .q = &q,
+       .k_cache = &cache_.k(il),
+       .v_cache = &cache_.v(il),
+       .n_past = n_past_,
+       .scale = c.attn_scale,
+       .jobs = out});
+  emit(il, "attn_out", a.att);
+  emit(il, "attn_proj", a.proj);
+  emit(il, "ffn_inp", a.x);
+}
+
+void Blocks::feed_forward(int64_t il, const LayerWeights& w, FeedForwardActivation f) {
+  Activations& a = act_;
+  (void)f;  // silu: the only activation so far
+  // cur = norm(x); gate = w_gate cur, up = w_up cur, act = silu(gate) * up
+  const MatmulJob gate_up[] = {{.w = &w.ffn_gate, .out = &a.gate}, {.w = &w.ffn_up, .out = &a.up}};
+  run({.x = &a.cur,
+       .prologue = FusedMatmul::Prologue::rms_norm,
+       .norm_input = &a.x,
+       .norm_weight = &w.ffn_norm,
+       .norm_eps = config_.rms_eps,
+       .jobs = gate_up,
+       .gate = FusedMatmul::Gate::swiglu,
+       .gated = &a.act});
+  emit(il, "ffn_norm", a.cur);
+  emit(il, "ffn_gate", a.gate);
+  emit(il, "ffn_up", a.up);
+  emit(il, "ffn_act", a.act);
+  // down = w_down act; x += down
+  const MatmulJob down[] = {{.w = &w.ffn_down, .out = &a.down, .residual = &a.x}};
+  run({.x = &a.act, .jobs = down});
+  emit(il, "ffn_out", a.down);
+  emit(il, "out", a.x);
+}
+
+}  // namespace strata

@@ -1,0 +1,81 @@
+// The blocks architectures are made of (attention, gated feed-forward, norms), written once
+// against the Backend op interface, and the activations of one forward pass they work on.
+// Every intermediate passes through the tap under a stable name (design principle 2), read
+// from the tensors the fused ops write, so a tap observes the path that ships.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string_view>
+
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace strata {
+
+// Called with each named intermediate (a backend tensor, [features, n_tokens]).
+using Tap = std::function<void(std::string_view name, const Tensor& value)>;
+
+// Activations of one forward pass of n tokens, reused while the batch size stays the same.
+struct Activations {
+  Activations(Backend& backend, const ModelConfig& c, int64_t n);
+
+  int64_t n_tokens = 0;
+  Tensor x;       // [n_embd, n]    residual stream
+  Tensor cur;     // [n_embd, n]    normed input of a block
+  Tensor q;       // [n_embd_q, n]
+  Tensor k;       // [n_embd_kv, n]
+  Tensor v;       // [n_embd_kv, n]
+  Tensor att;     // [n_embd_q, n]  attention output before the projection
+  Tensor proj;    // [n_embd, n]
+  Tensor gate;    // [n_ff, n]
+  Tensor up;      // [n_ff, n]
+  Tensor act;     // [n_ff, n]
+  Tensor down;    // [n_embd, n]
+  Tensor logits;  // [n_vocab, n]   (all tokens)
+  Tensor last;    // [n_vocab, 1]   (last token only)
+};
+
+// The activation of a gated feed-forward: act = f(gate) * up.
+enum class FeedForwardActivation { silu };
+
+// The shared blocks of one forward pass over tokens at `positions` (n_past, n_past+1, ...),
+// whose keys and values go to `cache`.
+class Blocks {
+public:
+  // unfused: every FusedMatmul runs as the plain ops it stands for (Backend's default).
+  Blocks(const ModelConfig& config, Backend& backend, Activations& act, std::span<const int32_t> positions,
+         int64_t n_past, KvCache& cache, const Tap& tap, bool unfused);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() const { return backend_; }
+  Activations& act() const { return act_; }
+
+  // Self-attention with pre-norm, grouped KV heads and rope, added to the residual stream:
+  //   cur = rms_norm(x, w.attn_norm); q, k, v = w.wq cur, w.wk cur, w.wv cur (+ w.bq, w.bk, w.bv
+  //   where present); q, k roped; k, v stored in the cache; x += w.wo attention(q, cache).
+  // Taps blk.N.{attn_norm,q_rope,k_rope,v,attn_out,attn_proj,ffn_inp}.
+  void attention(int64_t il, const LayerWeights& w);
+  // Gated feed-forward with pre-norm, added to the residual stream:
+  //   cur = rms_norm(x, w.ffn_norm); act = f(w.ffn_gate cur) * (w.ffn_up cur); x += w.ffn_down act.
+  // Taps blk.N.{ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,out}.
+  void feed_forward(int64_t il, const LayerWeights& w, FeedForwardActivation f);
+
+  // The ops of one fused matmul (fused or, unfused, op by op).
+  void run(const FusedMatmul& op);
+  // Passes `value` to the tap as "blk.<il>.<name>" (il >= 0) or "<name>".
+  void emit(int64_t il, std::string_view name, const Tensor& value) const;
+
+private:
+  const ModelConfig& config_;
+  Backend& backend_;
+  Activations& act_;
+  std::span<const int32_t> positions_;
+  int64_t n_past_;
+  KvCache& cache_;
+  const Tap& tap_;
+  bool unfused_;
+};
+
+}  // namespace strata
