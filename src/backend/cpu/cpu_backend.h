@@ -47,6 +47,9 @@ public:
   void store_kv(const Tensor& src, Tensor& cache, int64_t pos) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
                  Tensor& out) override;
+  // The jobs in one run of the pool after the prologue, x converted once per activation
+  // form, each epilogue applied by the task that computed its rows (fused.cpp).
+  void matmul_fused(const FusedMatmul& op) override;
 
 private:
   std::string settings() const;  // "avx512-vnni, 2 threads"

@@ -1,8 +1,10 @@
-// The matmul driver (matmul.h).
+// The matmul driver (matmul.h): matmul() is matmul_groups() of one product.
 //
-//  1. x's m columns are converted once into the activation form of the weight type's kernels
+//  1. x's m columns are converted once into each activation form the products' kernels read
 //     (ActFormat; threaded over columns); f32 columns that are evenly spaced are used in place.
-//  2. The output [n, m] is cut into tasks of (row block x column block), run on the pool. A
+//  2. Each group's output [n, m] is cut into tasks of (row block x column block); the tasks
+//     of all groups make one run of the pool, and a task computes its block of every product
+//     of its group, then calls the epilogue on it. A
 //     task calls the type's tile kernel for max_rows x max_cols tiles: the rows of a tile
 //     stay in L1 while it walks the block's columns, and consecutive tasks share a row block.
 //     Decode (m = 1) is the same with one column block, i.e. row chunks.
@@ -116,19 +118,22 @@ int64_t row_block(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan
   return round_up(std::clamp<int64_t>(rows, 1, cap), plan.max_rows());
 }
 
-// The first row of each task and n at the end. Decode (one column block straight from the
-// weights) takes guided blocks: a quarter of the rows left per thread, down to kMaxRowBlock.
-// The tile kernels prefetch ahead within the rows a thread streams, so few long blocks keep
-// each thread's stream going; the smaller last ones balance the threads. Otherwise blocks of
-// row_block's rows.
-std::vector<int64_t> row_starts(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan) {
+// The first row of each task of a group of n rows and n at the end, every first row a
+// multiple of `align`. Decode (one column block straight from the weights) takes guided
+// blocks: a quarter of the rows left per thread (`rows_after`: rows of the groups that follow
+// in the same run), down to kMaxRowBlock. The tile kernels prefetch ahead within the rows a
+// thread streams, so few long blocks keep each thread's stream going; the smaller last ones
+// balance the threads. Otherwise blocks of row_block's rows.
+std::vector<int64_t> row_starts(int64_t n, int64_t col_blocks, int n_threads, const Plan& plan, int64_t align,
+                                int64_t rows_after) {
   std::vector<int64_t> starts = {0};
   const bool guided = col_blocks == 1 && plan.packed == nullptr && plan.dequantize == nullptr;
-  const int64_t rows = row_block(n, col_blocks, n_threads, plan);
+  const int64_t rows = round_up(row_block(n, col_blocks, n_threads, plan), align);
   for (int64_t r = 0; r < n;) {
-    const int64_t left = n - r;
-    r += guided ? std::min(left, round_up(std::max(left / (4 * n_threads), kMaxRowBlock), plan.max_rows()))
-                : std::min(left, rows);
+    const int64_t left = n - r + rows_after;
+    const int64_t block =
+        guided ? round_up(round_up(std::max(left / (4 * n_threads), kMaxRowBlock), plan.max_rows()), align) : rows;
+    r += std::min(n - r, block);
     starts.push_back(r);
   }
   return starts;
@@ -183,7 +188,8 @@ void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, siz
 // Buffers of the calls made from one thread, kept from call to call: buffers of a few hundred
 // KB allocated per call would come from mmap and fault their pages in every time.
 struct Workspace {
-  std::vector<uint8_t> act;                                // x in the kernels' activation form
+  // x in the kernels' activation forms: [ActFormat][biased for the packed kernels]
+  std::vector<uint8_t> act[3][2];
   std::vector<std::vector<float>> rows_f32;                // per pool thread: dequantized weight rows
   std::vector<std::vector<RowPackedBlock>> rows_repacked;  // per pool thread: repacked weight rows
 };
@@ -193,44 +199,102 @@ Workspace& workspace() {
   return ws;
 }
 
+// One product as its tasks run it.
+struct Prepared {
+  const Tensor* w;
+  Plan plan;
+  Columns act;
+  std::vector<float*> out_cols;  // m columns of [n]
+};
+
+// A task: rows [r0, r1) x columns [c0, c1) of every product of a group.
+struct Task {
+  size_t group;
+  TaskRange range;
+};
+
+void run_product(const Prepared& p, int64_t k, const TaskRange& t, int thread, Workspace& ws) {
+  const uint8_t* w_rows = p.w->row(t.r0);
+  size_t w_stride = p.w->nb(1);
+  if (p.plan.dequantize != nullptr) {
+    std::vector<float>& rows_f32 = ws.rows_f32[size_t(thread)];
+    rows_f32.resize(size_t((t.r1 - t.r0) * k));
+    for (int64_t r = t.r0; r < t.r1; ++r) p.plan.dequantize(p.w->row(r), rows_f32.data() + size_t((r - t.r0) * k), k);
+    w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
+    w_stride = size_t(k) * sizeof(float);
+  }
+  if (p.plan.packed != nullptr) {
+    run_packed(*p.plan.packed, k, w_rows, w_stride, p.act, p.out_cols, t, ws.rows_repacked[size_t(thread)]);
+  } else {
+    run_tiles(p.plan, k, w_rows, w_stride, p.act, p.out_cols, t);
+  }
+}
+
 }  // namespace
 
 void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool) {
   check_matmul_args(w, x, out, check_computable);
-  const int64_t k = w.ne(0), n = w.ne(1), m = x.n_rows();
-  if (n == 0 || m == 0) return;
-  const Plan plan = plan_for(w.dtype(), m, config);
-  const std::vector<const float*> x_cols = cpu_ref::f32_rows(x);        // m columns of [k]
-  const std::vector<float*> out_cols = cpu_ref::mutable_f32_rows(out);  // m columns of [n]
+  const MatmulGroup group{{{&w, &out}}};
+  matmul_groups(std::span(&group, 1), x, config, pool);
+}
+
+void matmul_groups(std::span<const MatmulGroup> groups, const Tensor& x, const MatmulConfig& config, ThreadPool& pool,
+                   const MatmulEpilogue& epilogue) {
+  const int64_t k = x.ne(0), m = x.n_rows();
+  if (m == 0) return;
+  const std::vector<const float*> x_cols = cpu_ref::f32_rows(x);  // m columns of [k]
   Workspace& ws = workspace();
-  const Columns act = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, ws.act);
-  if (plan.packed != nullptr) {
-    pool.run(m, [&](int64_t c, int) { bias_q8_32(k, ws.act.data() + size_t(c) * act.stride); });
+  bool have_act[3][2] = {};
+  Columns act[3][2];
+  auto activations = [&](const Plan& plan) {
+    const auto f = size_t(plan.kernels->act);
+    const size_t biased = plan.packed != nullptr ? 1 : 0;
+    if (!have_act[f][biased]) {
+      act[f][biased] = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, ws.act[f][biased]);
+      if (biased != 0) {
+        pool.run(m,
+                 [&](int64_t c, int) { bias_q8_32(k, ws.act[f][biased].data() + size_t(c) * act[f][biased].stride); });
+      }
+      have_act[f][biased] = true;
+    }
+    return act[f][biased];
+  };
+
+  std::vector<std::vector<Prepared>> prepared(groups.size());
+  std::vector<int64_t> col_block(groups.size());
+  int64_t rows_left = 0;  // rows of all groups (for the guided blocks)
+  for (size_t g = 0; g < groups.size(); ++g) {
+    bool packed = false;
+    for (const MatmulProduct& p : groups[g].products) {
+      const Plan plan = plan_for(p.w->dtype(), m, config);
+      prepared[g].push_back({p.w, plan, activations(plan), cpu_ref::mutable_f32_rows(*p.out)});
+      packed = packed || plan.packed != nullptr;
+    }
+    col_block[g] = packed ? m : std::min(m, kColumnBlock);
+    if (!groups[g].products.empty()) rows_left += groups[g].products[0].w->ne(1);
   }
 
-  const int64_t col_block = plan.packed != nullptr ? m : std::min(m, kColumnBlock);
-  const int64_t col_blocks = (m + col_block - 1) / col_block;
-  const std::vector<int64_t> starts = row_starts(n, col_blocks, pool.n_threads(), plan);
-  const auto row_blocks = int64_t(starts.size()) - 1;
+  std::vector<Task> tasks;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].products.empty()) continue;
+    const int64_t n = groups[g].products[0].w->ne(1);
+    rows_left -= n;
+    // The blocks of the group's first product's plan (the products of a group are alike).
+    const int64_t col_blocks = (m + col_block[g] - 1) / col_block[g];
+    const std::vector<int64_t> starts =
+        row_starts(n, col_blocks, pool.n_threads(), prepared[g][0].plan, groups[g].row_align, rows_left);
+    for (size_t b = 0; b + 1 < starts.size(); ++b) {
+      for (int64_t c0 = 0; c0 < m; c0 += col_block[g]) {
+        tasks.push_back({g, {starts[b], starts[b + 1], c0, std::min(m, c0 + col_block[g])}});
+      }
+    }
+  }
   if (ws.rows_f32.size() < size_t(pool.n_threads())) ws.rows_f32.resize(size_t(pool.n_threads()));
   if (ws.rows_repacked.size() < size_t(pool.n_threads())) ws.rows_repacked.resize(size_t(pool.n_threads()));
-  pool.run(row_blocks * col_blocks, [&](int64_t task, int thread) {
-    const TaskRange t{starts[size_t(task / col_blocks)], starts[size_t(task / col_blocks + 1)],
-                      task % col_blocks * col_block, std::min(m, (task % col_blocks + 1) * col_block)};
-    const uint8_t* w_rows = w.row(t.r0);
-    size_t w_stride = w.nb(1);
-    if (plan.dequantize != nullptr) {
-      std::vector<float>& rows_f32 = ws.rows_f32[size_t(thread)];
-      rows_f32.resize(size_t((t.r1 - t.r0) * k));
-      for (int64_t r = t.r0; r < t.r1; ++r) plan.dequantize(w.row(r), rows_f32.data() + size_t((r - t.r0) * k), k);
-      w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
-      w_stride = size_t(k) * sizeof(float);
-    }
-    if (plan.packed != nullptr) {
-      run_packed(*plan.packed, k, w_rows, w_stride, act, out_cols, t, ws.rows_repacked[size_t(thread)]);
-    } else {
-      run_tiles(plan, k, w_rows, w_stride, act, out_cols, t);
-    }
+  pool.run(int64_t(tasks.size()), [&](int64_t i, int thread) {
+    const Task& t = tasks[size_t(i)];
+    for (const Prepared& p : prepared[t.group]) run_product(p, k, t.range, thread, ws);
+    if (epilogue) epilogue({t.group, t.range.r0, t.range.r1, t.range.c0, t.range.c1});
   });
 }
 

@@ -50,6 +50,9 @@ void swiglu(const OpContext& ctx, const Tensor& gate, const Tensor& up, Tensor& 
 void rope(const OpContext& ctx, RopeTable& table, Tensor& x, std::span<const int32_t> positions,
           const RopeConfig& config);
 void store_kv(const OpContext& ctx, const Tensor& src, Tensor& cache, int64_t pos);
+// Turns one head x [n_rot (+ more, kept)] in place as rope does; cs: [half] (cos, sin) pairs of
+// its position (RopeTable::cos_sin), half = n_rot / 2.
+void rotate_head(float* x, const float* cs, int64_t half, bool neox);
 void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                float scale, Tensor& out);
 

@@ -19,7 +19,8 @@ bool same_config(const RopeConfig& a, const RopeConfig& b) {
          a.freq_factors == b.freq_factors;  // neox does not change the angles
 }
 
-// Turns one head in place; cs: [n_rot / 2] (cos, sin) pairs.
+}  // namespace
+
 void rotate_head(float* x, const float* cs, int64_t half, bool neox) {
   if (neox) {
     for (int64_t i = 0; i < half; ++i) {
@@ -37,8 +38,6 @@ void rotate_head(float* x, const float* cs, int64_t half, bool neox) {
     }
   }
 }
-
-}  // namespace
 
 const float* RopeTable::cos_sin(std::span<const int32_t> positions, const RopeConfig& c) {
   const size_t half = size_t(c.n_rot / 2);
