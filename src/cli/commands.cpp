@@ -13,6 +13,7 @@ void register_commands(CLI::App& app) {
   register_compare(app);
   register_bench(app);
   register_pull(app);
+  register_serve(app);
 }
 
 std::string version_text() {

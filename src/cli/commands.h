@@ -22,5 +22,6 @@ void register_verify(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_pull(CLI::App& app);  // pull and list
+void register_serve(CLI::App& app);
 
 }  // namespace strata::cli

@@ -30,6 +30,7 @@ const Rule kRules[] = {
     {{"-sys", "--system-prompt"}, true, Action::rewrite, "--system"},
     {{"-r", "--reverse-prompt"}, true, Action::rewrite, "--stop", {"run"}},  // bench's -r is --reps
     {{"--log-disable"}, false, Action::rewrite, "-q"},
+    {{"-np", "--n-parallel"}, true, Action::rewrite, "--parallel", {"serve"}},
     {{"-no-cnv", "--no-conversation", "--no-display-prompt", "--no-warmup", "--jinja", "--color", "-co", "--simple-io",
       "--no-perf"},
      false,
