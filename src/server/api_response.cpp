@@ -3,7 +3,7 @@
 namespace strata::server {
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 
 std::string sse(const Json& j) {
   return "data: " + dump_json(j) + "\n\n";

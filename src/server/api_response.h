@@ -18,7 +18,7 @@
 namespace strata::server {
 
 // JSON text; invalid UTF-8 in strings (a token's piece may be part of a character) becomes U+FFFD.
-std::string dump_json(const nlohmann::json& j);
+std::string dump_json(const nlohmann::ordered_json& j);
 
 // {"error": {"message", "type", "param", "code"}} (param and code null when empty).
 std::string error_body(const ApiError& e);
@@ -48,21 +48,21 @@ public:
 
   // Not streaming: records an output; response() is the whole object once finished().
   void add(const EngineOutput& out);
-  nlohmann::json response() const;
+  nlohmann::ordered_json response() const;
 
   bool finished() const { return finished_; }
 
 private:
-  nlohmann::json chunk(nlohmann::json choice) const;
-  nlohmann::json usage() const;
-  void add_logprob(const EngineOutput& out, nlohmann::json& into);
-  nlohmann::json empty_logprobs() const;
+  nlohmann::ordered_json chunk(nlohmann::ordered_json choice) const;
+  nlohmann::ordered_json usage() const;
+  void add_logprob(const EngineOutput& out, nlohmann::ordered_json& into);
+  nlohmann::ordered_json empty_logprobs() const;
 
   ResponseMeta meta_;
   const Tokenizer* tokenizer_;
   std::string text_;
-  nlohmann::json logprobs_;  // the response's logprobs (not streaming)
-  int64_t text_offset_ = 0;  // completions' text_offset of the next token
+  nlohmann::ordered_json logprobs_;  // the response's logprobs (not streaming)
+  int64_t text_offset_ = 0;          // completions' text_offset of the next token
   bool finished_ = false;
   StopReason stop_ = StopReason::token_limit;
   int64_t n_prompt_ = 0, n_cached_ = 0, n_generated_ = 0;

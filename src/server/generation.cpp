@@ -30,8 +30,8 @@ struct Job {
 void release(ServerState& state, Job& job) {
   if (job.released.exchange(true)) return;
   if (!job.channel.finished()) {
-    state.engine().cancel(job.id);
     state.counters().disconnect();
+    state.engine().cancel(job.id);
   }
   state.finished(job.id);
 }

@@ -13,7 +13,7 @@
 namespace strata::server {
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 
 // How long shutdown waits for cancelled streams to end before closing the listener anyway.
 constexpr std::chrono::seconds kDrainTimeout{5};

@@ -12,7 +12,7 @@
 namespace strata::server {
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 
 const std::string kVocab = std::string(STRATA_SHARED_FIXTURES) + "/vocab/ggml-vocab-gpt-2.gguf";
 
