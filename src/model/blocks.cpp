@@ -11,6 +11,10 @@ Activations::Activations(Backend& backend, const ModelConfig& c, int64_t n) : n_
   q = alloc(c.n_embd_q(), n, "q");
   k = alloc(c.n_embd_kv(), n, "k");
   v = alloc(c.n_embd_kv(), n, "v");
+  if (c.qk_norm) {
+    q_raw = alloc(c.n_embd_q(), n, "q_raw");
+    k_raw = alloc(c.n_embd_kv(), n, "k_raw");
+  }
   att = alloc(c.n_embd_q(), n, "att");
   proj = alloc(c.n_embd, n, "proj");
   gate = alloc(c.n_ff, n, "gate");
@@ -49,11 +53,17 @@ void Blocks::emit(int64_t il, std::string_view name, const Tensor& value) const 
   }
 }
 
-void Blocks::attention(int64_t il, const LayerWeights& w) {
+namespace {
+
+const Tensor* present(const Tensor& t) {
+  return t.n_elements() > 0 ? &t : nullptr;
+}
+
+}  // namespace
+
+void Blocks::project_qkv(int64_t il, const LayerWeights& w) {
   const ModelConfig& c = config_;
   Activations& a = act_;
-  auto present = [](const Tensor& t) { return t.n_elements() > 0 ? &t : nullptr; };
-
   // cur = norm(x); q, k, v = w cur (+ bias); q, k roped; k, v stored at n_past..
   const MatmulJob qkv[] = {{.w = &w.wq, .out = &a.q, .bias = present(w.bq), .rope = true},
                            {.w = &w.wk, .out = &a.k, .bias = present(w.bk), .rope = true, .store = &cache_.k(il)},
@@ -68,6 +78,41 @@ void Blocks::attention(int64_t il, const LayerWeights& w) {
        .rope = &c.rope,
        .positions = positions_,
        .kv_pos = n_past_});
+}
+
+void Blocks::project_qkv_head_norm(int64_t il, const LayerWeights& w) {
+  const ModelConfig& c = config_;
+  Activations& a = act_;
+  // cur = norm(x); q_raw, k_raw, v = w cur (+ bias); v stored at n_past..
+  const MatmulJob qkv[] = {{.w = &w.wq, .out = &a.q_raw, .bias = present(w.bq)},
+                           {.w = &w.wk, .out = &a.k_raw, .bias = present(w.bk)},
+                           {.w = &w.wv, .out = &a.v, .bias = present(w.bv), .store = &cache_.v(il)}};
+  run({.x = &a.cur,
+       .prologue = FusedMatmul::Prologue::rms_norm,
+       .norm_input = &a.x,
+       .norm_weight = &w.attn_norm,
+       .norm_eps = c.rms_eps,
+       .jobs = qkv,
+       .head_dim = c.head_dim(),
+       .kv_pos = n_past_});
+  // q = rope(rms_norm(q_raw) per head), k likewise; k stored at n_past..
+  Tensor q = split_heads(a.q, c.head_dim());  // [head_dim, n_head, n]
+  Tensor k = split_heads(a.k, c.head_dim());  // [head_dim, n_head_kv, n]
+  backend_.rms_norm(split_heads(a.q_raw, c.head_dim()), w.q_norm, c.rms_eps, q);
+  backend_.rms_norm(split_heads(a.k_raw, c.head_dim()), w.k_norm, c.rms_eps, k);
+  backend_.rope(q, positions_, c.rope);
+  backend_.rope(k, positions_, c.rope);
+  backend_.store_kv(k, cache_.k(il), n_past_);
+}
+
+void Blocks::attention(int64_t il, const LayerWeights& w) {
+  const ModelConfig& c = config_;
+  Activations& a = act_;
+  if (c.qk_norm) {
+    project_qkv_head_norm(il, w);
+  } else {
+    project_qkv(il, w);
+  }
   emit(il, "attn_norm", a.cur);
   emit(il, "q_rope", a.q);
   emit(il, "k_rope", a.k);

@@ -27,6 +27,8 @@ struct Activations {
   Tensor q;       // [n_embd_q, n]
   Tensor k;       // [n_embd_kv, n]
   Tensor v;       // [n_embd_kv, n]
+  Tensor q_raw;   // [n_embd_q, n]  q before its head norm (qk_norm only)
+  Tensor k_raw;   // [n_embd_kv, n] k before its head norm (qk_norm only)
   Tensor att;     // [n_embd_q, n]  attention output before the projection
   Tensor proj;    // [n_embd, n]
   Tensor gate;    // [n_ff, n]
@@ -54,7 +56,8 @@ public:
 
   // Self-attention with pre-norm, grouped KV heads and rope, added to the residual stream:
   //   cur = rms_norm(x, w.attn_norm); q, k, v = w.wq cur, w.wk cur, w.wv cur (+ w.bq, w.bk, w.bv
-  //   where present); q, k roped; k, v stored in the cache; x += w.wo attention(q, cache).
+  //   where present); each head of q, k normed by w.q_norm, w.k_norm where present (config
+  //   qk_norm); q, k roped; k, v stored in the cache; x += w.wo attention(q, cache).
   // Taps blk.N.{attn_norm,q_rope,k_rope,v,attn_out,attn_proj,ffn_inp}.
   void attention(int64_t il, const LayerWeights& w);
   // Gated feed-forward with pre-norm, added to the residual stream:
@@ -68,6 +71,12 @@ public:
   void emit(int64_t il, std::string_view name, const Tensor& value) const;
 
 private:
+  // q, k, v of cur: projected, biased, roped, k and v stored (one fused op).
+  void project_qkv(int64_t il, const LayerWeights& w);
+  // The same with each head of q and k normed before rope (the norm sits between the matmul
+  // and rope, where the fused op has no step: plain ops after it).
+  void project_qkv_head_norm(int64_t il, const LayerWeights& w);
+
   const ModelConfig& config_;
   Backend& backend_;
   Activations& act_;

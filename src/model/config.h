@@ -28,6 +28,7 @@ struct ModelConfig {
   float rms_eps = 1e-5f;
   float attn_scale = 0.0f;   // of q.k; 1 / sqrt(head_dim) unless the architecture says otherwise
   bool qkv_bias = false;     // biases on the Q, K and V projections (qwen2)
+  bool qk_norm = false;      // rms_norm of each query and key head before rope (qwen3, gemma3)
   bool tied_output = false;  // no output.weight: token_embd doubles as the output matrix
   RopeConfig rope;
 

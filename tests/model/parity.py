@@ -115,6 +115,7 @@ MODELS = [ModelSpec(f"small-llama-{t}", t) for t in SMALL_TYPES] + [
     ModelSpec("small-qwen2-f16", "f16", arch="qwen2"),
     ModelSpec("small-qwen2-tied-q4_k_m", "q4_k_m", arch="qwen2", tied=True),
     ModelSpec("small-llama3rope-q8_0", "q8_0", rope_scaling="llama3", extra=["--rope-base", "500000"]),
+    ModelSpec("small-qwen3-q8_0", "q8_0", arch="qwen3"),
 ] + [ModelSpec(f"tinyllama-{t}", t, shape="tinyllama", label="parity_slow",
                prompt_names=["story", "python", "japanese", "chat-llama2"])
      for t in ["q4_0", "q4_k_m", "q8_0", "f16"]] + [

@@ -36,7 +36,7 @@ TinyShape tiny_shape(const std::string& variant) {
   const bool wide = variant.ends_with("_wide_heads");
   TinyShape s{variant.substr(0, variant.find('_')), DType::F16};
   if (s.arch == "llama") s.type = DType::Q8_0;
-  if (wide) s.head_dim = 24;
+  if (wide || s.arch == "qwen3") s.head_dim = 24;
   return s;
 }
 
@@ -80,6 +80,10 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
       add(p + "attn_q.bias", {q_dim}, DType::F32, 0.5f);
       add(p + "attn_k.bias", {kv_dim}, DType::F32, 0.5f);
       add(p + "attn_v.bias", {kv_dim}, DType::F32, 0.5f);
+    }
+    if (a == "qwen3") {
+      add(p + "attn_q_norm.weight", {s.head_dim}, DType::F32, 1.0f);
+      add(p + "attn_k_norm.weight", {s.head_dim}, DType::F32, 1.0f);
     }
     add(p + "attn_output.weight", {q_dim, s.n_embd}, s.type, 0.2f);
     add(p + "ffn_norm.weight", {s.n_embd}, DType::F32, 1.0f);
@@ -171,7 +175,7 @@ INSTANTIATE_TEST_SUITE_P(
     AllBackends, TransformerOnBackend,
     ::testing::Combine(::testing::ValuesIn(backend_names()),
                        ::testing::Values(std::string("llama"), std::string("qwen2"), std::string("llama_wide_heads"),
-                                         std::string("qwen2_wide_heads"))),
+                                         std::string("qwen2_wide_heads"), std::string("qwen3"))),
     [](const auto& info) { return test_name_of(std::get<0>(info.param) + "_" + std::get<1>(info.param)); });
 
 }  // namespace

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The exact oracle: an independent float64 forward pass of `llama` and `qwen2` GGUF models.
+"""The exact oracle: an independent float64 forward pass of `llama`, `qwen2`, `qwen3` and `gemma3`
+GGUF models.
 
 Weights are read with gguf.GGUFReader and dequantized with gguf.quants.dequantize (the values
 every engine multiplies by, converted exactly to float64); everything after that is float64
@@ -7,6 +8,12 @@ numpy: embeddings, RMSNorm, Q/K/V projections (+ biases where the file has them)
 ("normal" adjacent pairs for llama, NEOX halves for qwen2, as llama.cpp's rope type per
 architecture), freq_base, linear scaling and rope_freqs.weight frequency factors (Llama 3.1),
 GQA attention with a causal mask, SwiGLU FFN, final norm, output (or tied token_embd).
+qwen3: RMSNorm of each query and key head (attn_q_norm, attn_k_norm) before rope, NEOX rope.
+gemma3: embeddings times sqrt(n_embd), q/k head norms, NEOX rope, sliding-window attention
+(a key at s is seen from position p when p - s < attention.sliding_window) on the layers il
+with il % 6 < 5, whose rope base is 10000 and scale 1 (the global layers use rope.freq_base and
+the scaling), post-norms of the attention and feed-forward outputs (post_attention_norm,
+post_ffw_norm) before the residual, GeGLU with the tanh GELU, final_logit_softcapping when set.
 Tokens are given as ids; tokenization is not the oracle's job.
 
 Commands:
@@ -20,6 +27,7 @@ default, --dump-dtype f64 for the exact values): inp_embd, then per layer N
   blk.N.q_rope  blk.N.k_rope                           (after rope; heads flattened)
   blk.N.attn_out (attention output before attn_output)  blk.N.attn_proj  blk.N.ffn_inp
   blk.N.ffn_norm  blk.N.ffn_gate  blk.N.ffn_up  blk.N.ffn_act (silu(gate)*up)  blk.N.ffn_out
+  (gemma3: blk.N.attn_post_norm after attn_proj, blk.N.ffn_post_norm after ffn_out)
   blk.N.out (layer output)
 then result_norm and logits.
 
@@ -41,7 +49,9 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     sys.exit(f"exact_llama: {e}; run with the Python that scripts/setup-deps prints")
 
-ROPE_STYLE = {"llama": "norm", "qwen2": "neox"}
+ROPE_STYLE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "gemma3": "neox"}
+GEMMA3_SWA_PATTERN = 6  # layers il % 6 < 5 attend within the sliding window
+GEMMA3_SWA_ROPE_BASE = 10000.0
 
 
 class OracleError(Exception):
@@ -86,6 +96,11 @@ def silu(x):
         return x / (1.0 + np.exp(-x))
 
 
+def gelu_tanh(x):
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
 def softmax(x, axis=-1):
     m = np.max(x, axis=axis, keepdims=True)
     e = np.exp(x - m)
@@ -114,7 +129,7 @@ class Config:
 
         self.arch = get("general.architecture", required=True)
         if self.arch not in ROPE_STYLE:
-            raise OracleError(f"{path}: unsupported architecture '{self.arch}' (llama, qwen2)")
+            raise OracleError(f"{path}: unsupported architecture '{self.arch}' ({', '.join(sorted(ROPE_STYLE))})")
         a = self.arch
         self.n_embd = int(get(f"{a}.embedding_length", required=True))
         self.n_layer = int(get(f"{a}.block_count", required=True))
@@ -136,6 +151,9 @@ class Config:
             raise OracleError(f"{path}: rope scaling '{scaling}' is not supported by the oracle")
         self.attn_scale = float(get(f"{a}.attention.scale", 0.0)) or 1.0 / math.sqrt(self.head_dim)
         self.n_ctx_train = int(get(f"{a}.context_length", 0))
+        self.sliding_window = int(get(f"{a}.attention.sliding_window", 0))
+        self.logit_softcap = float(get(f"{a}.final_logit_softcapping", 0.0))
+        self.embd_scale = math.sqrt(self.n_embd) if a == "gemma3" else 1.0
         tokens = fields.get("tokenizer.ggml.tokens")
         self.n_vocab_tokenizer = len(tokens.data) if tokens is not None else None
         self.bos_id = get("tokenizer.ggml.bos_token_id")
@@ -182,6 +200,10 @@ class ExactModel:
                          p + "attn_output.weight": (c.n_embd, q_dim_v), p + "ffn_norm.weight": (c.n_embd,),
                          p + "ffn_gate.weight": (c.n_ff, c.n_embd), p + "ffn_up.weight": (c.n_ff, c.n_embd),
                          p + "ffn_down.weight": (c.n_embd, c.n_ff)})
+            if c.arch in ("qwen3", "gemma3"):
+                need.update({p + "attn_q_norm.weight": (c.head_dim,), p + "attn_k_norm.weight": (c.head_dim,)})
+            if c.arch == "gemma3":
+                need.update({p + "post_attention_norm.weight": (c.n_embd,), p + "post_ffw_norm.weight": (c.n_embd,)})
         for name, shape in need.items():
             if name not in self.tensors:
                 raise OracleError(f"{self.path}: missing tensor '{name}'")
@@ -238,10 +260,12 @@ class ExactModel:
         tap = (lambda name, v: dump.__setitem__(name, v)) if dump is not None else (lambda name, v: None)
         freq_factors = self.optional("rope_freqs.weight")
 
-        x = self.weight("token_embd.weight")[tokens]  # [n, n_embd]
+        x = self.weight("token_embd.weight")[tokens] * c.embd_scale  # [n, n_embd]
         tap("inp_embd", x)
         for il in range(c.n_layer):
             p = f"blk.{il}."
+            swa = self.layer_is_swa(il)
+            base, freq_scale = (GEMMA3_SWA_ROPE_BASE, 1.0) if swa else (c.rope_base, c.freq_scale)
             cur = rms_norm(x, self.weight(p + "attn_norm.weight"), c.rms_eps)
             tap(p + "attn_norm", cur)
             q = self.linear(cur, p + "attn_q.weight", p + "attn_q.bias")  # [n, n_head*head_dim]
@@ -250,10 +274,13 @@ class ExactModel:
             tap(p + "q", q)
             tap(p + "k", k)
             tap(p + "v", v)
-            q = rope(q.reshape(n, c.n_head, c.head_dim), positions, c.n_rot, c.rope_base, c.freq_scale,
-                     freq_factors, c.rope_style)
-            k = rope(k.reshape(n, c.n_head_kv, c.head_dim), positions, c.n_rot, c.rope_base, c.freq_scale,
-                     freq_factors, c.rope_style)
+            q = q.reshape(n, c.n_head, c.head_dim)
+            k = k.reshape(n, c.n_head_kv, c.head_dim)
+            if self.has(p + "attn_q_norm.weight"):  # qwen3, gemma3: RMSNorm of each head
+                q = rms_norm(q, self.weight(p + "attn_q_norm.weight"), c.rms_eps)
+                k = rms_norm(k, self.weight(p + "attn_k_norm.weight"), c.rms_eps)
+            q = rope(q, positions, c.n_rot, base, freq_scale, freq_factors, c.rope_style)
+            k = rope(k, positions, c.n_rot, base, freq_scale, freq_factors, c.rope_style)
             tap(p + "q_rope", q.reshape(n, -1))
             tap(p + "k_rope", k.reshape(n, -1))
             v = v.reshape(n, c.n_head_kv, c.head_dim_v)
@@ -261,10 +288,13 @@ class ExactModel:
                 k = np.concatenate([cache["k"][il], k])
                 v = np.concatenate([cache["v"][il], v])
             cache["k"][il], cache["v"][il] = k, v
-            attn = self.attention(q, k, v, positions)  # [n, n_head*head_dim_v]
+            attn = self.attention(q, k, v, positions, c.sliding_window if swa else 0)  # [n, n_head*head_dim_v]
             tap(p + "attn_out", attn)
             attn = self.linear(attn, p + "attn_output.weight", p + "attn_output.bias")
             tap(p + "attn_proj", attn)
+            if self.has(p + "post_attention_norm.weight"):
+                attn = rms_norm(attn, self.weight(p + "post_attention_norm.weight"), c.rms_eps)
+                tap(p + "attn_post_norm", attn)
             x = x + attn
             tap(p + "ffn_inp", x)
             cur = rms_norm(x, self.weight(p + "ffn_norm.weight"), c.rms_eps)
@@ -273,10 +303,13 @@ class ExactModel:
             up = self.linear(cur, p + "ffn_up.weight")  # [n, n_ff]
             tap(p + "ffn_gate", gate)
             tap(p + "ffn_up", up)
-            act = silu(gate) * up
+            act = (gelu_tanh(gate) if c.arch == "gemma3" else silu(gate)) * up
             tap(p + "ffn_act", act)
             ffn = self.linear(act, p + "ffn_down.weight")  # [n, n_embd]
             tap(p + "ffn_out", ffn)
+            if self.has(p + "post_ffw_norm.weight"):
+                ffn = rms_norm(ffn, self.weight(p + "post_ffw_norm.weight"), c.rms_eps)
+                tap(p + "ffn_post_norm", ffn)
             x = x + ffn
             tap(p + "out", x)
         cache["pos"] = p0 + n
@@ -285,13 +318,20 @@ class ExactModel:
         if logit_rows is not None:
             x = x[logit_rows]
         logits = x @ self.weight(self.output_name).T  # [n, n_vocab]
+        if c.logit_softcap > 0:
+            logits = c.logit_softcap * np.tanh(logits / c.logit_softcap)
         tap("logits", logits)
         return logits
 
-    def attention(self, q, k, v, positions):
+    def layer_is_swa(self, il):
+        """Whether layer il attends within the sliding window (gemma3: 5 of every 6 layers)."""
+        return self.cfg.arch == "gemma3" and self.cfg.sliding_window > 0 and il % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
+
+    def attention(self, q, k, v, positions, window=0):
         """q [n, n_head, d] at positions [n]; k [T, n_head_kv, d], v [T, n_head_kv, dv] at
         positions 0..T-1. Causal softmax(q k^T * scale) v per head, head h using KV head
-        h // (n_head / n_head_kv). Returns [n, n_head*dv]."""
+        h // (n_head / n_head_kv); window > 0: a key at s is seen from p only when p - s < window.
+        Returns [n, n_head*dv]."""
         c = self.cfg
         n, T = q.shape[0], k.shape[0]
         group = c.n_head // c.n_head_kv
@@ -299,6 +339,8 @@ class ExactModel:
         vh = np.repeat(v, group, axis=1)  # [T, n_head, dv]
         scores = np.einsum("nhd,thd->hnt", q, kh) * c.attn_scale  # [n_head, n, T]
         mask = np.arange(T)[None, :] > positions[:, None]  # [n, T]: key after the query
+        if window > 0:
+            mask |= positions[:, None] - np.arange(T)[None, :] >= window  # key outside the window
         scores = np.where(mask[None], -np.inf, scores)
         probs = softmax(scores, axis=-1)
         out = np.einsum("hnt,thd->nhd", probs, vh)  # [n, n_head, dv]

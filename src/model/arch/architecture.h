@@ -30,5 +30,6 @@ std::string supported_architectures();
 // The architectures (one file each in src/model/arch/).
 extern const Architecture kLlama;
 extern const Architecture kQwen2;
+extern const Architecture kQwen3;
 
 }  // namespace strata
