@@ -21,7 +21,6 @@ Activations::Activations(Backend& backend, const ModelConfig& c, int64_t n) : n_
   up = alloc(c.n_ff, n, "up");
   act = alloc(c.n_ff, n, "act");
   down = alloc(c.n_embd, n, "down");
-  logits = alloc(c.n_vocab, n, "logits");
   last = alloc(c.n_vocab, 1, "logits");
 }
 

@@ -35,7 +35,7 @@ struct Activations {
   Tensor up;      // [n_ff, n]
   Tensor act;     // [n_ff, n]
   Tensor down;    // [n_embd, n]
-  Tensor logits;  // [n_vocab, n]   (all tokens)
+  Tensor logits;  // [n_vocab, n]   (all tokens; allocated by the first pass that asks for them)
   Tensor last;    // [n_vocab, 1]   (last token only)
 };
 
