@@ -10,7 +10,7 @@ import strata_test  # noqa: E402
 from strata_test import TempDirTest, run_strata  # noqa: E402
 from test_run import tiny_model  # noqa: E402
 
-COMMANDS = ["inspect", "quantize", "tokenize", "run", "chat", "perplexity", "verify", "compare", "bench"]
+COMMANDS = ["inspect", "quantize", "tokenize", "run", "chat", "perplexity", "verify", "compare", "bench", "serve"]
 
 
 class Contract(TempDirTest):
@@ -32,7 +32,7 @@ class CommandWord(Contract):
             self.assertIn(c, line)
 
     def test_unknown_command_names_the_commands(self):
-        self.assert_error(run_strata("serve"), "unknown command 'serve'", "run, chat")
+        self.assert_error(run_strata("serv"), "unknown command 'serv'", "run, chat", "serve")
 
     def test_options_before_the_command(self):
         self.assert_error(run_strata("-m", "x.gguf", "-p", "hi"), "the command comes first", "strata run -m")
