@@ -8,7 +8,9 @@
 // composition of them); without it, each fused op is timed whole, under the names of its
 // weights ("fused blk.attn_q+attn_k+attn_v").
 //
-//   cpu_decode_profile -m MODEL [-t THREADS] [-n TOKENS] [-i ISA] [--f32-act] [--unfused]
+// --q8-act: one-term 8-bit activations (CpuBackend's one_term_q8) instead of two-term ones.
+//
+//   cpu_decode_profile -m MODEL [-t THREADS] [-n TOKENS] [-i ISA] [--f32-act] [--unfused] [--q8-act]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -123,6 +125,7 @@ struct Args {
   std::string isa;
   bool f32_act = false;
   bool unfused = false;
+  bool q8_act = false;  // one-term 8-bit activations (CpuBackend's one_term_q8)
 };
 
 Args parse(int argc, char** argv) {
@@ -145,9 +148,13 @@ Args parse(int argc, char** argv) {
       a.f32_act = true;
     } else if (s == "--unfused") {
       a.unfused = true;
+    } else if (s == "--q8-act") {
+      a.q8_act = true;
     } else {
-      fail("unknown argument '{}' (cpu_decode_profile -m MODEL [-t N] [-n TOKENS] [-i ISA] [--f32-act] [--unfused])",
-           s);
+      fail(
+          "unknown argument '{}' (cpu_decode_profile -m MODEL [-t N] [-n TOKENS] [-i ISA] [--f32-act] [--unfused] "
+          "[--q8-act])",
+          s);
     }
   }
   if (a.model.empty()) fail("-m MODEL is required");
@@ -183,7 +190,7 @@ double pool_round_trip_us(ThreadPool& pool) {
 }
 
 void run(const Args& a) {
-  CpuBackend cpu(a.threads, isa_named(a.isa), a.f32_act);
+  CpuBackend cpu(a.threads, isa_named(a.isa), a.f32_act, a.q8_act);
   TimingBackend timing(cpu, !a.unfused);
   auto model = Model::load(a.model, timing);
   Session session(*model, timing, {.n_ctx = 2 * int64_t(a.tokens) + 8});

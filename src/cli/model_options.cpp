@@ -23,6 +23,8 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_flag("-q,--quiet", o.quiet, "no logs on stderr");
   cmd->add_option("--cpu-isa", o.cpu_isa, "cpu backend: force an ISA path (portable, avx2, avx512, avx512-vnni)");
   cmd->add_flag("--cpu-f32-act", o.cpu_f32_act, "cpu backend: f32 activations in matmul instead of 8-bit ones");
+  cmd->add_flag("--cpu-q8-act", o.cpu_q8_act,
+                "cpu backend: one 8-bit term per activation in matmul instead of two (faster, less exact)");
 }
 
 void add_dump_option(CLI::App* cmd, ModelOptions& o) {
@@ -62,7 +64,8 @@ void check_n_predict(int64_t n, std::string_view meaning) {
 std::filesystem::path model_cache_dir() {
   const char* cache = std::getenv("STRATA_CACHE");
   const char* home = std::getenv("HOME");
-  const std::filesystem::path root = cache != nullptr ? cache : std::filesystem::path(home ? home : ".") / ".cache/strata";
+  const std::filesystem::path root =
+      cache != nullptr ? cache : std::filesystem::path(home ? home : ".") / ".cache/strata";
   return root / "models";
 }
 
@@ -103,7 +106,7 @@ std::vector<TokenId> encode_text(const ModelOptions& o, const Tokenizer& tokeniz
 
 LoadedModel load_model(const ModelOptions& o) {
   const std::string path = resolve_model_path(o.model);
-  auto backend = make_backend(o.backend, o.threads, CpuOptions{o.cpu_isa, o.cpu_f32_act});
+  auto backend = make_backend(o.backend, o.threads, CpuOptions{o.cpu_isa, o.cpu_f32_act, o.cpu_q8_act});
   ProgressBar bar("loading", !o.quiet);
   auto model = Model::load(path, *backend, [&bar](double fraction) { bar.update(fraction); });
   bar.finish();
@@ -111,8 +114,8 @@ LoadedModel load_model(const ModelOptions& o) {
   LoadedModel m{std::move(backend), std::move(model), std::move(tokenizer)};
   for (const auto& w : m.tokenizer.warnings()) log_info(o, "warning: " + path + ": " + w);
   const ModelConfig& c = m.model->config();
-  log_info(o, fmt::format("model: {} ({}, {} layers, n_embd {}, {} heads / {} KV, vocab {}) on backend {}", path, c.arch,
-                          c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab, describe_backend(*m.backend)));
+  log_info(o, fmt::format("model: {} ({}, {} layers, n_embd {}, {} heads / {} KV, vocab {}) on backend {}", path,
+                          c.arch, c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab, describe_backend(*m.backend)));
   return m;
 }
 

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -16,15 +15,16 @@
 namespace strata::cli {
 
 struct ModelOptions {
-  std::string model;              // -m; empty: the default model from the cache
-  std::string backend = "auto";   // --backend
-  int threads = 0;                // -t; 0 = the physical cores
-  int64_t ctx_size = 0;           // -c; 0 = model's context or 4096
-  std::string kv_type = "f16";    // --kv-type
-  bool quiet = false;             // -q
-  std::string dump_dir;           // --dump-tensors (only where added)
-  std::string cpu_isa;            // --cpu-isa; empty = the best path this CPU has
-  bool cpu_f32_act = false;       // --cpu-f32-act
+  std::string model;             // -m; empty: the default model from the cache
+  std::string backend = "auto";  // --backend
+  int threads = 0;               // -t; 0 = the physical cores
+  int64_t ctx_size = 0;          // -c; 0 = model's context or 4096
+  std::string kv_type = "f16";   // --kv-type
+  bool quiet = false;            // -q
+  std::string dump_dir;          // --dump-tensors (only where added)
+  std::string cpu_isa;           // --cpu-isa; empty = the best path this CPU has
+  bool cpu_f32_act = false;      // --cpu-f32-act
+  bool cpu_q8_act = false;       // --cpu-q8-act
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& options);

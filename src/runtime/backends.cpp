@@ -32,7 +32,7 @@ std::unique_ptr<Backend> make_backend(std::string_view name, int threads, const 
     fail("backend 'cuda': this build of Strata has no CUDA backend (nvcc was not found at build time)");
 #endif
   if (name == "cpu" || name == "auto") {
-    return std::make_unique<CpuBackend>(n_threads, cpu_isa_from_option(cpu.isa), cpu.f32_activations);
+    return std::make_unique<CpuBackend>(n_threads, cpu_isa_from_option(cpu.isa), cpu.f32_activations, cpu.one_term_q8);
   }
   if (name == "cpu_ref") return std::make_unique<CpuRefBackend>(Accumulation::f32, n_threads);
   if (name == "cpu_ref64") return std::make_unique<CpuRefBackend>(Accumulation::f64, n_threads);

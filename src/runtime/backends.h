@@ -10,10 +10,11 @@
 
 namespace strata {
 
-// Settings of the fast CPU backend, from the command line (--cpu-isa, --cpu-f32-act).
+// Settings of the fast CPU backend, from the command line (--cpu-isa, --cpu-f32-act, --cpu-q8-act).
 struct CpuOptions {
   std::string isa;               // an ISA path name (cpu::isa_name); "" = the best this CPU has
   bool f32_activations = false;  // matmul multiplies f32 activations, not 8-bit ones
+  bool one_term_q8 = false;      // one 8-bit term per activation instead of two (faster, less exact)
 };
 
 // "cpu" (the fast CPU backend, backend/cpu/cpu_backend.h), "cpu_ref" (the f32 reference),

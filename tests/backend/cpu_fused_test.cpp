@@ -4,11 +4,15 @@
 // run as the backend's own plain ops (Backend::matmul_fused), and the 1-thread figures.
 // Shapes with many row blocks (n up to 1024, heads split over tasks), one and several
 // column blocks (m 1, 9, 70), the packed prompt kernels, and the f32-activation mode.
+// Every activation mode: two-term 8-bit (the default) on every path, one-term 8-bit and f32
+// on the best one. Two-term q, k and v are also held to cpu_ref64 at a bar one-term 8-bit
+// activations cannot meet.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "backend/backends_under_test.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/fused_cases.h"
 
@@ -17,18 +21,24 @@ namespace {
 
 struct Path {
   cpu::Isa isa;
-  bool f32_act;
+  bool f32_act = false;
+  bool q8_act = false;  // one-term 8-bit activations
 };
 
 std::vector<Path> paths() {
   std::vector<Path> p;
-  for (cpu::Isa isa : cpu::available_isas()) p.push_back({isa, false});
+  for (cpu::Isa isa : cpu::available_isas()) p.push_back({isa});
+  p.push_back({cpu::detected_isa(), false, true});
   p.push_back({cpu::detected_isa(), true});
   return p;
 }
 
 std::string path_name(const Path& p, int threads) {
-  return fmt::format("{}{} {} threads", cpu::isa_name(p.isa), p.f32_act ? " f32-act" : "", threads);
+  return fmt::format("{}{} {} threads", cpu::isa_name(p.isa),
+                     p.f32_act  ? " f32-act"
+                     : p.q8_act ? " q8-act"
+                                : "",
+                     threads);
 }
 
 // run(backend, fused) on every path and thread count: fused == plain, and == 1 thread's.
@@ -37,7 +47,7 @@ void expect_exact(const Run& run, const std::string& what) {
   for (const Path& p : paths()) {
     Outputs one_thread;
     for (int threads : {1, 2, 3}) {
-      CpuBackend b(threads, p.isa, p.f32_act);
+      CpuBackend b(threads, p.isa, p.f32_act, p.q8_act);
       const Outputs fused = run(b, true), plain = run(b, false);
       const std::string where = what + " on " + path_name(p, threads);
       ASSERT_EQ(fused.size(), plain.size()) << where;
@@ -80,6 +90,18 @@ TEST(CpuFused, QkvRopeStoreAndAttentionAreThePlainOps) {
     for (const auto& [pos, m] : {std::pair{int64_t(3), int64_t(1)}, {0, 9}, {2, 70}}) {
       expect_exact([&](Backend& b, bool f) { return run_qkv_rope_store(b, c, pos, seed, f, m); },
                    fmt::format("qkv {} pos {} m {}", dtype_name(type), pos, m));
+    }
+    // q, k, v on two-term activations: within 1e-8 of cpu_ref64 (one-term 8-bit: ~3e-5).
+    for (const auto& [pos, m] : {std::pair{int64_t(3), int64_t(1)}, {2, 70}}) {
+      const Outputs want = run_qkv_rope_store(reference_backend(), c, pos, seed, false, m);
+      for (cpu::Isa isa : cpu::available_isas()) {
+        CpuBackend b(2, isa);
+        const Outputs got = run_qkv_rope_store(b, c, pos, seed, true, m);
+        for (size_t o = 1; o <= 3; ++o) {
+          EXPECT_LE(nmse(to_double(want[o]), got[o]), 1e-8)
+              << fmt::format("two-term qkv {} m {} on {}, output {}", dtype_name(type), m, cpu::isa_name(isa), o);
+        }
+      }
     }
     const AttentionCase a{64, 8, 2, 300, DType::F16};
     const Weight wo = make_weight(type, 512, 600, seed += 10);

@@ -118,6 +118,7 @@ TEST(CpuBackend, NamesItsPathAndThreads) {
   EXPECT_EQ(b.describe(), fmt::format("cpu ({}, 2 threads)", cpu::isa_name(isa)));
   EXPECT_NE(b.device_name().find(fmt::format("({}, 2 threads)", cpu::isa_name(isa))), std::string::npos);
   EXPECT_EQ(CpuBackend(1, cpu::Isa::portable, true).describe(), "cpu (portable, f32 activations, 1 thread)");
+  EXPECT_EQ(CpuBackend(1, cpu::Isa::portable, false, true).describe(), "cpu (portable, 8-bit activations, 1 thread)");
 }
 
 TEST(CpuBackend, UploadKeepsWeightsInPlace) {

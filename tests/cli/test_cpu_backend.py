@@ -63,13 +63,18 @@ class CpuBackendRun(unittest.TestCase):
                 self.assertEqual(proc.stdout, self.reference)
                 self.assertIn(f"on backend cpu ({path}, f32 activations, 2 threads)", proc.stderr)
 
-    def test_every_path_runs_with_8_bit_activations(self):
+    def test_every_path_runs_with_its_default_activations(self):
         for path in cpu_paths(self.model):
             with self.subTest(path=path):
                 proc = self.greedy("--backend", "cpu", "--cpu-isa", path)
                 self.assertTrue(proc.stdout.startswith(" Paris"), proc.stdout)
                 self.assertIn(f"on backend cpu ({path}, 2 threads)", proc.stderr)
                 self.assertIn(f"generation: {N_TOKENS} tokens", proc.stderr)
+
+    def test_one_term_8_bit_activations_are_named_and_run(self):
+        proc = self.greedy("--backend", "cpu", "--cpu-q8-act")
+        self.assertTrue(proc.stdout.startswith(" Paris"), proc.stdout)
+        self.assertRegex(proc.stderr, r"on backend cpu \([a-z0-9-]+, 8-bit activations, 2 threads\)")
 
     def test_unknown_path_is_an_error_naming_the_cpus_paths(self):
         proc = run_strata("run", "-m", self.model, "--backend", "cpu", "--cpu-isa", "sse9", "-p", "x", "-n", "1")

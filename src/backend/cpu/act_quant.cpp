@@ -98,4 +98,21 @@ void quantize_act(ActFormat format, Isa isa, const float* x, int64_t k, void* ou
   }
 }
 
+void act_residual(ActFormat format, const float* x, const void* q, int64_t k, float* residual) {
+  switch (format) {
+    case ActFormat::f32:
+      fail("act_residual: f32 activations have no rounding residual");
+    case ActFormat::q8_32: {
+      const auto* blocks = static_cast<const ActQ8_32*>(q);
+      for (int64_t i = 0; i < k; ++i) residual[i] = x[i] - blocks[i / 32].d * float(blocks[i / 32].qs[i % 32]);
+      return;
+    }
+    case ActFormat::q8_256: {
+      const auto* blocks = static_cast<const BlockQ8_K*>(q);
+      for (int64_t i = 0; i < k; ++i) residual[i] = x[i] - blocks[i / QK_K].d * float(blocks[i / QK_K].qs[i % QK_K]);
+      return;
+    }
+  }
+}
+
 }  // namespace strata::cpu

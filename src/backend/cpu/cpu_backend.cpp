@@ -37,15 +37,16 @@ std::string cpu_model_name() {
 
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads, cpu::Isa isa, bool f32_activations)
+CpuBackend::CpuBackend(int n_threads, cpu::Isa isa, bool f32_activations, bool one_term_q8)
     : isa_(checked_isa(isa)),
       f32_activations_(f32_activations),
+      one_term_q8_(one_term_q8),
       pool_(std::max(n_threads, 1)),
       ctx_{isa_, &cpu::op_kernels(isa_), &pool_} {}
 
 std::string CpuBackend::settings() const {
-  return fmt::format("{}{}, {} thread{}", cpu::isa_name(isa_), f32_activations_ ? ", f32 activations" : "", n_threads(),
-                     n_threads() == 1 ? "" : "s");
+  const char* act = f32_activations_ ? ", f32 activations" : one_term_q8_ ? ", 8-bit activations" : "";
+  return fmt::format("{}{}, {} thread{}", cpu::isa_name(isa_), act, n_threads(), n_threads() == 1 ? "" : "s");
 }
 
 std::string CpuBackend::device_name() const {
@@ -82,7 +83,7 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tens
 }
 
 void CpuBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
-  cpu::matmul(w, x, out, cpu::MatmulConfig{isa_, f32_activations_}, pool_);
+  cpu::matmul(w, x, out, matmul_config(), pool_);
 }
 
 void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {

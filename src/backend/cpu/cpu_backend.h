@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/isa.h"
+#include "backend/cpu/matmul.h"
 #include "backend/cpu/ops.h"
 #include "core/thread_pool.h"
 
@@ -22,7 +23,10 @@ class CpuBackend : public Backend {
 public:
   // n_threads >= 1; isa: a path this CPU has (cpu::available_isas(); fails naming them
   // otherwise); f32_activations: matmul multiplies f32 activations instead of 8-bit ones.
-  CpuBackend(int n_threads, cpu::Isa isa, bool f32_activations = false);
+  // Otherwise 8-bit activations in two terms (x ~ q + q_residual, about 15 significant bits,
+  // matmul.h MatmulConfig::two_term): as exact as f32 activations to the perplexity bar, the
+  // kernels called twice per tile; one_term_q8: one 8-bit term (faster, ~1e-4 NMSE per matmul).
+  CpuBackend(int n_threads, cpu::Isa isa, bool f32_activations = false, bool one_term_q8 = false);
 
   std::string_view name() const override { return "cpu"; }
   // The CPU's model name and the backend's settings: "AMD EPYC (avx512-vnni, 2 threads)".
@@ -32,6 +36,7 @@ public:
 
   cpu::Isa isa() const { return isa_; }
   bool f32_activations() const { return f32_activations_; }
+  bool one_term_q8() const { return one_term_q8_ && !f32_activations_; }
   int n_threads() const { return pool_.n_threads(); }
 
   Tensor alloc(DType type, ShapeRef ne, std::string name) override;
@@ -53,9 +58,11 @@ public:
 
 private:
   std::string settings() const;  // "avx512-vnni, 2 threads"
+  cpu::MatmulConfig matmul_config() const { return {isa_, f32_activations_, !one_term_q8_}; }
 
   cpu::Isa isa_;
   bool f32_activations_;
+  bool one_term_q8_;
   ThreadPool pool_;
   cpu::OpContext ctx_;
   cpu::RopeTable rope_table_;

@@ -140,7 +140,7 @@ void CpuBackend::matmul_fused(const FusedMatmul& op) {
       }
     }
   };
-  cpu::matmul_groups(groups, x, cpu::MatmulConfig{isa_, f32_activations_}, pool_,
+  cpu::matmul_groups(groups, x, matmul_config(), pool_,
                      any_epilogue ? cpu::MatmulEpilogue(epilogue) : cpu::MatmulEpilogue());
 }
 

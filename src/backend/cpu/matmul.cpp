@@ -2,6 +2,9 @@
 //
 //  1. x's m columns are converted once into each activation form the products' kernels read
 //     (ActFormat; threaded over columns); f32 columns that are evenly spaced are used in place.
+//     With two-term activations (MatmulConfig::two_term) each column of x is followed by
+//     its rounding residual in the same form, and a kernel call takes both terms of its
+//     columns over the same weights (the sum of the two outputs is the product).
 //  2. Each group's output [n, m] is cut into tasks of (row block x column block); the tasks
 //     of all groups make one run of the pool, and a task computes its block of every product
 //     of its group, then calls the epilogue on it. A
@@ -20,6 +23,7 @@
 #include "backend/cpu/matmul.h"
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "backend/cpu/kernel_groups.h"
@@ -144,19 +148,35 @@ struct TaskRange {
   int64_t r0, r1, c0, c1;
 };
 
-void run_tiles(const Plan& plan, int64_t k, const uint8_t* w_rows, size_t w_stride, const Columns& act,
+// out[r] = sum over the terms of one column's tile outputs (tile: [terms][stride] of rows),
+// added in term order.
+void combine_terms(const float* tile, size_t stride, int terms, int nr, float* out) {
+  for (int r = 0; r < nr; ++r) {
+    float v = tile[r];
+    for (int i = 1; i < terms; ++i) v += tile[size_t(i) * stride + size_t(r)];
+    out[r] = v;
+  }
+}
+
+// act: `terms` columns for each column of x (two-term activations: q, then q_residual), so
+// that one kernel call takes both terms of max_cols / terms columns over the same weights.
+void run_tiles(const Plan& plan, int64_t k, const uint8_t* w_rows, size_t w_stride, const Columns& act, int terms,
                const std::vector<float*>& out_cols, const TaskRange& t) {
   const TypeKernels& kern = *plan.kernels;
-  std::vector<float> tile(size_t(kern.max_rows) * size_t(kern.max_cols));  // [nr, nc] of one call
+  const int per_call = std::max(1, kern.max_cols / terms);  // columns of x per group of calls
+  const auto stride = size_t(kern.max_rows);
+  std::vector<float> tile(stride * size_t(std::max(kern.max_cols, per_call * terms)));  // [nr] per act column
   for (int64_t r = t.r0; r < t.r1; r += kern.max_rows) {
     const int nr = int(std::min<int64_t>(kern.max_rows, t.r1 - r));
     const uint8_t* w_tile = w_rows + size_t(r - t.r0) * w_stride;
-    for (int64_t c = t.c0; c < t.c1; c += kern.max_cols) {
-      const int nc = int(std::min<int64_t>(kern.max_cols, t.c1 - c));
-      kern.dot_tile(k, w_tile, w_stride, nr, act.base + size_t(c) * act.stride, act.stride, nc, tile.data(),
-                    size_t(kern.max_rows));
+    for (int64_t c = t.c0; c < t.c1; c += per_call) {
+      const int nc = int(std::min<int64_t>(per_call, t.c1 - c)), n_act = nc * terms;
+      for (int v = 0; v < n_act; v += kern.max_cols) {
+        kern.dot_tile(k, w_tile, w_stride, nr, act.base + size_t(c * terms + v) * act.stride, act.stride,
+                      std::min(kern.max_cols, n_act - v), tile.data() + size_t(v) * stride, stride);
+      }
       for (int j = 0; j < nc; ++j) {
-        std::copy_n(tile.data() + size_t(j) * size_t(kern.max_rows), nr, out_cols[size_t(c + j)] + r);
+        combine_terms(tile.data() + size_t(j * terms) * stride, stride, terms, nr, out_cols[size_t(c + j)] + r);
       }
     }
   }
@@ -165,22 +185,29 @@ void run_tiles(const Plan& plan, int64_t k, const uint8_t* w_rows, size_t w_stri
 // The packed path of run_tiles: rows [r0, r1) repacked into `repacked` 16 at a time, then
 // every column of [c0, c1) by the packed kernels.
 void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, size_t w_stride, const Columns& act,
-                const std::vector<float*>& out_cols, const TaskRange& t, std::vector<RowPackedBlock>& repacked) {
+                int terms, const std::vector<float*>& out_cols, const TaskRange& t,
+                std::vector<RowPackedBlock>& repacked) {
   const int64_t blocks = k / 32, groups = (t.r1 - t.r0 + kPackRows - 1) / kPackRows;
   repacked.resize(size_t(groups * blocks));
   for (int64_t g = 0; g < groups; ++g) {
     const int nr = int(std::min<int64_t>(kPackRows, t.r1 - t.r0 - g * kPackRows));
     kern.repack(k, w_rows + size_t(g * kPackRows) * w_stride, w_stride, nr, repacked.data() + size_t(g * blocks));
   }
-  std::vector<float> tile(size_t(kern.max_cols) * kPackRows);  // [16, nc] of one call
-  for (int64_t c = t.c0; c < t.c1; c += kern.max_cols) {
-    const int nc = int(std::min<int64_t>(kern.max_cols, t.c1 - c));
+  const int per_call = std::max(1, kern.max_cols / terms);
+  constexpr auto stride = size_t(kPackRows);
+  std::vector<float> tile(stride * size_t(std::max(kern.max_cols, per_call * terms)));  // [16] per act column
+  for (int64_t c = t.c0; c < t.c1; c += per_call) {
+    const int nc = int(std::min<int64_t>(per_call, t.c1 - c)), n_act = nc * terms;
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t r = t.r0 + g * kPackRows;
       const int nr = int(std::min<int64_t>(kPackRows, t.r1 - r));
-      kern.tile(k, repacked.data() + size_t(g * blocks), nr, act.base + size_t(c) * act.stride, act.stride, nc,
-                tile.data(), kPackRows);
-      for (int j = 0; j < nc; ++j) std::copy_n(tile.data() + size_t(j) * kPackRows, nr, out_cols[size_t(c + j)] + r);
+      for (int v = 0; v < n_act; v += kern.max_cols) {
+        kern.tile(k, repacked.data() + size_t(g * blocks), nr, act.base + size_t(c * terms + v) * act.stride,
+                  act.stride, std::min(kern.max_cols, n_act - v), tile.data() + size_t(v) * stride, kPackRows);
+      }
+      for (int j = 0; j < nc; ++j) {
+        combine_terms(tile.data() + size_t(j * terms) * stride, stride, terms, nr, out_cols[size_t(c + j)] + r);
+      }
     }
   }
 }
@@ -188,8 +215,9 @@ void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, siz
 // Buffers of the calls made from one thread, kept from call to call: buffers of a few hundred
 // KB allocated per call would come from mmap and fault their pages in every time.
 struct Workspace {
-  // x in the kernels' activation forms: [ActFormat][biased for the packed kernels]
-  std::vector<uint8_t> act[3][2];
+  // x in the kernels' activation forms: [ActFormat][biased for the packed kernels][residual]
+  std::vector<uint8_t> act[3][2][2];
+  std::vector<float> residual;                             // [k] a column's rounding residual in f32
   std::vector<std::vector<float>> rows_f32;                // per pool thread: dequantized weight rows
   std::vector<std::vector<RowPackedBlock>> rows_repacked;  // per pool thread: repacked weight rows
 };
@@ -203,7 +231,8 @@ Workspace& workspace() {
 struct Prepared {
   const Tensor* w;
   Plan plan;
-  Columns act;
+  Columns act;                   // `terms` columns per column of x
+  int terms;                     // 2 for two-term activations (q, q_residual), else 1
   std::vector<float*> out_cols;  // m columns of [n]
 };
 
@@ -224,9 +253,9 @@ void run_product(const Prepared& p, int64_t k, const TaskRange& t, int thread, W
     w_stride = size_t(k) * sizeof(float);
   }
   if (p.plan.packed != nullptr) {
-    run_packed(*p.plan.packed, k, w_rows, w_stride, p.act, p.out_cols, t, ws.rows_repacked[size_t(thread)]);
+    run_packed(*p.plan.packed, k, w_rows, w_stride, p.act, p.terms, p.out_cols, t, ws.rows_repacked[size_t(thread)]);
   } else {
-    run_tiles(p.plan, k, w_rows, w_stride, p.act, p.out_cols, t);
+    run_tiles(p.plan, k, w_rows, w_stride, p.act, p.terms, p.out_cols, t);
   }
 }
 
@@ -244,20 +273,37 @@ void matmul_groups(std::span<const MatmulGroup> groups, const Tensor& x, const M
   if (m == 0) return;
   const std::vector<const float*> x_cols = cpu_ref::f32_rows(x);  // m columns of [k]
   Workspace& ws = workspace();
-  bool have_act[3][2] = {};
-  Columns act[3][2];
-  auto activations = [&](const Plan& plan) {
-    const auto f = size_t(plan.kernels->act);
-    const size_t biased = plan.packed != nullptr ? 1 : 0;
-    if (!have_act[f][biased]) {
-      act[f][biased] = prepare_activations(x_cols, k, plan.kernels->act, config.isa, pool, ws.act[f][biased]);
-      if (biased != 0) {
-        pool.run(m,
-                 [&](int64_t c, int) { bias_q8_32(k, ws.act[f][biased].data() + size_t(c) * act[f][biased].stride); });
+  bool have_act[3][2][2] = {};
+  Columns act[3][2][2];
+  // x in the form `plan` reads, in `terms` columns per column: [format][biased][terms - 1].
+  // Two terms: q (quantize_act of x) and q_residual (quantize_act of act_residual).
+  std::function<Columns(const Plan&, int)> activations = [&](const Plan& plan, int terms) {
+    const ActFormat format = plan.kernels->act;
+    const auto f = size_t(format);
+    const size_t biased = plan.packed != nullptr ? 1 : 0, two = size_t(terms - 1);
+    if (have_act[f][biased][two]) return act[f][biased][two];
+    std::vector<uint8_t>& storage = ws.act[f][biased][two];
+    if (terms == 1) {
+      act[f][biased][0] = prepare_activations(x_cols, k, format, config.isa, pool, storage);
+    } else {
+      const Columns q = activations(Plan{plan.kernels, nullptr, nullptr}, 1);  // unbiased
+      const size_t bytes = act_bytes(format, k);
+      storage.resize(2 * bytes * size_t(m));
+      ws.residual.resize(size_t(k));
+      for (int64_t c = 0; c < m; ++c) {
+        const uint8_t* qc = q.base + size_t(c) * q.stride;
+        std::copy_n(qc, bytes, storage.data() + size_t(2 * c) * bytes);
+        act_residual(format, x_cols[size_t(c)], qc, k, ws.residual.data());
+        quantize_act(format, config.isa, ws.residual.data(), k, storage.data() + size_t(2 * c + 1) * bytes);
       }
-      have_act[f][biased] = true;
+      act[f][biased][1] = {storage.data(), bytes};
     }
-    return act[f][biased];
+    const Columns cols = act[f][biased][two];
+    if (biased != 0) {
+      pool.run(m * terms, [&](int64_t c, int) { bias_q8_32(k, storage.data() + size_t(c) * cols.stride); });
+    }
+    have_act[f][biased][two] = true;
+    return cols;
   };
 
   std::vector<std::vector<Prepared>> prepared(groups.size());
@@ -267,7 +313,8 @@ void matmul_groups(std::span<const MatmulGroup> groups, const Tensor& x, const M
     bool packed = false;
     for (const MatmulProduct& p : groups[g].products) {
       const Plan plan = plan_for(p.w->dtype(), m, config);
-      prepared[g].push_back({p.w, plan, activations(plan), cpu_ref::mutable_f32_rows(*p.out)});
+      const int terms = config.two_term && plan.dequantize == nullptr && plan.kernels->act != ActFormat::f32 ? 2 : 1;
+      prepared[g].push_back({p.w, plan, activations(plan, terms), terms, cpu_ref::mutable_f32_rows(*p.out)});
       packed = packed || plan.packed != nullptr;
     }
     col_block[g] = packed ? m : std::min(m, kColumnBlock);

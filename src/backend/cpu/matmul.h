@@ -16,6 +16,10 @@ namespace strata::cpu {
 struct MatmulConfig {
   Isa isa;                       // the path to run (at most detected_isa())
   bool f32_activations = false;  // no 8-bit activations: quantized weights are dequantized to f32 rows
+  // 8-bit activations in two terms where the kernels read 8-bit ones: x ~ q + q_residual
+  // (act_residual; about 15 significant bits), each kernel call made for both terms over the
+  // same weight bytes.
+  bool two_term = false;
 };
 
 // out = w x: w [k, n] of any dequantizable type; x [k, m...] f32; out [n, m...] f32. The

@@ -37,6 +37,11 @@ int64_t act_block(ActFormat format);
 // Converts k f32 activations to `format` (k a multiple of its block) on the `isa` path; the
 // result is the same on every path (the tests check it).
 void quantize_act(ActFormat format, Isa isa, const float* x, int64_t k, void* out);
+// What quantize_act left out: residual[i] = x[i] - (its q8 value d * q[i]), for a q8 format
+// (k a multiple of its block, q = quantize_act's output for x). Quantized in turn, it gives
+// activations of two 8-bit terms (about 15 significant bits) that the same kernels take in
+// two calls: w x ~ w q + w q_residual.
+void act_residual(ActFormat format, const float* x, const void* q, int64_t k, float* residual);
 
 // Dot products of nr weight rows with nc activation columns (1 <= nr <= max_rows,
 // 1 <= nc <= max_cols):
