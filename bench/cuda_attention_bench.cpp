@@ -102,7 +102,7 @@ void bench_shape(const Shape& s, int64_t n_tokens, int64_t n_past, int runs) {
   }
   auto old_kernel = [&] {
     return strata::cuda::launch_attention(q, lq, k, lc, v, lc, true, out_old, lq, d, s.n_heads, s.n_kv_heads, n_tokens,
-                                          n_past, scale, nullptr);
+                                          n_past, nullptr, 0, scale, nullptr);
   };
   auto new_kernel = [&] {
     return strata::cuda::launch_attention_prefill(q, lq, k, lc, v, lc, out_new, lq, d, s.n_heads, s.n_kv_heads,

@@ -34,7 +34,7 @@ void Backend::matmul_fused(const FusedMatmul& op) {
       break;
     case FusedMatmul::Prologue::attention: {
       Tensor att = x.reshape(op.q->ne());  // [head_dim, n_heads, m]
-      attention(*op.q, *op.k_cache, *op.v_cache, op.n_past, op.scale, att);
+      attention(*op.q, *op.k_cache, *op.v_cache, op.n_past, op.scale, op.window, att);
       break;
     }
   }
@@ -49,6 +49,7 @@ void Backend::matmul_fused(const FusedMatmul& op) {
     if (job.residual != nullptr) add(*job.residual, *job.out, *job.residual);
   }
   if (op.gate == FusedMatmul::Gate::swiglu) swiglu(*op.jobs[0].out, *op.jobs[1].out, *op.gated);
+  if (op.gate == FusedMatmul::Gate::geglu) geglu(*op.jobs[0].out, *op.jobs[1].out, *op.gated);
 }
 
 Tensor split_heads(const Tensor& t, int64_t head_dim) {

@@ -52,15 +52,16 @@ struct MatmulJob {
 // pair after the jobs:
 //   prologue:  none       x is given
 //              rms_norm   x = rms_norm(norm_input, norm_weight, norm_eps)
-//              attention  x = attention(q, k_cache, v_cache, n_past, scale), x seen as heads
+//              attention  x = attention(q, k_cache, v_cache, n_past, scale, window), x seen as heads
 //   jobs:      each MatmulJob on x, in order
 //   gate:      none       -
 //              swiglu     gated = silu(jobs[0].out) * jobs[1].out
+//              geglu      gated = gelu_tanh(jobs[0].out) * jobs[1].out
 // Rope and store use head_dim-sized heads of a job's output, positions (one per column of x,
 // for rope) and kv_pos (the cache row of x's first column, for store).
 struct FusedMatmul {
   enum class Prologue { none, rms_norm, attention };
-  enum class Gate { none, swiglu };
+  enum class Gate { none, swiglu, geglu };
 
   Tensor* x = nullptr;  // [k, m] f32: the input, written by the prologue when there is one
   Prologue prologue = Prologue::none;
@@ -74,6 +75,7 @@ struct FusedMatmul {
   const Tensor* v_cache = nullptr;
   int64_t n_past = 0;
   float scale = 1.0f;
+  int64_t window = 0;  // sliding window (Backend::attention); 0 = none
 
   std::span<const MatmulJob> jobs = {};
 
@@ -125,6 +127,11 @@ public:
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
   // out = silu(gate) * up                        gate, up, out [n, rows]
   virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // out = gelu(gate) * up with the tanh GELU:    gate, up, out [n, rows]
+  //   gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))
+  virtual void geglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // out = s * x                                  x, out [n, rows]; out may alias x.
+  virtual void scale(const Tensor& x, float s, Tensor& out) = 0;
   // Rotates x in place; token t is at position positions[t].   x [head_dim, n_heads, n_tokens]
   virtual void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) = 0;
   // cache[:, :, pos + t] = src[:, :, t]          src [head_dim, n_kv_heads, n_tokens] f32;
@@ -133,9 +140,11 @@ public:
   // Causal attention of n_tokens new queries at positions n_past.. over cache entries
   // 0..n_past+n_tokens-1 (already stored), with grouped KV heads (n_heads % n_kv_heads == 0):
   //   out[:, h, t] = sum_s softmax_s(scale * q[:, h, t] . k[:, h / g, s]) v[:, h / g, s]
+  // s over the keys the query at p = n_past + t sees: s <= p, and p - s < window where
+  // window > 0 (sliding-window attention); window 0: every s <= p.
   // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                         Tensor& out) = 0;
+                         int64_t window, Tensor& out) = 0;
 
   // ---- the fused matmul ------------------------------------------------------------------
   // Several projections of one input with what comes right before and after them

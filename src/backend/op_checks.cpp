@@ -170,8 +170,16 @@ bool check_add_args(const Tensor& a, const Tensor& b, const Tensor& out, TypeChe
   return broadcast;
 }
 
-void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out) {
-  constexpr std::string_view op = "swiglu";
+void check_scale_args(const Tensor& x, float s, const Tensor& out) {
+  constexpr std::string_view op = "scale";
+  check_f32(op, "x", x);
+  check_f32_output(op, "out", out);
+  check_same_shape(op, "out", out, "x", x);
+  if (!std::isfinite(s)) fail("{}: factor {} is not finite", op, s);
+  check_same_or_no_alias(op, "out", out, "x", x);
+}
+
+void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out, std::string_view op) {
   check_f32(op, "gate", gate);
   check_f32(op, "up", up);
   check_f32_output(op, "out", out);
@@ -208,7 +216,7 @@ void check_store_kv_args(const Tensor& src, const Tensor& cache, int64_t pos) {
   check_no_alias(op, "cache", cache, "src", src);
 }
 
-void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t window,
                           const Tensor& out) {
   constexpr std::string_view op = "attention";
   check_f32(op, "q", q);
@@ -232,6 +240,7 @@ void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& 
     fail("{}: n_past {} + {} new tokens exceed the {} positions of k_cache {}", op, n_past, q.ne(2), n_ctx,
          k_cache.describe());
   }
+  if (window < 0) fail("{}: window {} is negative", op, window);
   check_no_alias(op, "out", out, "q", q);
   check_no_alias(op, "out", out, "k_cache", k_cache);
   check_no_alias(op, "out", out, "v_cache", v_cache);
@@ -257,8 +266,9 @@ void check_matmul_fused_shape(const FusedMatmul& f) {
     }
     if (j.rope && f.rope == nullptr) fail("{}: job {} ropes but no rope config is given", op, i);
   }
-  if (f.gate == FusedMatmul::Gate::swiglu && (f.jobs.size() < 2 || f.gated == nullptr)) {
-    fail("{}: the swiglu gate needs two jobs (gate, up) and a gated output, got {} jobs", op, f.jobs.size());
+  if (f.gate != FusedMatmul::Gate::none && (f.jobs.size() < 2 || f.gated == nullptr)) {
+    fail("{}: the {} gate needs two jobs (gate, up) and a gated output, got {} jobs", op,
+         f.gate == FusedMatmul::Gate::swiglu ? "swiglu" : "geglu", f.jobs.size());
   }
 }
 
@@ -271,7 +281,7 @@ void check_matmul_fused_args(const FusedMatmul& f, TypeCheck check_type, TypeChe
     if (x.n_elements() != f.q->n_elements() || !x.is_contiguous()) {
       fail("{}: x {} cannot hold the attention output of q {}", op, x.describe(), f.q->describe());
     }
-    check_attention_args(*f.q, *f.k_cache, *f.v_cache, f.n_past, x.reshape(f.q->ne()));
+    check_attention_args(*f.q, *f.k_cache, *f.v_cache, f.n_past, f.window, x.reshape(f.q->ne()));
   }
   for (size_t i = 0; i < f.jobs.size(); ++i) {
     const MatmulJob& j = f.jobs[i];
@@ -298,8 +308,9 @@ void check_matmul_fused_args(const FusedMatmul& f, TypeCheck check_type, TypeChe
       check_no_alias(op, fmt::format("out {}", o), *f.jobs[o].out, w_role, *j.w);
     }
   }
-  if (f.gate == FusedMatmul::Gate::swiglu) {
-    check_swiglu_args(*f.jobs[0].out, *f.jobs[1].out, *f.gated);
+  if (f.gate != FusedMatmul::Gate::none) {
+    check_swiglu_args(*f.jobs[0].out, *f.jobs[1].out, *f.gated,
+                      f.gate == FusedMatmul::Gate::swiglu ? "swiglu" : "geglu");
     check_no_alias(op, "gated", *f.gated, "x", x);
   }
 }

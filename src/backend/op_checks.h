@@ -64,16 +64,19 @@ void check_rms_norm_args(const Tensor& x, const Tensor& weight, const Tensor& ou
 // a, out [n, rows...] f32 (out may be a); b [n, rows...] or [n] (type: check_b).
 // Returns whether b is one row broadcast over a.
 bool check_add_args(const Tensor& a, const Tensor& b, const Tensor& out, TypeCheck check_b);
-// gate, up, out [n, rows...] f32; out separate from both.
-void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out);
+// gate, up, out [n, rows...] f32; out separate from both (op: "swiglu" or "geglu").
+void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out, std::string_view op = "swiglu");
+// x, out [n, rows...] f32; out is x or separate from it; s finite.
+void check_scale_args(const Tensor& x, float s, const Tensor& out);
 // x [head_dim, n_heads, n_tokens] f32, writable; one position per token; a valid config.
 void check_rope_args(const Tensor& x, std::span<const int32_t> positions, const RopeConfig& c);
 // src [head_dim, n_kv_heads, n_tokens] f32; cache [head_dim, n_kv_heads, n_ctx] writable,
 // with room for positions pos..pos+n_tokens-1.
 void check_store_kv_args(const Tensor& src, const Tensor& cache, int64_t pos);
 // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx],
-// n_heads a multiple of n_kv_heads, n_past + n_tokens <= n_ctx; out separate from the rest.
-void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+// n_heads a multiple of n_kv_heads, n_past + n_tokens <= n_ctx, window >= 0; out separate
+// from the rest.
+void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t window,
                           const Tensor& out);
 
 }  // namespace strata

@@ -133,22 +133,28 @@ TEST_P(BackendErrors, Attention) {
   STRATA_BACKEND_OR_SKIP(b, GetParam());
   Tensor q = f32({8, 4, 2}, "q"), out = f32({8, 4, 2}, "out");
   Tensor k = f32({8, 3, 6}, "k_cache"), v = f32({8, 3, 6}, "v_cache");
-  expect_error([&] { b.attention(q, k, v, 0, 1.0f, out); }, {"attention", "4 heads", "3 KV heads", "k_cache"});
+  expect_error([&] { b.attention(q, k, v, 0, 1.0f, 0, out); }, {"attention", "4 heads", "3 KV heads", "k_cache"});
   k = f32({8, 2, 6}, "k_cache");
   v = f32({8, 2, 6}, "v_cache");
-  expect_error([&] { b.attention(q, k, v, 5, 1.0f, out); }, {"attention", "n_past 5 + 2", "6 positions"});
+  expect_error([&] { b.attention(q, k, v, 5, 1.0f, 0, out); }, {"attention", "n_past 5 + 2", "6 positions"});
   expect_error(
       [&] {
-        b.attention(q, k, f32({8, 2, 5}, "v_cache"), 0, 1.0f, out);
+        b.attention(q, k, f32({8, 2, 5}, "v_cache"), 0, 1.0f, 0, out);
       },
       {"attention", "v_cache", "[8, 2, 5]", "k_cache"});
   expect_error(
       [&] {
-        b.attention(f32({4, 4, 2}, "q"), k, v, 0, 1.0f, out = f32({4, 4, 2}, "out"));
+        b.attention(f32({4, 4, 2}, "q"), k, v, 0, 1.0f, 0, out = f32({4, 4, 2}, "out"));
       },
       {"attention", "head_dim 4", "k_cache", "has 8"});
-  expect_error([&] { b.attention(q, k, v, 0, 1.0f, q); }, {"attention", "overlaps"});
-  expect_error([&] { b.attention(q, k, v, 0, 1.0f, out = f32({8, 4, 3}, "out")); }, {"attention", "out", "[8, 4, 3]"});
+  expect_error([&] { b.attention(q, k, v, 0, 1.0f, 0, q); }, {"attention", "overlaps"});
+  Tensor out2 = f32({8, 4, 2}, "out2");
+  expect_error([&] { b.attention(q, k, v, 0, 1.0f, -1, out2); }, {"attention", "window -1"});
+  expect_error(
+      [&] {
+        b.attention(q, k, v, 0, 1.0f, 0, out = f32({8, 4, 3}, "out"));
+      },
+      {"attention", "out", "[8, 4, 3]"});
 }
 
 // The fused matmul refuses what its ops refuse, naming itself, and what makes no sense as a

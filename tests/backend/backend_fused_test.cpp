@@ -67,6 +67,9 @@ TEST_P(BackendFused, ResidualSwigluAndPlainJobs) {
             b, [&](Backend& be, bool f) { return run_swiglu(be, w1, w2, m, seed, f, norm); }, t, n + "swiglu " + what,
             Last::gated);
         check(
+            b, [&](Backend& be, bool f) { return run_swiglu(be, w1, w2, m, seed, f, norm, FusedMatmul::Gate::geglu); },
+            t, n + "geglu " + what, Last::gated);
+        check(
             b,
             [&](Backend& be, bool f) {
               return run_batch(be, {w1, w2, w3}, m, seed, f, norm);
@@ -113,11 +116,12 @@ TEST_P(BackendFused, AttentionThenProjection) {
   uint32_t seed = 500;
   for (const auto& [c, type] : {std::pair{AttentionCase{64, 8, 2, 40, DType::F16}, DType::Q4_0},
                                 {AttentionCase{64, 4, 4, 0, DType::F32}, DType::Q4_K},
-                                {AttentionCase{32, 6, 3, 17, DType::F16}, DType::F16}}) {
+                                {AttentionCase{32, 6, 3, 17, DType::F16}, DType::F16},
+                                {AttentionCase{64, 4, 1, 30, DType::F16, 8}, DType::Q8_0}}) {
     const Weight w = make_weight(type, c.head_dim * c.n_heads, 96, seed += 10);
     for (int64_t m : {1, 4}) {
-      const std::string what = fmt::format("attention + {} heads {}/{} n_past {} m {}", dtype_name(type), c.n_heads,
-                                           c.n_kv_heads, c.n_past, m);
+      const std::string what = fmt::format("attention + {} heads {}/{} n_past {} window {} m {}", dtype_name(type),
+                                           c.n_heads, c.n_kv_heads, c.n_past, c.window, m);
       check(
           b, [&](Backend& be, bool f) { return run_attention_matmul_add(be, c, w, seed, f, m); }, threshold_for(type),
           what);

@@ -107,17 +107,17 @@ std::vector<BadCall> bad_calls() {
       {"attention heads",
        [](Backend& b) {
          Tensor o = f32({8, 4, 2}, "out");
-         b.attention(f32({8, 4, 2}, "q"), f32({8, 3, 6}, "k_cache"), f32({8, 3, 6}, "v_cache"), 0, 1.0f, o);
+         b.attention(f32({8, 4, 2}, "q"), f32({8, 3, 6}, "k_cache"), f32({8, 3, 6}, "v_cache"), 0, 1.0f, 0, o);
        }},
       {"attention n_past",
        [](Backend& b) {
          Tensor o = f32({8, 4, 2}, "out");
-         b.attention(f32({8, 4, 2}, "q"), f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), 5, 1.0f, o);
+         b.attention(f32({8, 4, 2}, "q"), f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), 5, 1.0f, 0, o);
        }},
       {"attention alias",
        [](Backend& b) {
          Tensor q = f32({8, 4, 2}, "q");
-         b.attention(q, f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), 0, 1.0f, q);
+         b.attention(q, f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), 0, 1.0f, 0, q);
        }},
   };
 }

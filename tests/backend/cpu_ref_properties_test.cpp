@@ -126,7 +126,7 @@ std::vector<float> attend(const Attn& a, const std::vector<float>& q, int64_t n_
   Tensor kc = Tensor::from_f32(k, {a.head_dim, a.n_kv_heads, a.n_ctx}, a.cache_type);
   Tensor vc = Tensor::from_f32(v, {a.head_dim, a.n_kv_heads, a.n_ctx}, a.cache_type);
   Tensor out = b.alloc(DType::F32, {a.head_dim, a.n_heads, n_tokens}, "out");
-  b.attention(f32_tensor(q, {a.head_dim, a.n_heads, n_tokens}), kc, vc, n_past, 0.25f, out);
+  b.attention(f32_tensor(q, {a.head_dim, a.n_heads, n_tokens}), kc, vc, n_past, 0.25f, 0, out);
   return host_values(out);
 }
 

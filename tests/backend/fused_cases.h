@@ -68,10 +68,10 @@ inline Outputs run_matmul_add(Backend& b, const Weight& w, int64_t m, uint32_t s
   return {download(b, product), download(b, acc)};
 }
 
-// [normed = rms_norm(x)]; gate = w_gate x; up = w_up x; out = silu(gate) * up.
-// Returns {[normed,] gate, up, out}.
+// [normed = rms_norm(x)]; gate = w_gate x; up = w_up x; out = silu(gate) * up (or, with
+// Gate::geglu, gelu_tanh(gate) * up). Returns {[normed,] gate, up, out}.
 inline Outputs run_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_t m, uint32_t seed, bool fused,
-                          bool norm) {
+                          bool norm, FusedMatmul::Gate gate_op = FusedMatmul::Gate::swiglu) {
   const int64_t k = wg.k;
   const Tensor g = b.upload(wg.host), u = b.upload(wu.host);
   const Tensor input = upload_values(b, random_values(size_t(k * m), seed), {k, m});
@@ -80,7 +80,7 @@ inline Outputs run_swiglu(Backend& b, const Weight& wg, const Weight& wu, int64_
   Tensor gate = b.alloc(DType::F32, {wg.n, m}, "gate"), up = b.alloc(DType::F32, {wg.n, m}, "up");
   Tensor out = b.alloc(DType::F32, {wg.n, m}, "out");
   const MatmulJob jobs[] = {{.w = &g, .out = &gate}, {.w = &u, .out = &up}};
-  FusedMatmul op{.x = &x, .jobs = jobs, .gate = FusedMatmul::Gate::swiglu, .gated = &out};
+  FusedMatmul op{.x = &x, .jobs = jobs, .gate = gate_op, .gated = &out};
   if (norm) with_rms_norm(op, input, norm_weight);
   run_fused(b, op, fused);
   Outputs result;
@@ -159,6 +159,7 @@ inline Outputs run_qkv_rope_store(Backend& b, const QkvCase& c, int64_t pos, uin
 struct AttentionCase {
   int64_t head_dim, n_heads, n_kv_heads, n_past;
   DType cache;
+  int64_t window = 0;  // sliding window (0: none)
 };
 inline Outputs run_attention_matmul_add(Backend& b, const AttentionCase& c, const Weight& w, uint32_t seed, bool fused,
                                         int64_t m = 1) {
@@ -183,6 +184,7 @@ inline Outputs run_attention_matmul_add(Backend& b, const AttentionCase& c, cons
              .v_cache = &v_cache,
              .n_past = c.n_past,
              .scale = 1.0f / std::sqrt(float(c.head_dim)),
+             .window = c.window,
              .jobs = job},
             fused);
   return {download(b, out), download(b, product), download(b, acc)};

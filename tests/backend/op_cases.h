@@ -32,6 +32,10 @@ inline std::vector<OpCase> all_op_cases() {
   }
   cases.push_back(swiglu_case(1, 1, ++seed));
   cases.push_back(swiglu_case(31, 4, ++seed));
+  cases.push_back(geglu_case(1, 1, ++seed));
+  cases.push_back(geglu_case(37, 5, ++seed));
+  cases.push_back(scale_case(9, 3, 25.3f, false, ++seed));
+  cases.push_back(scale_case(640, 2, 0.5f, true, ++seed));
 
   const std::vector<int32_t> positions = {0, 1, 7, 300, 4095};
   for (bool neox : {false, true}) {
@@ -49,6 +53,11 @@ inline std::vector<OpCase> all_op_cases() {
     cases.push_back(attention_case({16, 6, 2, 5, 3, 11, type}, ++seed));   // GQA, prefill after a prefix
     cases.push_back(attention_case({64, 4, 4, 1, 20, 32, type}, ++seed));  // decode
     cases.push_back(attention_case({8, 9, 3, 7, 0, 7, type}, ++seed));     // SmolLM2's head ratio, full cache
+    // Sliding windows: a prompt crossing the window, decode past it, a window wider than the context.
+    cases.push_back(attention_case({16, 4, 2, 9, 5, 16, type, 4}, ++seed));
+    cases.push_back(attention_case({64, 4, 1, 1, 40, 48, type, 8}, ++seed));
+    cases.push_back(attention_case({256, 2, 1, 1, 30, 40, type, 16}, ++seed));  // Gemma 3's head_dim
+    cases.push_back(attention_case({8, 2, 2, 6, 0, 6, type, 64}, ++seed));
   }
   return cases;
 }

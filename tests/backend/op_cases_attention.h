@@ -57,6 +57,7 @@ inline OpCase rope_case(int64_t head_dim, int64_t n_heads, std::vector<int32_t> 
 struct AttentionShape {
   int64_t head_dim, n_heads, n_kv_heads, n_tokens, n_past, n_ctx;
   DType cache_type;
+  int64_t window = 0;  // sliding window (0: none)
 };
 
 // The cache as the backend stores it: f16 caches hold rounded values.
@@ -92,7 +93,8 @@ inline OpCase store_kv_case(int64_t head_dim, int64_t n_kv_heads, int64_t n_toke
 }
 
 // Caches hold n_ctx random positions; those after n_past + n_tokens - 1 get huge values,
-// so that reading past the causal window shows.
+// so that reading past the causal window shows; with a sliding window, keys before it are
+// large too (scaled by 30), so that reading them shows.
 inline OpCase attention_case(AttentionShape s, uint32_t seed) {
   const int64_t n_cache = s.head_dim * s.n_kv_heads * s.n_ctx;
   auto q = std::make_shared<std::vector<float>>(random_values(size_t(s.head_dim * s.n_heads * s.n_tokens), seed));
@@ -100,48 +102,54 @@ inline OpCase attention_case(AttentionShape s, uint32_t seed) {
   auto v = std::make_shared<std::vector<float>>(random_values(size_t(n_cache), seed + 2));
   const size_t n_used = size_t(s.head_dim * s.n_kv_heads * (s.n_past + s.n_tokens));
   for (size_t i = n_used; i < size_t(n_cache); ++i) (*k)[i] = (*v)[i] = 1000.0f;
+  if (s.window > 0) {
+    const size_t n_outside = size_t(s.head_dim * s.n_kv_heads * std::max<int64_t>(0, s.n_past + 1 - s.window));
+    for (size_t i = 0; i < n_outside; ++i) (*k)[i] *= 30.0f, (*v)[i] *= 30.0f;
+  }
   const float scale = 1.0f / std::sqrt(float(s.head_dim));
-  return OpCase{fmt::format("attention/{}/d{}_h{}_kv{}_t{}_past{}_ctx{}", dtype_name(s.cache_type), s.head_dim,
-                            s.n_heads, s.n_kv_heads, s.n_tokens, s.n_past, s.n_ctx),
-                "attention", kNmseAttention,
-                [=](Backend& b) {
-                  Tensor qd = upload_values(b, *q, {s.head_dim, s.n_heads, s.n_tokens});
-                  Tensor kd = upload_values(b, *k, {s.head_dim, s.n_kv_heads, s.n_ctx}, s.cache_type);
-                  Tensor vd = upload_values(b, *v, {s.head_dim, s.n_kv_heads, s.n_ctx}, s.cache_type);
-                  Tensor out = b.alloc(DType::F32, {s.head_dim, s.n_heads, s.n_tokens}, "out");
-                  b.attention(qd, kd, vd, s.n_past, scale, out);
-                  return download(b, out);
-                },
-                [=] {
-                  const std::vector<double> kc = cache_values(*k, s.cache_type), vc = cache_values(*v, s.cache_type);
-                  const int64_t group = s.n_heads / s.n_kv_heads;
-                  std::vector<double> out;
-                  for (int64_t t = 0; t < s.n_tokens; ++t) {
-                    for (int64_t h = 0; h < s.n_heads; ++h) {
-                      const int64_t n_kv = s.n_past + t + 1;
-                      auto kv_at = [&](const std::vector<double>& c, int64_t pos, int64_t d) {
-                        return c[size_t((pos * s.n_kv_heads + h / group) * s.head_dim + d)];
-                      };
-                      std::vector<double> w(static_cast<size_t>(n_kv));
-                      double max = -INFINITY, sum = 0;
-                      for (int64_t p = 0; p < n_kv; ++p) {
-                        double dot = 0;
-                        for (int64_t d = 0; d < s.head_dim; ++d) {
-                          dot += double((*q)[size_t((t * s.n_heads + h) * s.head_dim + d)]) * kv_at(kc, p, d);
-                        }
-                        w[size_t(p)] = dot * double(scale);
-                        max = std::max(max, w[size_t(p)]);
-                      }
-                      for (auto& x : w) sum += (x = std::exp(x - max));
-                      for (int64_t d = 0; d < s.head_dim; ++d) {
-                        double o = 0;
-                        for (int64_t p = 0; p < n_kv; ++p) o += w[size_t(p)] / sum * kv_at(vc, p, d);
-                        out.push_back(o);
-                      }
-                    }
-                  }
-                  return out;
-                }};
+  return OpCase{
+      fmt::format("attention/{}/d{}_h{}_kv{}_t{}_past{}_ctx{}{}", dtype_name(s.cache_type), s.head_dim, s.n_heads,
+                  s.n_kv_heads, s.n_tokens, s.n_past, s.n_ctx, s.window > 0 ? fmt::format("_win{}", s.window) : ""),
+      "attention", kNmseAttention,
+      [=](Backend& b) {
+        Tensor qd = upload_values(b, *q, {s.head_dim, s.n_heads, s.n_tokens});
+        Tensor kd = upload_values(b, *k, {s.head_dim, s.n_kv_heads, s.n_ctx}, s.cache_type);
+        Tensor vd = upload_values(b, *v, {s.head_dim, s.n_kv_heads, s.n_ctx}, s.cache_type);
+        Tensor out = b.alloc(DType::F32, {s.head_dim, s.n_heads, s.n_tokens}, "out");
+        b.attention(qd, kd, vd, s.n_past, scale, s.window, out);
+        return download(b, out);
+      },
+      [=] {
+        const std::vector<double> kc = cache_values(*k, s.cache_type), vc = cache_values(*v, s.cache_type);
+        const int64_t group = s.n_heads / s.n_kv_heads;
+        std::vector<double> out;
+        for (int64_t t = 0; t < s.n_tokens; ++t) {
+          for (int64_t h = 0; h < s.n_heads; ++h) {
+            const int64_t n_kv = s.n_past + t + 1;
+            const int64_t first = s.window > 0 ? std::max<int64_t>(0, n_kv - s.window) : 0;
+            auto kv_at = [&](const std::vector<double>& c, int64_t pos, int64_t d) {
+              return c[size_t((pos * s.n_kv_heads + h / group) * s.head_dim + d)];
+            };
+            std::vector<double> w(static_cast<size_t>(n_kv), -INFINITY);  // -inf: outside
+            double max = -INFINITY, sum = 0;
+            for (int64_t p = first; p < n_kv; ++p) {
+              double dot = 0;
+              for (int64_t d = 0; d < s.head_dim; ++d) {
+                dot += double((*q)[size_t((t * s.n_heads + h) * s.head_dim + d)]) * kv_at(kc, p, d);
+              }
+              w[size_t(p)] = dot * double(scale);
+              max = std::max(max, w[size_t(p)]);
+            }
+            for (auto& x : w) sum += (x = std::exp(x - max));
+            for (int64_t d = 0; d < s.head_dim; ++d) {
+              double o = 0;
+              for (int64_t p = 0; p < n_kv; ++p) o += w[size_t(p)] / sum * kv_at(vc, p, d);
+              out.push_back(o);
+            }
+          }
+        }
+        return out;
+      }};
 }
 
 }  // namespace strata::test

@@ -172,6 +172,50 @@ inline OpCase swiglu_case(int64_t n, int64_t rows, uint32_t seed) {
                 }};
 }
 
+// gelu(g) * up with the tanh GELU; gate spread 4 reaches both saturated ends of tanh.
+inline OpCase geglu_case(int64_t n, int64_t rows, uint32_t seed) {
+  auto gate = std::make_shared<std::vector<float>>(random_values(size_t(n * rows), seed, 4.0f));
+  auto up = std::make_shared<std::vector<float>>(random_values(size_t(n * rows), seed + 1));
+  return OpCase{fmt::format("geglu/n{}_r{}", n, rows), "geglu", kNmseElementwise,
+                [=](Backend& b) {
+                  Tensor gd = upload_values(b, *gate, {n, rows});
+                  Tensor ud = upload_values(b, *up, {n, rows});
+                  Tensor out = b.alloc(DType::F32, {n, rows}, "out");
+                  b.geglu(gd, ud, out);
+                  return download(b, out);
+                },
+                [=] {
+                  std::vector<double> out(gate->size());
+                  for (size_t i = 0; i < out.size(); ++i) {
+                    const double g = (*gate)[i];
+                    const double gelu = 0.5 * g * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g)));
+                    out[i] = gelu * double((*up)[i]);
+                  }
+                  return out;
+                }};
+}
+
+// out = s * x, into a separate output or in place.
+inline OpCase scale_case(int64_t n, int64_t rows, float s, bool in_place, uint32_t seed) {
+  auto x = std::make_shared<std::vector<float>>(random_values(size_t(n * rows), seed));
+  return OpCase{fmt::format("scale/n{}_r{}_s{}{}", n, rows, s, in_place ? "_in_place" : ""), "scale", kNmseElementwise,
+                [=](Backend& b) {
+                  Tensor xd = upload_values(b, *x, {n, rows});
+                  if (in_place) {
+                    b.scale(xd, s, xd);
+                    return download(b, xd);
+                  }
+                  Tensor out = b.alloc(DType::F32, {n, rows}, "out");
+                  b.scale(xd, s, out);
+                  return download(b, out);
+                },
+                [=] {
+                  std::vector<double> out(x->size());
+                  for (size_t i = 0; i < out.size(); ++i) out[i] = double((*x)[i]) * double(s);
+                  return out;
+                }};
+}
+
 // Rows of n values around `offset` (a large offset checks the max subtraction).
 
 }  // namespace strata::test

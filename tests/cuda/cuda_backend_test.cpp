@@ -199,7 +199,7 @@ struct ToyStep {
     const Tensor kv = q.slice(1, 0, kKvHeads);
     backend.store_kv(kv, k_cache, pos);
     backend.store_kv(kv, v_cache, pos);
-    backend.attention(q, k_cache, v_cache, pos, 0.125f, out);
+    backend.attention(q, k_cache, v_cache, pos, 0.125f, 0, out);
   }
   std::vector<float> result() {
     const Tensor host = backend.to_host_f32(out);

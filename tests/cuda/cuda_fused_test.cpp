@@ -414,7 +414,7 @@ TEST_F(CudaFused, DecodeAttentionWaitsForKeysTheLastStoreWrote) {
     Tensor out = b.alloc(DType::F32, {kHeadDim, kHeads, 1}, "out");
     b.store_kv(k, k_cache, 0);
     b.store_kv(v, v_cache, 0);
-    b.attention(q, k_cache, v_cache, kPast, 1.0f / std::sqrt(float(kHeadDim)), out);
+    b.attention(q, k_cache, v_cache, kPast, 1.0f / std::sqrt(float(kHeadDim)), 0, out);
     return Outputs{download(b, out)};
   };
   expect_close(run(*backend_), run(reference_), kNmseQuantMatmul, "attention after store_kv of every key");

@@ -44,13 +44,13 @@ void add_values(const HeadJob& j, const float* p, int64_t s0, int64_t n, float* 
   }
 }
 
-// out = sum_s softmax_s(scale q . k_s) v_s over s < n_kv, with o [head_dim] as scratch.
-void attend(const HeadJob& j, const float* q, int64_t n_kv, float* o, float* out) {
+// out = sum_s softmax_s(scale q . k_s) v_s over first <= s < n_kv, with o [head_dim] as scratch.
+void attend(const HeadJob& j, const float* q, int64_t first, int64_t n_kv, float* o, float* out) {
   float scores[kKeyChunk];
   float max = -std::numeric_limits<float>::infinity();
   float sum = 0;  // sum of exp(score - max) over the keys so far
   std::fill(o, o + j.head_dim, 0.0f);
-  for (int64_t s0 = 0; s0 < n_kv; s0 += kKeyChunk) {
+  for (int64_t s0 = first; s0 < n_kv; s0 += kKeyChunk) {
     const int64_t n = std::min(kKeyChunk, n_kv - s0);
     float chunk_max = -std::numeric_limits<float>::infinity();
     for (int64_t c = 0; c < n; ++c) {
@@ -96,8 +96,8 @@ void store_kv(const OpContext& ctx, const Tensor& src, Tensor& cache, int64_t po
 
 // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
 void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-               float scale, Tensor& out) {
-  check_attention_args(q, k_cache, v_cache, n_past, out);
+               float scale, int64_t window, Tensor& out) {
+  check_attention_args(q, k_cache, v_cache, n_past, window, out);
   const int64_t head_dim = q.ne(0), n_heads = q.ne(1), n_tokens = q.ne(2);
   const int64_t group = n_heads / k_cache.ne(1);  // query heads per KV head
   const Rows q_rows(q), out_rows(out);            // row h + t * n_heads
@@ -113,8 +113,9 @@ void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, con
                     v_cache.data() + size_t(h / group) * v_cache.nb(1),
                     k_cache.nb(2),
                     v_cache.nb(2)};
-    attend(j, q_rows.f32(r), n_past + t + 1, scratch.data() + size_t(thread) * size_t(head_dim),
-           out_rows.mutable_f32(r));
+    const int64_t n_kv = n_past + t + 1;  // keys up to the query; from the window's first
+    attend(j, q_rows.f32(r), window > 0 ? std::max<int64_t>(0, n_kv - window) : 0, n_kv,
+           scratch.data() + size_t(thread) * size_t(head_dim), out_rows.mutable_f32(r));
   };
   // Small jobs (a short cache) stay on the calling thread: a pool run costs microseconds.
   const int64_t work = n_jobs * (n_past + n_tokens) * head_dim;

@@ -94,6 +94,14 @@ void CpuBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   cpu::swiglu(ctx_, gate, up, out);
 }
 
+void CpuBackend::geglu(const Tensor& gate, const Tensor& up, Tensor& out) {
+  cpu::geglu(ctx_, gate, up, out);
+}
+
+void CpuBackend::scale(const Tensor& x, float s, Tensor& out) {
+  cpu::scale(ctx_, x, s, out);
+}
+
 void CpuBackend::rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) {
   cpu::rope(ctx_, rope_table_, x, positions, config);
 }
@@ -103,8 +111,8 @@ void CpuBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
 }
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                           Tensor& out) {
-  cpu::attention(ctx_, q, k_cache, v_cache, n_past, scale, out);
+                           int64_t window, Tensor& out) {
+  cpu::attention(ctx_, q, k_cache, v_cache, n_past, scale, window, out);
 }
 
 }  // namespace strata

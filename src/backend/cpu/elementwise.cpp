@@ -1,4 +1,4 @@
-// Element-wise ops: add (with row broadcast) and swiglu, threaded over rows.
+// Element-wise ops: add (with row broadcast), swiglu and scale, threaded over rows.
 #include <cmath>
 #include <vector>
 
@@ -51,6 +51,20 @@ void swiglu(const OpContext& ctx, const Tensor& gate, const Tensor& up, Tensor& 
       const float* u = up_rows.f32(r);
       float* o = out_rows.mutable_f32(r);
       ctx.k->silu_mul(g, u, o, n);
+    }
+  });
+}
+
+// out = s * x    x, out [n, rows] f32; out may be x.
+void scale(const OpContext& ctx, const Tensor& x, float s, Tensor& out) {
+  check_scale_args(x, s, out);
+  const int64_t n = x.ne(0);
+  const Rows x_rows(x), out_rows(out);
+  parallel_chunks(*ctx.pool, x.n_rows(), min_rows(n), [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      const float* xr = x_rows.f32(r);
+      float* o = out_rows.mutable_f32(r);
+      for (int64_t i = 0; i < n; ++i) o[i] = xr[i] * s;
     }
   });
 }

@@ -60,6 +60,10 @@ JobEpilogue epilogue_of(const MatmulJob& job) {
 }  // namespace
 
 void CpuBackend::matmul_fused(const FusedMatmul& op) {
+  if (op.gate == FusedMatmul::Gate::geglu) {  // the plain ops (geglu has no task epilogue yet)
+    Backend::matmul_fused(op);
+    return;
+  }
   check_matmul_fused_args(op, cpu::check_dequantizable, cpu::check_dequantizable);
   Tensor& x = *op.x;
   switch (op.prologue) {
@@ -70,7 +74,7 @@ void CpuBackend::matmul_fused(const FusedMatmul& op) {
       break;
     case FusedMatmul::Prologue::attention: {
       Tensor att = x.reshape(op.q->ne());  // [head_dim, n_heads, m]
-      cpu::attention(ctx_, *op.q, *op.k_cache, *op.v_cache, op.n_past, op.scale, att);
+      cpu::attention(ctx_, *op.q, *op.k_cache, *op.v_cache, op.n_past, op.scale, op.window, att);
       break;
     }
   }

@@ -47,6 +47,8 @@ void get_rows(const OpContext& ctx, const Tensor& table, std::span<const int32_t
 void rms_norm(const OpContext& ctx, const Tensor& x, const Tensor& weight, float eps, Tensor& out);
 void add(const OpContext& ctx, const Tensor& a, const Tensor& b, Tensor& out);
 void swiglu(const OpContext& ctx, const Tensor& gate, const Tensor& up, Tensor& out);
+void geglu(const OpContext& ctx, const Tensor& gate, const Tensor& up, Tensor& out);
+void scale(const OpContext& ctx, const Tensor& x, float s, Tensor& out);
 void rope(const OpContext& ctx, RopeTable& table, Tensor& x, std::span<const int32_t> positions,
           const RopeConfig& config);
 void store_kv(const OpContext& ctx, const Tensor& src, Tensor& cache, int64_t pos);
@@ -54,7 +56,7 @@ void store_kv(const OpContext& ctx, const Tensor& src, Tensor& cache, int64_t po
 // its position (RopeTable::cos_sin), half = n_rot / 2.
 void rotate_head(float* x, const float* cs, int64_t half, bool neox);
 void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-               float scale, Tensor& out);
+               float scale, int64_t window, Tensor& out);
 
 // ---- helpers of the op files -----------------------------------------------------------
 

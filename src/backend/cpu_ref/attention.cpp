@@ -16,10 +16,10 @@ namespace strata::cpu_ref {
 namespace {
 
 // out[:, h, t] = sum_s p_s v[:, h/g, s],  p = softmax_s(scale * q[:, h, t] . k[:, h/g, s]),
-// s over cache positions 0..n_past+t (causal).
+// s over cache positions 0..n_past+t (causal), and only the last `window` of them where window > 0.
 template <typename Acc>
 void attention_heads(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                     Tensor& out) {
+                     int64_t window, Tensor& out) {
   const int64_t head_dim = q.ne(0);
   const int64_t n_heads = q.ne(1);
   const int64_t group = n_heads / k_cache.ne(1);         // query heads per KV head
@@ -27,13 +27,14 @@ void attention_heads(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   const std::vector<float*> out_rows = mutable_f32_rows(out);
   std::vector<float> kv(static_cast<size_t>(head_dim));  // [head_dim] one cached key or value in f32
   for (int64_t t = 0; t < q.ne(2); ++t) {
-    const int64_t n_kv = n_past + t + 1;  // keys this query may see
+    const int64_t n_kv = n_past + t + 1;                                         // keys up to this query
+    const int64_t first = window > 0 ? std::max<int64_t>(0, n_kv - window) : 0;  // first key it sees
     for (int64_t h = 0; h < n_heads; ++h) {
       const int64_t kv_head = h / group;
       const float* qr = q_rows[size_t(h + t * n_heads)];
-      std::vector<Acc> p(static_cast<size_t>(n_kv));  // scores, then probabilities
+      std::vector<Acc> p(static_cast<size_t>(n_kv), Acc(0));  // scores, then probabilities (from first)
       Acc max = -std::numeric_limits<Acc>::infinity();
-      for (int64_t s = 0; s < n_kv; ++s) {
+      for (int64_t s = first; s < n_kv; ++s) {
         k_cache.dequantize_row(kv.data(), kv_head, s);
         Acc dot = 0;
         for (int64_t d = 0; d < head_dim; ++d) dot += Acc(qr[d]) * Acc(kv[size_t(d)]);
@@ -41,12 +42,12 @@ void attention_heads(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
         max = std::max(max, p[size_t(s)]);
       }
       Acc sum = 0;
-      for (Acc& ps : p) {
-        ps = std::exp(ps - max);
-        sum += ps;
+      for (int64_t s = first; s < n_kv; ++s) {
+        p[size_t(s)] = std::exp(p[size_t(s)] - max);
+        sum += p[size_t(s)];
       }
       std::vector<Acc> o(size_t(head_dim), Acc(0));  // [head_dim] weighted sum of values
-      for (int64_t s = 0; s < n_kv; ++s) {
+      for (int64_t s = first; s < n_kv; ++s) {
         v_cache.dequantize_row(kv.data(), kv_head, s);
         const Acc ps = p[size_t(s)] / sum;
         for (int64_t d = 0; d < head_dim; ++d) o[size_t(d)] += ps * Acc(kv[size_t(d)]);
@@ -79,13 +80,13 @@ void store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
 }
 
 // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
-void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale, Tensor& out,
-               Accumulation acc) {
-  check_attention_args(q, k_cache, v_cache, n_past, out);
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+               int64_t window, Tensor& out, Accumulation acc) {
+  check_attention_args(q, k_cache, v_cache, n_past, window, out);
   if (acc == Accumulation::f64) {
-    attention_heads<double>(q, k_cache, v_cache, n_past, scale, out);
+    attention_heads<double>(q, k_cache, v_cache, n_past, scale, window, out);
   } else {
-    attention_heads<float>(q, k_cache, v_cache, n_past, scale, out);
+    attention_heads<float>(q, k_cache, v_cache, n_past, scale, window, out);
   }
 }
 

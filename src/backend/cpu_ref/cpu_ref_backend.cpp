@@ -49,6 +49,14 @@ void CpuRefBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   cpu_ref::swiglu(gate, up, out, accumulation_);
 }
 
+void CpuRefBackend::geglu(const Tensor& gate, const Tensor& up, Tensor& out) {
+  cpu_ref::geglu(gate, up, out, accumulation_);
+}
+
+void CpuRefBackend::scale(const Tensor& x, float s, Tensor& out) {
+  cpu_ref::scale(x, s, out);
+}
+
 void CpuRefBackend::rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) {
   cpu_ref::rope(x, positions, config, accumulation_);
 }
@@ -58,8 +66,8 @@ void CpuRefBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
 }
 
 void CpuRefBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-                              float scale, Tensor& out) {
-  cpu_ref::attention(q, k_cache, v_cache, n_past, scale, out, accumulation_);
+                              float scale, int64_t window, Tensor& out) {
+  cpu_ref::attention(q, k_cache, v_cache, n_past, scale, window, out, accumulation_);
 }
 
 }  // namespace strata

@@ -1,4 +1,4 @@
-// Element-wise ops: add (with row broadcast) and swiglu.
+// Element-wise ops: add (with row broadcast), swiglu, geglu and scale.
 #include <cmath>
 #include <vector>
 
@@ -39,7 +39,44 @@ void swiglu_rows(const Tensor& gate, const Tensor& up, Tensor& out) {
   }
 }
 
+// out = gelu(gate) * up, gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))
+template <typename Acc>
+void geglu_rows(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const Acc sqrt_2_over_pi = Acc(0.79788456080286535588);
+  const int64_t n = gate.ne(0);
+  const std::vector<const float*> gate_rows = f32_rows(gate);
+  const std::vector<const float*> up_rows = f32_rows(up);
+  const std::vector<float*> out_rows = mutable_f32_rows(out);
+  for (size_t r = 0; r < gate_rows.size(); ++r) {
+    for (int64_t i = 0; i < n; ++i) {
+      const Acc g = gate_rows[r][i];
+      const Acc gelu = Acc(0.5) * g * (Acc(1) + std::tanh(sqrt_2_over_pi * (g + Acc(0.044715) * g * g * g)));
+      out_rows[r][i] = float(gelu * Acc(up_rows[r][i]));
+    }
+  }
+}
+
 }  // namespace
+
+// gate, up, out [n, rows...] f32
+void geglu(const Tensor& gate, const Tensor& up, Tensor& out, Accumulation acc) {
+  check_swiglu_args(gate, up, out, "geglu");
+  if (acc == Accumulation::f64) {
+    geglu_rows<double>(gate, up, out);
+  } else {
+    geglu_rows<float>(gate, up, out);
+  }
+}
+
+// x, out [n, rows...] f32 (out may be x)
+void scale(const Tensor& x, float s, Tensor& out) {
+  check_scale_args(x, s, out);
+  const std::vector<const float*> x_rows = f32_rows(x);
+  const std::vector<float*> out_rows = mutable_f32_rows(out);
+  for (size_t r = 0; r < x_rows.size(); ++r) {
+    for (int64_t i = 0; i < x.ne(0); ++i) out_rows[r][i] = x_rows[r][i] * s;
+  }
+}
 
 // a, out [n, rows...] f32; b [n, rows...] or [n] of any dequantizable type. out may be a.
 void add(const Tensor& a, const Tensor& b, Tensor& out, Accumulation acc) {

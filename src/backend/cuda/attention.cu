@@ -85,9 +85,9 @@ struct WarpState {
 
 template <bool kF16>
 __device__ __forceinline__ void attend_keys(const float* q_s, const void* k, const RowLayout& lk, const void* v,
-                                            const RowLayout& lv, int64_t kv_head, int64_t n_kv_heads,
-                                            int64_t head_dim, int64_t first, int64_t end, int64_t stride, float scale,
-                                            bool vec, WarpState& st) {
+                                            const RowLayout& lv, int64_t kv_head, int64_t n_kv_heads, int64_t head_dim,
+                                            int64_t first, int64_t end, int64_t stride, float scale, bool vec,
+                                            WarpState& st) {
   const int lane = threadIdx.x % kWarp;
   for (int64_t base = first; base < end; base += stride) {
     const int64_t s = base + lane;
@@ -160,7 +160,8 @@ template <bool kF16>
 __global__ void __launch_bounds__(kWarps* kWarp)
     attention_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv, void* out,
                      RowLayout lo, int64_t head_dim, int64_t n_heads, int64_t group, int64_t n_kv_heads,
-                     int64_t n_tokens, int64_t n_past, float scale, bool vec) {
+                     int64_t n_tokens, int64_t n_past, const int32_t* n_past_dev, int64_t window, float scale,
+                     bool vec) {
   start_after_previous_kernel();
   __shared__ __align__(16) float q_s[kMaxHeadDim];
   __shared__ MergeSpace<kWarps> sm;
@@ -172,8 +173,10 @@ __global__ void __launch_bounds__(kWarps* kWarp)
     for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) q_s[d] = qr[d];
     __syncthreads();
     WarpState st;
-    const int64_t n_kv = n_past + t + 1;  // causal: positions 0..n_past+t
-    attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, int64_t(warp) * kWarp, n_kv,
+    // causal: positions 0..n_past+t; in a window, its last `window`
+    const int64_t n_kv = (n_past_dev != nullptr ? int64_t(*n_past_dev) : n_past) + t + 1;
+    const int64_t first = window > 0 && n_kv > window ? n_kv - window : 0;
+    attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, first + int64_t(warp) * kWarp, n_kv,
                       int64_t(kWarps) * kWarp, scale, vec, st);
     float* orow = row_ptr<float>(out, lo, h + t * n_heads);
     merge_warps(st, head_dim, sm, [&](int64_t d, float o, float, float l) { orow[d] = o / l; });
@@ -242,8 +245,8 @@ template <bool kF16>
 __global__ void __launch_bounds__(kSplitWarps* kWarp)
     attention_split_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                            float* part, int64_t stride, int64_t head_dim, int64_t group, int64_t n_kv_heads,
-                           const int32_t* n_past_dev, int64_t n_past, float scale, bool vec, void* out,
-                           RowLayout lo, unsigned* done) {
+                           const int32_t* n_past_dev, int64_t n_past, float scale, bool vec, void* out, RowLayout lo,
+                           unsigned* done) {
   start_after_previous_kernel();
   __shared__ __align__(16) float q_s[kMaxHeadDim];
   __shared__ MergeSpace<kSplitWarps> sm;
@@ -310,8 +313,8 @@ template <int kHd>
 __global__ void __launch_bounds__(SplitF16<kHd>::kWarps* kWarp)
     attention_split_f16_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                                float* part, int64_t stride, int64_t group, int64_t n_kv_heads,
-                               const int32_t* n_past_dev, int64_t n_past, bool keys_settled, float scale,
-                               void* out, RowLayout lo, unsigned* done, XQ8 q8) {
+                               const int32_t* n_past_dev, int64_t n_past, bool keys_settled, float scale, void* out,
+                               RowLayout lo, unsigned* done, XQ8 q8) {
   using S = SplitF16<kHd>;
   __shared__ float score_s[kSplitKeys];
   __shared__ float o_s[S::kWarps][kHd];
@@ -424,7 +427,8 @@ bool key_rows_vectorizable(const void* k, const RowLayout& lk, int64_t head_dim,
 
 cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                              bool cache_f16, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
-                             int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, float scale, cudaStream_t stream) {
+                             int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, const int32_t* n_past_dev,
+                             int64_t window, float scale, cudaStream_t stream) {
   if (n_heads == 0 || n_tokens == 0 || head_dim == 0) return cudaSuccess;
   if (head_dim > kMaxHeadDim || n_kv_heads == 0) return cudaErrorInvalidValue;
   const dim3 grid(unsigned(n_heads), unsigned(n_tokens < kMaxGridY ? n_tokens : kMaxGridY));
@@ -432,10 +436,10 @@ cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayo
   const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
   if (cache_f16) {
     return launch(attention_kernel<true>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim,
-                  n_heads, group, n_kv_heads, n_tokens, n_past, scale, vec);
+                  n_heads, group, n_kv_heads, n_tokens, n_past, n_past_dev, window, scale, vec);
   }
-  return launch(attention_kernel<false>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim, n_heads,
-                group, n_kv_heads, n_tokens, n_past, scale, vec);
+  return launch(attention_kernel<false>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim,
+                n_heads, group, n_kv_heads, n_tokens, n_past, n_past_dev, window, scale, vec);
 }
 
 size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_t n_ctx) {
@@ -469,8 +473,8 @@ cudaError_t launch_attention_decode(const void* q, RowLayout lq, const void* k, 
     split = launch(attention_split_f16_kernel<64>, grid, SplitF16<64>::kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv,
                    partials, stride, group, n_kv_heads, n_past_dev, n_past, keys_settled, scale, out, lo, done, q8);
   } else if (f16_kernel && head_dim == 128) {
-    split = launch(attention_split_f16_kernel<128>, grid, SplitF16<128>::kWarps * kWarp, 0, stream, q, lq, k, lk, v,
-                   lv, partials, stride, group, n_kv_heads, n_past_dev, n_past, keys_settled, scale, out, lo, done, q8);
+    split = launch(attention_split_f16_kernel<128>, grid, SplitF16<128>::kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv,
+                   partials, stride, group, n_kv_heads, n_past_dev, n_past, keys_settled, scale, out, lo, done, q8);
   } else {
     split = launch(cache_f16 ? attention_split_kernel<true> : attention_split_kernel<false>, grid, kSplitWarps * kWarp,
                    0, stream, q, lq, k, lk, v, lv, partials, stride, head_dim, group, n_kv_heads, n_past_dev, n_past,

@@ -81,10 +81,12 @@ public:
   void matmul(const Tensor& w, const Tensor& x, Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, Tensor& out) override;
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void geglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void scale(const Tensor& x, float s, Tensor& out) override;
   void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) override;
   void store_kv(const Tensor& src, Tensor& cache, int64_t pos) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                 Tensor& out) override;
+                 int64_t window, Tensor& out) override;
 
   // Decode (x of m <= kMaxVecColumns columns, 16-byte aligned, on the fast kernels' types): the
   // shapes below in one matrix-vector launch with the epilogue, the norm or the attention's q8

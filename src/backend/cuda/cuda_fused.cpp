@@ -62,15 +62,19 @@ void CudaBackend::matmul_fused(const FusedMatmul& f) {
   const NormArgs* norm = f.prologue == Prologue::rms_norm ? &norm_args : nullptr;
   if (f.prologue == Prologue::attention) {
     Tensor att = f.x->reshape(f.q->ne());  // [head_dim, n_heads, m]
-    if (f.gate == FusedMatmul::Gate::none && jobs.size() == 1 && residual_only(jobs[0])) {
+    if (f.gate == FusedMatmul::Gate::none && f.window == 0 && jobs.size() == 1 && residual_only(jobs[0])) {
       attention_matmul_add(*f.q, *f.k_cache, *f.v_cache, f.n_past, f.scale, att, *jobs[0].w, *jobs[0].out,
                            *jobs[0].residual);
       return;
     }
-    attention(*f.q, *f.k_cache, *f.v_cache, f.n_past, f.scale, att);
+    attention(*f.q, *f.k_cache, *f.v_cache, f.n_past, f.scale, f.window, att);
     FusedMatmul rest = f;
     rest.prologue = Prologue::none;
     matmul_fused(rest);
+    return;
+  }
+  if (f.gate == FusedMatmul::Gate::geglu) {  // the plain ops (no fused geglu launch yet)
+    Backend::matmul_fused(f);
     return;
   }
   if (f.gate == FusedMatmul::Gate::swiglu) {
@@ -147,7 +151,7 @@ void CudaBackend::attention_matmul_add(const Tensor& q, const Tensor& k_cache, c
       return;
     }
   }
-  attention(q, k_cache, v_cache, n_past, scale, out);
+  attention(q, k_cache, v_cache, n_past, scale, 0, out);
   matmul_add(w, x, product, acc);
 }
 

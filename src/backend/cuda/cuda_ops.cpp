@@ -83,6 +83,27 @@ void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
                                         row_layout(out), gate.ne(0), gate.n_rows(), stream_));
 }
 
+void CudaBackend::geglu(const Tensor& gate, const Tensor& up, Tensor& out) {
+  constexpr std::string_view op = "geglu";
+  check_swiglu_args(gate, up, out, op);
+  check_device(op, "gate", gate);
+  check_device(op, "up", up);
+  check_device(op, "out", out);
+  cuda::ProfileScope scope(profiler_, stream_, "geglu");
+  STRATA_CUDA_CHECK(cuda::launch_geglu(gate.data(), row_layout(gate), up.data(), row_layout(up), out.mutable_data(),
+                                       row_layout(out), gate.ne(0), gate.n_rows(), stream_));
+}
+
+void CudaBackend::scale(const Tensor& x, float s, Tensor& out) {
+  constexpr std::string_view op = "scale";
+  check_scale_args(x, s, out);
+  check_device(op, "x", x);
+  check_device(op, "out", out);
+  cuda::ProfileScope scope(profiler_, stream_, "scale");
+  STRATA_CUDA_CHECK(cuda::launch_scale(x.data(), row_layout(x), s, out.mutable_data(), row_layout(out), x.ne(0),
+                                       x.n_rows(), stream_));
+}
+
 const double* CudaBackend::rope_table(const RopeConfig& c) {
   std::vector<double> table(size_t(c.n_rot / 2));  // theta_i / pos
   for (size_t i = 0; i < table.size(); ++i) {
@@ -176,7 +197,7 @@ void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
 void CudaBackend::check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                                   const Tensor& out) const {
   constexpr std::string_view op = "attention";
-  check_attention_args(q, k_cache, v_cache, n_past, out);
+  check_attention_args(q, k_cache, v_cache, n_past, 0, out);
   if (v_cache.dtype() != k_cache.dtype()) {
     fail("{}: v_cache {} and k_cache {} differ in type", op, v_cache.describe(), k_cache.describe());
   }
@@ -191,9 +212,22 @@ void CudaBackend::check_attention(const Tensor& q, const Tensor& k_cache, const 
 }
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                            Tensor& out) {
+                            int64_t window, Tensor& out) {
+  check_attention_args(q, k_cache, v_cache, n_past, window, out);
   check_attention(q, k_cache, v_cache, n_past, out);
   const int64_t head_dim = q.ne(0), n_heads = q.ne(1), n_kv_heads = k_cache.ne(1);
+  if (window > 0 && window < k_cache.ne(2)) {
+    // A window that can cut keys of this cache: the kernel that takes one (the same one
+    // whatever n_past, so that a recorded step replays it reading n_past on the device).
+    const int32_t p32 = int32_t(n_past);
+    const int32_t* n_past_dev = capture_.active && q.ne(2) == 1 ? step_value("attention", {&p32, 1}, 1) : nullptr;
+    cuda::ProfileScope scope(profiler_, stream_, "attention window");
+    STRATA_CUDA_CHECK(cuda::launch_attention(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache),
+                                             v_cache.data(), row_layout(v_cache), k_cache.dtype() == DType::F16,
+                                             out.mutable_data(), row_layout(out), head_dim, n_heads, n_kv_heads,
+                                             q.ne(2), n_past, n_past_dev, window, scale, stream_));
+    return;
+  }
   // Prompts on tensor cores (attention_prefill.cu) where that kernel applies.
   const bool cache_f16 = k_cache.dtype() == DType::F16;
   if (cuda::attention_prefill_applies(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
@@ -212,8 +246,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
   cuda::ProfileScope scope(profiler_, stream_, "attention");
   STRATA_CUDA_CHECK(cuda::launch_attention(q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(),
                                            row_layout(v_cache), k_cache.dtype() == DType::F16, out.mutable_data(),
-                                           row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past, scale,
-                                           stream_));
+                                           row_layout(out), head_dim, n_heads, n_kv_heads, q.ne(2), n_past, nullptr, 0,
+                                           scale, stream_));
 }
 
 // Decode attention (one query token; arguments checked), writing out's q8 form too where q8.q

@@ -52,6 +52,12 @@ cudaError_t launch_add(const void* a, RowLayout la, const void* b, RowLayout lb,
 // out = silu(gate) * up
 cudaError_t launch_swiglu(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
                           int64_t n, int64_t rows, cudaStream_t stream);
+// out = gelu_tanh(gate) * up
+cudaError_t launch_geglu(const void* gate, RowLayout lg, const void* up, RowLayout lu, void* out, RowLayout lo,
+                         int64_t n, int64_t rows, cudaStream_t stream);
+// out = s * x; out may be x.
+cudaError_t launch_scale(const void* x, RowLayout lx, float s, void* out, RowLayout lo, int64_t n, int64_t rows,
+                         cudaStream_t stream);
 
 // ---- norm.cu ----------------------------------------------------------------------------
 // out[:, r] = x[:, r] / sqrt(mean(x[:, r]^2) + eps) * weight      weight [n] f32
@@ -102,12 +108,14 @@ struct XQ8 {
 cudaError_t launch_store_kv(const void* src, RowLayout ls, void* cache, RowLayout lc, bool cache_f16, int64_t head_dim,
                             int64_t n_kv_heads, int64_t n_tokens, int64_t pos, const int32_t* pos_dev,
                             cudaStream_t stream);
-// Causal GQA attention (backend.h); q, out [head_dim, n_heads, n_tokens] f32; caches
-// [head_dim, n_kv_heads, n_ctx] f32 or f16. head_dim <= kMaxHeadDim.
+// Causal GQA attention (backend.h), with a sliding window where window > 0; q, out
+// [head_dim, n_heads, n_tokens] f32; caches [head_dim, n_kv_heads, n_ctx] f32 or f16.
+// head_dim <= kMaxHeadDim. n_past_dev: read n_past from the device (a recorded step).
 inline constexpr int64_t kMaxHeadDim = 256;
 cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
                              bool cache_f16, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
-                             int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, float scale, cudaStream_t stream);
+                             int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, const int32_t* n_past_dev,
+                             int64_t window, float scale, cudaStream_t stream);
 
 // ---- attention_prefill.cu: the same on tensor cores, for prompts ----------------------------
 // Whether launch_attention_prefill takes these arguments: f16 caches, head_dim 64 or 128,
