@@ -60,7 +60,7 @@ const Tensor* present(const Tensor& t) {
 
 }  // namespace
 
-void Blocks::project_qkv(int64_t il, const LayerWeights& w) {
+void Blocks::project_qkv(int64_t il, const LayerWeights& w, const RopeConfig& rope) {
   const ModelConfig& c = config_;
   Activations& a = act_;
   // cur = norm(x); q, k, v = w cur (+ bias); q, k roped; k, v stored at n_past..
@@ -74,12 +74,12 @@ void Blocks::project_qkv(int64_t il, const LayerWeights& w) {
        .norm_eps = c.rms_eps,
        .jobs = qkv,
        .head_dim = c.head_dim(),
-       .rope = &c.rope,
+       .rope = &rope,
        .positions = positions_,
        .kv_pos = n_past_});
 }
 
-void Blocks::project_qkv_head_norm(int64_t il, const LayerWeights& w) {
+void Blocks::project_qkv_head_norm(int64_t il, const LayerWeights& w, const RopeConfig& rope) {
   const ModelConfig& c = config_;
   Activations& a = act_;
   // cur = norm(x); q_raw, k_raw, v = w cur (+ bias); v stored at n_past..
@@ -99,27 +99,36 @@ void Blocks::project_qkv_head_norm(int64_t il, const LayerWeights& w) {
   Tensor k = split_heads(a.k, c.head_dim());  // [head_dim, n_head_kv, n]
   backend_.rms_norm(split_heads(a.q_raw, c.head_dim()), w.q_norm, c.rms_eps, q);
   backend_.rms_norm(split_heads(a.k_raw, c.head_dim()), w.k_norm, c.rms_eps, k);
-  backend_.rope(q, positions_, c.rope);
-  backend_.rope(k, positions_, c.rope);
+  backend_.rope(q, positions_, rope);
+  backend_.rope(k, positions_, rope);
   backend_.store_kv(k, cache_.k(il), n_past_);
 }
 
-void Blocks::attention(int64_t il, const LayerWeights& w) {
+void Blocks::add_post_normed(int64_t il, const Tensor& out, const Tensor& post_norm, const char* name) {
+  Activations& a = act_;
+  backend_.rms_norm(out, post_norm, config_.rms_eps, a.cur);
+  backend_.add(a.x, a.cur, a.x);
+  emit(il, name, a.cur);
+}
+
+void Blocks::attention(int64_t il, const LayerWeights& w, const AttentionOptions& o) {
   const ModelConfig& c = config_;
   Activations& a = act_;
+  const RopeConfig& rope = o.rope != nullptr ? *o.rope : c.rope;
   if (c.qk_norm) {
-    project_qkv_head_norm(il, w);
+    project_qkv_head_norm(il, w, rope);
   } else {
-    project_qkv(il, w);
+    project_qkv(il, w, rope);
   }
   emit(il, "attn_norm", a.cur);
   emit(il, "q_rope", a.q);
   emit(il, "k_rope", a.k);
   emit(il, "v", a.v);
 
-  // att = attention(q, cache); proj = wo att; x += proj
+  // att = attention(q, cache); proj = wo att; x += proj (or its post-norm)
   const Tensor q = a.q.reshape({c.head_dim(), c.n_head, a.n_tokens});  // [head_dim, n_head, n]
-  const MatmulJob out[] = {{.w = &w.wo, .out = &a.proj, .residual = &a.x}};
+  const bool post_norm = w.attn_post_norm.n_elements() > 0;
+  const MatmulJob out[] = {{.w = &w.wo, .out = &a.proj, .residual = post_norm ? nullptr : &a.x}};
   run({.x = &a.att,
        .prologue = FusedMatmul::Prologue::attention,
        .q = &q,
@@ -127,16 +136,17 @@ void Blocks::attention(int64_t il, const LayerWeights& w) {
        .v_cache = &cache_.v(il),
        .n_past = n_past_,
        .scale = c.attn_scale,
+       .window = o.window,
        .jobs = out});
   emit(il, "attn_out", a.att);
   emit(il, "attn_proj", a.proj);
+  if (post_norm) add_post_normed(il, a.proj, w.attn_post_norm, "attn_post_norm");
   emit(il, "ffn_inp", a.x);
 }
 
 void Blocks::feed_forward(int64_t il, const LayerWeights& w, FeedForwardActivation f) {
   Activations& a = act_;
-  (void)f;  // silu: the only activation so far
-  // cur = norm(x); gate = w_gate cur, up = w_up cur, act = silu(gate) * up
+  // cur = norm(x); gate = w_gate cur, up = w_up cur, act = f(gate) * up
   const MatmulJob gate_up[] = {{.w = &w.ffn_gate, .out = &a.gate}, {.w = &w.ffn_up, .out = &a.up}};
   run({.x = &a.cur,
        .prologue = FusedMatmul::Prologue::rms_norm,
@@ -144,16 +154,18 @@ void Blocks::feed_forward(int64_t il, const LayerWeights& w, FeedForwardActivati
        .norm_weight = &w.ffn_norm,
        .norm_eps = config_.rms_eps,
        .jobs = gate_up,
-       .gate = FusedMatmul::Gate::swiglu,
+       .gate = f == FeedForwardActivation::silu ? FusedMatmul::Gate::swiglu : FusedMatmul::Gate::geglu,
        .gated = &a.act});
   emit(il, "ffn_norm", a.cur);
   emit(il, "ffn_gate", a.gate);
   emit(il, "ffn_up", a.up);
   emit(il, "ffn_act", a.act);
-  // down = w_down act; x += down
-  const MatmulJob down[] = {{.w = &w.ffn_down, .out = &a.down, .residual = &a.x}};
+  // down = w_down act; x += down (or its post-norm)
+  const bool post_norm = w.ffn_post_norm.n_elements() > 0;
+  const MatmulJob down[] = {{.w = &w.ffn_down, .out = &a.down, .residual = post_norm ? nullptr : &a.x}};
   run({.x = &a.act, .jobs = down});
   emit(il, "ffn_out", a.down);
+  if (post_norm) add_post_normed(il, a.down, w.ffn_post_norm, "ffn_post_norm");
   emit(il, "out", a.x);
 }
 

@@ -39,8 +39,14 @@ struct Activations {
   Tensor last;    // [n_vocab, 1]   (last token only)
 };
 
-// The activation of a gated feed-forward: act = f(gate) * up.
-enum class FeedForwardActivation { silu };
+// The activation of a gated feed-forward: act = f(gate) * up (silu: SwiGLU; gelu_tanh: GeGLU).
+enum class FeedForwardActivation { silu, gelu_tanh };
+
+// What differs between the attention layers of one model.
+struct AttentionOptions {
+  int64_t window = 0;                // sliding window (Backend::attention); 0: every past key
+  const RopeConfig* rope = nullptr;  // nullptr: the model's (config.rope)
+};
 
 // The shared blocks of one forward pass over tokens at `positions` (n_past, n_past+1, ...),
 // whose keys and values go to `cache`.
@@ -57,12 +63,14 @@ public:
   // Self-attention with pre-norm, grouped KV heads and rope, added to the residual stream:
   //   cur = rms_norm(x, w.attn_norm); q, k, v = w.wq cur, w.wk cur, w.wv cur (+ w.bq, w.bk, w.bv
   //   where present); each head of q, k normed by w.q_norm, w.k_norm where present (config
-  //   qk_norm); q, k roped; k, v stored in the cache; x += w.wo attention(q, cache).
-  // Taps blk.N.{attn_norm,q_rope,k_rope,v,attn_out,attn_proj,ffn_inp}.
-  void attention(int64_t il, const LayerWeights& w);
+  //   qk_norm); q, k roped; k, v stored in the cache; proj = w.wo attention(q, cache, window);
+  //   x += proj, or x += rms_norm(proj, w.attn_post_norm) where that is present.
+  // Taps blk.N.{attn_norm,q_rope,k_rope,v,attn_out,attn_proj,[attn_post_norm,]ffn_inp}.
+  void attention(int64_t il, const LayerWeights& w, const AttentionOptions& o = {});
   // Gated feed-forward with pre-norm, added to the residual stream:
-  //   cur = rms_norm(x, w.ffn_norm); act = f(w.ffn_gate cur) * (w.ffn_up cur); x += w.ffn_down act.
-  // Taps blk.N.{ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,out}.
+  //   cur = rms_norm(x, w.ffn_norm); act = f(w.ffn_gate cur) * (w.ffn_up cur); out = w.ffn_down act;
+  //   x += out, or x += rms_norm(out, w.ffn_post_norm) where that is present.
+  // Taps blk.N.{ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,[ffn_post_norm,]out}.
   void feed_forward(int64_t il, const LayerWeights& w, FeedForwardActivation f);
 
   // The ops of one fused matmul (fused or, unfused, op by op).
@@ -72,10 +80,12 @@ public:
 
 private:
   // q, k, v of cur: projected, biased, roped, k and v stored (one fused op).
-  void project_qkv(int64_t il, const LayerWeights& w);
+  void project_qkv(int64_t il, const LayerWeights& w, const RopeConfig& rope);
   // The same with each head of q and k normed before rope (the norm sits between the matmul
   // and rope, where the fused op has no step: plain ops after it).
-  void project_qkv_head_norm(int64_t il, const LayerWeights& w);
+  void project_qkv_head_norm(int64_t il, const LayerWeights& w, const RopeConfig& rope);
+  // x += rms_norm(out, post_norm), through cur; tapped as blk.N.<name>.
+  void add_post_normed(int64_t il, const Tensor& out, const Tensor& post_norm, const char* name);
 
   const ModelConfig& config_;
   Backend& backend_;

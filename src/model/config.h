@@ -26,10 +26,13 @@ struct ModelConfig {
   int64_t n_ff = 0;
   int64_t n_ctx_train = 0;
   float rms_eps = 1e-5f;
-  float attn_scale = 0.0f;   // of q.k; 1 / sqrt(head_dim) unless the architecture says otherwise
-  bool qkv_bias = false;     // biases on the Q, K and V projections (qwen2)
-  bool qk_norm = false;      // rms_norm of each query and key head before rope (qwen3, gemma3)
-  bool tied_output = false;  // no output.weight: token_embd doubles as the output matrix
+  float attn_scale = 0.0f;     // of q.k; 1 / sqrt(head_dim) unless the architecture says otherwise
+  bool qkv_bias = false;       // biases on the Q, K and V projections (qwen2)
+  bool qk_norm = false;        // rms_norm of each query and key head before rope (qwen3, gemma3)
+  float embd_scale = 1.0f;     // the embeddings are multiplied by it (gemma3: sqrt(n_embd))
+  int64_t sliding_window = 0;  // attention.sliding_window: keys seen by the windowed layers (0: none)
+  RopeConfig rope_swa;         // rope of the sliding-window layers (gemma3: base 10000, no scaling)
+  bool tied_output = false;    // no output.weight: token_embd doubles as the output matrix
   RopeConfig rope;
 
   int64_t head_dim() const { return n_embd_head > 0 ? n_embd_head : n_embd / n_head; }

@@ -68,6 +68,7 @@ void Transformer::queue_forward(Buffers& b, std::span<const int32_t> tokens, int
   Blocks blocks(config_, backend_, b, positions, n_past, cache, tap, unfused_);
 
   backend_.get_rows(weights_.token_embd, tokens, b.x);
+  if (config_.embd_scale != 1.0f) backend_.scale(b.x, config_.embd_scale, b.x);
   blocks.emit(-1, "inp_embd", b.x);
   for (int64_t il = 0; il < config_.n_layer; ++il) {
     config_.architecture->block(blocks, weights_.layers[size_t(il)], il);

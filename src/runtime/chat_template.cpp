@@ -258,6 +258,13 @@ ChatTemplate ChatTemplate::from_model(const gguf::File& file, const Tokenizer& t
   if (const gguf::Value* v = file.find("tokenizer.chat_template")) {
     jinja = v->as_string(file.name() + ": tokenizer.chat_template");
   }
+  // A Gemma 3 file without a template (the converter leaves it out of some): the format Gemma 3
+  // is trained on.
+  const gguf::Value* arch = file.find("general.architecture");
+  if (strip(jinja).empty() && forced.empty() && arch != nullptr &&
+      arch->as_string("general.architecture") == "gemma3") {
+    forced = "gemma";
+  }
   const Vocab& vocab = tokenizer.vocab();
   auto piece = [&](TokenId id) { return vocab.valid_id(id) ? tokenizer.token_to_piece(id) : std::string(); };
   return from_jinja(jinja, forced, piece(vocab.bos), piece(vocab.eos), file.name());

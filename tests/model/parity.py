@@ -77,13 +77,14 @@ CHAT_PROMPTS = {
     "llama2": f"[INST] {ENGLISH_CHAT_QUESTION} [/INST]",
     "chatml": f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
               f"{ENGLISH_CHAT_QUESTION}<|im_end|>\n<|im_start|>assistant\n",
+    "gemma": f"<start_of_turn>user\n{ENGLISH_CHAT_QUESTION}<end_of_turn>\n<start_of_turn>model\n",
 }
 
 
 @dataclass
 class ModelSpec:
     """A model of the parity suite: synthetic (regenerated from its generator arguments) or
-    the real default model (scripts/fetch-model)."""
+    a real model in the cache (scripts/fetch-model, or the `fetch` script)."""
     name: str
     type: str
     arch: str = "llama"
@@ -94,6 +95,7 @@ class ModelSpec:
     label: str = "parity"
     chat: str = "llama2"
     real: bool = False
+    fetch: str = "fetch-model"  # the script that puts a real model in the cache
     extra: list = field(default_factory=list)
     prompt_names: list = None  # a subset of the prompts (default: all)
 
@@ -116,10 +118,12 @@ MODELS = [ModelSpec(f"small-llama-{t}", t) for t in SMALL_TYPES] + [
     ModelSpec("small-qwen2-tied-q4_k_m", "q4_k_m", arch="qwen2", tied=True),
     ModelSpec("small-llama3rope-q8_0", "q8_0", rope_scaling="llama3", extra=["--rope-base", "500000"]),
     ModelSpec("small-qwen3-q8_0", "q8_0", arch="qwen3"),
+    ModelSpec("small-gemma3-q8_0", "q8_0", arch="gemma3", tied=True),
 ] + [ModelSpec(f"tinyllama-{t}", t, shape="tinyllama", label="parity_slow",
                prompt_names=["story", "python", "japanese", "chat-llama2"])
      for t in ["q4_0", "q4_k_m", "q8_0", "f16"]] + [
     ModelSpec("smollm2-135m-instruct-q4_1", "q4_1", label="real", chat="chatml", real=True),
+    ModelSpec("gemma3-270m-q4_k_m", "q4_k_m", label="real", chat="gemma", real=True, fetch="fetch-gemma3"),
 ]
 
 
@@ -133,9 +137,9 @@ def select(label="parity", only=None):
     return specs
 
 
-def real_model_path():
+def real_model_path(spec):
     try:
-        out, _ = run([os.path.join(ROOT, "scripts", "fetch-model"), "--path"], timeout=60)
+        out, _ = run([os.path.join(ROOT, "scripts", spec.fetch), "--path"], timeout=60)
     except ParityError:
         return None
     path = out.strip().splitlines()[-1] if out.strip() else ""
@@ -146,9 +150,9 @@ def make_model(spec, strata_exe, directory, reuse=False):
     """Path of the model file: the real model from the cache, or a synthetic one written into
     directory (kept when reuse and it already exists)."""
     if spec.real:
-        path = real_model_path()
+        path = real_model_path(spec)
         if path is None:
-            raise ParityError("the real model is not downloaded (scripts/fetch-model)")
+            raise ParityError(f"the real model is not downloaded (scripts/{spec.fetch})")
         return path
     path = os.path.join(directory, spec.name + ".gguf")
     if reuse and os.path.exists(path):
@@ -421,8 +425,8 @@ def check_model(spec, strata_exe, workdir, chunks=None, n_predict=None, reuse=Fa
     chunks = TEST_CHUNKS[spec.label] if chunks is None else (chunks or None)
     n_predict = n_predict or TEST_N_PREDICT[spec.label]
     result = {"model": spec.name, "label": spec.label, "failures": [], "notes": []}
-    if spec.real and real_model_path() is None:
-        result["skipped"] = "the real model is not downloaded (scripts/fetch-model)"
+    if spec.real and real_model_path(spec) is None:
+        result["skipped"] = f"the real model is not downloaded (scripts/{spec.fetch})"
         return result
     try:
         model = make_model(spec, strata_exe, workdir, reuse)

@@ -29,6 +29,7 @@ struct TinyShape {
   int64_t head_dim = 16;  // attention.key_length (written when n_embd != n_head * head_dim)
   int64_t n_embd = 64, n_head = 4, n_head_kv = 2, n_ff = 96, n_layer = 2, n_vocab = 96;
   int64_t taps_per_layer = 13;
+  int64_t sliding_window = 0;  // attention.sliding_window (gemma3)
 };
 
 // The tiny model of a test variant: "<arch>" or "<arch>_wide_heads" (n_head * head_dim != n_embd).
@@ -37,6 +38,12 @@ TinyShape tiny_shape(const std::string& variant) {
   TinyShape s{variant.substr(0, variant.find('_')), DType::F16};
   if (s.arch == "llama") s.type = DType::Q8_0;
   if (wide || s.arch == "qwen3") s.head_dim = 24;
+  if (s.arch == "gemma3") {  // 6 layers: 5 windowed and a global one; windows of 3 of the 8 positions
+    s.head_dim = 24;
+    s.n_layer = 6;
+    s.sliding_window = 3;
+    s.taps_per_layer = 15;  // and attn_post_norm, ffn_post_norm
+  }
   return s;
 }
 
@@ -54,6 +61,7 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
       {a + ".context_length", Value{uint32_t(64)}},
       {a + ".attention.layer_norm_rms_epsilon", Value{1e-5f}},
   };
+  if (s.sliding_window > 0) kv.push_back({a + ".attention.sliding_window", Value{uint32_t(s.sliding_window)}});
   if (s.head_dim * s.n_head != s.n_embd) {
     kv.push_back({a + ".attention.key_length", Value{uint32_t(s.head_dim)}});
     kv.push_back({a + ".attention.value_length", Value{uint32_t(s.head_dim)}});
@@ -81,15 +89,17 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
       add(p + "attn_k.bias", {kv_dim}, DType::F32, 0.5f);
       add(p + "attn_v.bias", {kv_dim}, DType::F32, 0.5f);
     }
-    if (a == "qwen3") {
+    if (a == "qwen3" || a == "gemma3") {
       add(p + "attn_q_norm.weight", {s.head_dim}, DType::F32, 1.0f);
       add(p + "attn_k_norm.weight", {s.head_dim}, DType::F32, 1.0f);
     }
     add(p + "attn_output.weight", {q_dim, s.n_embd}, s.type, 0.2f);
+    if (a == "gemma3") add(p + "post_attention_norm.weight", {s.n_embd}, DType::F32, 1.0f);
     add(p + "ffn_norm.weight", {s.n_embd}, DType::F32, 1.0f);
     add(p + "ffn_gate.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
     add(p + "ffn_up.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
     add(p + "ffn_down.weight", {s.n_ff, s.n_embd}, s.type, 0.2f);
+    if (a == "gemma3") add(p + "post_ffw_norm.weight", {s.n_embd}, DType::F32, 1.0f);
   }
   for (const Tensor& t : tensors) {
     data.push_back({t.name(), t.dtype(), {t.ne().begin(), t.ne().begin() + t.n_dims()}, {t.data(), t.n_bytes()}});
@@ -175,7 +185,7 @@ INSTANTIATE_TEST_SUITE_P(
     AllBackends, TransformerOnBackend,
     ::testing::Combine(::testing::ValuesIn(backend_names()),
                        ::testing::Values(std::string("llama"), std::string("qwen2"), std::string("llama_wide_heads"),
-                                         std::string("qwen2_wide_heads"), std::string("qwen3"))),
+                                         std::string("qwen2_wide_heads"), std::string("qwen3"), std::string("gemma3"))),
     [](const auto& info) { return test_name_of(std::get<0>(info.param) + "_" + std::get<1>(info.param)); });
 
 }  // namespace

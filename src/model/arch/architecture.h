@@ -31,5 +31,6 @@ std::string supported_architectures();
 extern const Architecture kLlama;
 extern const Architecture kQwen2;
 extern const Architecture kQwen3;
+extern const Architecture kGemma3;
 
 }  // namespace strata

@@ -1,0 +1,71 @@
+// Gemma 3 (270M to 27B, text): embeddings scaled by sqrt(n_embd); attention with RMS-normed
+// query and key heads, and an RMS norm of its output before the residual add; the same
+// post-norm around a GeGLU feed-forward (tanh GELU); 5 of every 6 layers attend within a
+// sliding window (attention.sliding_window) with their own rope (base 10000, unscaled), the
+// sixth attends to everything with rope.freq_base and the file's rope scaling. NEOX rope. The
+// norm weights in GGUF files already hold Gemma's (1 + w).
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "model/arch/architecture.h"
+
+namespace strata {
+namespace {
+
+constexpr int64_t kSwaPattern = 6;        // layers il with il % 6 < 5 use the sliding window
+constexpr float kSwaRopeBase = 10000.0f;  // the local layers' rope base
+constexpr int64_t kLayers27B = 62;        // Gemma 3 27B scales queries by n_embd / n_head
+
+// GGUF keys: those of llama under gemma3.*, with attention.key_length / value_length and
+// attention.sliding_window.
+void read_config(const MetadataReader& r, ModelConfig& c) {
+  read_common_config(r, c, /*rope_neox=*/true);
+  c.qk_norm = true;
+  c.embd_scale = std::sqrt(float(c.n_embd));
+  c.sliding_window = r.positive_or("attention.sliding_window", 0);
+  c.rope_swa = c.rope;
+  c.rope_swa.freq_base = kSwaRopeBase;
+  c.rope_swa.freq_scale = 1.0f;
+  if (c.n_layer == kLayers27B) c.attn_scale = 1.0f / std::sqrt(float(c.n_embd / c.n_head));
+}
+
+// Tensors of blk.N: attn_norm, attn_q, attn_k, attn_v, attn_q_norm, attn_k_norm, attn_output,
+// post_attention_norm, ffn_norm, ffn_gate, ffn_up, ffn_down, post_ffw_norm.
+LayerWeights load_layer(const WeightLoader& w, const ModelConfig& c, int64_t il) {
+  const std::string p = fmt::format("blk.{}.", il);
+  LayerWeights l;
+  l.attn_norm = w.vector(p + "attn_norm.weight", c.n_embd);
+  l.wq = w.matrix(p + "attn_q.weight", c.n_embd, c.n_embd_q());
+  l.wk = w.matrix(p + "attn_k.weight", c.n_embd, c.n_embd_kv());
+  l.wv = w.matrix(p + "attn_v.weight", c.n_embd, c.n_embd_kv());
+  l.q_norm = w.vector(p + "attn_q_norm.weight", c.head_dim());
+  l.k_norm = w.vector(p + "attn_k_norm.weight", c.head_dim());
+  l.wo = w.matrix(p + "attn_output.weight", c.n_embd_q(), c.n_embd);
+  l.attn_post_norm = w.vector(p + "post_attention_norm.weight", c.n_embd);
+  l.ffn_norm = w.vector(p + "ffn_norm.weight", c.n_embd);
+  l.ffn_gate = w.matrix(p + "ffn_gate.weight", c.n_embd, c.n_ff);
+  l.ffn_up = w.matrix(p + "ffn_up.weight", c.n_embd, c.n_ff);
+  l.ffn_down = w.matrix(p + "ffn_down.weight", c.n_ff, c.n_embd);
+  l.ffn_post_norm = w.vector(p + "post_ffw_norm.weight", c.n_embd);
+  return l;
+}
+
+// x += post_norm(attention(norm(x))) (local: windowed, base-10000 rope);
+// x += post_norm(geglu_ffn(norm(x)))
+void block(Blocks& b, const LayerWeights& w, int64_t il) {
+  const ModelConfig& c = b.config();
+  const bool local = c.sliding_window > 0 && il % kSwaPattern < kSwaPattern - 1;
+  if (local) {
+    b.attention(il, w, {.window = c.sliding_window, .rope = &c.rope_swa});
+  } else {
+    b.attention(il, w);
+  }
+  b.feed_forward(il, w, FeedForwardActivation::gelu_tanh);
+}
+
+}  // namespace
+
+const Architecture kGemma3 = {.name = "gemma3", .read_config = read_config, .load_layer = load_layer, .block = block};
+
+}  // namespace strata
