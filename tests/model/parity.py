@@ -52,6 +52,9 @@ TOL_LLAMA = 5e-3  # ... and against llama.cpp, over the whole text (and for the 
 # perplexity by up to ~1.1 % (it averages out to <= 0.4 % over the text): a looser bound there.
 TOL_LLAMA_PARTIAL = 2e-2
 TOL_LLAMA_F32 = 1e-3  # llama.cpp on an exactly dequantized f32 copy (f16 KV cache, no 8-bit activations)
+# A real model past TOL_LLAMA passes as "explained" within the issue's 1 % of llama.cpp when the
+# f32 copy is within TOL_LLAMA_F32 (Gemma 3 270M Q4_K_M: llama.cpp 0.55 % off, its f32 copy 6e-5).
+TOL_LLAMA_REAL_EXPLAINED = 1e-2
 N_PREDICT = 32  # greedy tokens in the committed data
 MARGIN_CHUNKS = 4  # chunks of the text over which llama.cpp's margin error is measured
 # What the tests run by default, per label: perplexity chunks (0 = the whole text) and greedy tokens.
@@ -341,7 +344,8 @@ class Checker:
         On the file the bound is TOL_LLAMA over the whole text and for the real model
         (TOL_LLAMA_PARTIAL over a few chunks of a synthetic model); a synthetic model beyond it
         passes as "explained" when llama.cpp on the exact f32 copy is within TOL_LLAMA_F32, that
-        is when the difference is llama.cpp's rounding of activations to 8 bits."""
+        is when the difference is llama.cpp's rounding of activations to 8 bits (a real model
+        too, up to TOL_LLAMA_REAL_EXPLAINED)."""
         for key, tag in (("llama.cpp_f32", "llama_f32"), ("llama.cpp", "llama")):
             lc = figs.get(key)
             if lc and n <= len(lc["chunk_ppl"]):
@@ -355,7 +359,8 @@ class Checker:
         tol = TOL_LLAMA if self.spec.real or n == len(figs["llama.cpp"]["chunk_ppl"]) else TOL_LLAMA_PARTIAL
         if r["llama_rel"] <= tol:
             return
-        if not self.spec.real and r.get("llama_f32_rel", 1.0) <= TOL_LLAMA_F32:
+        explainable = not self.spec.real or r["llama_rel"] <= TOL_LLAMA_REAL_EXPLAINED
+        if explainable and r.get("llama_f32_rel", 1.0) <= TOL_LLAMA_F32:
             r["llama_explained"] = True
             self.notes.append(f"perplexity vs llama.cpp: rel. diff {r['llama_rel']:.3g} > {tol}, but llama.cpp on "
                               f"the exact f32 copy is within {r['llama_f32_rel']:.3g}: its 8-bit activations")
