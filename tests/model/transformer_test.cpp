@@ -32,12 +32,14 @@ struct TinyShape {
   int64_t sliding_window = 0;  // attention.sliding_window (gemma3)
 };
 
-// The tiny model of a test variant: "<arch>" or "<arch>_wide_heads" (n_head * head_dim != n_embd).
+// The tiny model of a test variant: "<arch>", "<arch>_wide_heads" (n_head * head_dim != n_embd)
+// or "llama_window" (attention.sliding_window 3, Mistral's kind of file).
 TinyShape tiny_shape(const std::string& variant) {
   const bool wide = variant.ends_with("_wide_heads");
   TinyShape s{variant.substr(0, variant.find('_')), DType::F16};
   if (s.arch == "llama") s.type = DType::Q8_0;
   if (wide || s.arch == "qwen3") s.head_dim = 24;
+  if (variant == "llama_window") s.sliding_window = 3;
   if (s.arch == "gemma3") {  // 6 layers: 5 windowed and a global one; windows of 3 of the 8 positions
     s.head_dim = 24;
     s.n_layer = 6;
@@ -104,8 +106,8 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
   for (const Tensor& t : tensors) {
     data.push_back({t.name(), t.dtype(), {t.ne().begin(), t.ne().begin() + t.n_dims()}, {t.data(), t.n_bytes()}});
   }
-  const std::string path = ::testing::TempDir() + "strata-tiny-" + a + "-" + std::to_string(s.head_dim) + "-" +
-                           std::string(dtype_name(s.type)) + ".gguf";
+  const std::string path = ::testing::TempDir() + "strata-tiny-" + a + "-" + std::to_string(s.head_dim) + "-w" +
+                           std::to_string(s.sliding_window) + "-" + std::string(dtype_name(s.type)) + ".gguf";
   gguf::write_file(path, kv, data);
   return path;
 }
@@ -185,7 +187,8 @@ INSTANTIATE_TEST_SUITE_P(
     AllBackends, TransformerOnBackend,
     ::testing::Combine(::testing::ValuesIn(backend_names()),
                        ::testing::Values(std::string("llama"), std::string("qwen2"), std::string("llama_wide_heads"),
-                                         std::string("qwen2_wide_heads"), std::string("qwen3"), std::string("gemma3"))),
+                                         std::string("qwen2_wide_heads"), std::string("qwen3"),
+                                         std::string("llama_window"), std::string("gemma3"))),
     [](const auto& info) { return test_name_of(std::get<0>(info.param) + "_" + std::get<1>(info.param)); });
 
 }  // namespace

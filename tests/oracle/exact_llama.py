@@ -14,6 +14,8 @@ gemma3: embeddings times sqrt(n_embd), q/k head norms, NEOX rope, sliding-window
 with il % 6 < 5, whose rope base is 10000 and scale 1 (the global layers use rope.freq_base and
 the scaling), post-norms of the attention and feed-forward outputs (post_attention_norm,
 post_ffw_norm) before the residual, GeGLU with the tanh GELU, final_logit_softcapping when set.
+llama with attention.sliding_window (Mistral 7B v0.1): every layer attends within the window,
+with the model's rope (llama.cpp ignores the key for llama files).
 Tokens are given as ids; tokenization is not the oracle's job.
 
 Commands:
@@ -265,7 +267,8 @@ class ExactModel:
         for il in range(c.n_layer):
             p = f"blk.{il}."
             swa = self.layer_is_swa(il)
-            base, freq_scale = (GEMMA3_SWA_ROPE_BASE, 1.0) if swa else (c.rope_base, c.freq_scale)
+            gemma_local = swa and c.arch == "gemma3"
+            base, freq_scale = (GEMMA3_SWA_ROPE_BASE, 1.0) if gemma_local else (c.rope_base, c.freq_scale)
             cur = rms_norm(x, self.weight(p + "attn_norm.weight"), c.rms_eps)
             tap(p + "attn_norm", cur)
             q = self.linear(cur, p + "attn_q.weight", p + "attn_q.bias")  # [n, n_head*head_dim]
@@ -324,8 +327,11 @@ class ExactModel:
         return logits
 
     def layer_is_swa(self, il):
-        """Whether layer il attends within the sliding window (gemma3: 5 of every 6 layers)."""
-        return self.cfg.arch == "gemma3" and self.cfg.sliding_window > 0 and il % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
+        """Whether layer il attends within the sliding window (gemma3: 5 of every 6 layers; llama:
+        every layer where the file sets one)."""
+        if self.cfg.sliding_window <= 0:
+            return False
+        return self.cfg.arch != "gemma3" or il % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
 
     def attention(self, q, k, v, positions, window=0):
         """q [n, n_head, d] at positions [n]; k [T, n_head_kv, d], v [T, n_head_kv, dv] at

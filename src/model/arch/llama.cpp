@@ -1,5 +1,6 @@
-// Llama (Llama 2/3, SmolLM2, TinyLlama, ...): pre-norm blocks of grouped-query attention with
-// rope on adjacent pairs, and a SwiGLU feed-forward.
+// Llama (Llama 2/3, SmolLM2, TinyLlama, Mistral 7B, ...): pre-norm blocks of grouped-query
+// attention with rope on adjacent pairs, and a SwiGLU feed-forward. Files that set
+// attention.sliding_window (Mistral 7B v0.1: 4096) attend within it on every layer.
 #include <fmt/format.h>
 
 #include "model/arch/architecture.h"
@@ -9,9 +10,10 @@ namespace {
 
 // GGUF keys: llama.{embedding_length, block_count, feed_forward_length, context_length,
 // attention.{head_count, head_count_kv, key_length, layer_norm_rms_epsilon},
-// rope.{dimension_count, freq_base, scaling.type, scaling.factor}}.
+// rope.{dimension_count, freq_base, scaling.type, scaling.factor}, attention.sliding_window}.
 void read_config(const MetadataReader& r, ModelConfig& c) {
   read_common_config(r, c, /*rope_neox=*/false);
+  c.sliding_window = r.positive_or("attention.sliding_window", 0);
 }
 
 // Tensors of blk.N: attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down.
@@ -30,9 +32,10 @@ LayerWeights load_layer(const WeightLoader& w, const ModelConfig& c, int64_t il)
   return l;
 }
 
-// x += attention(norm(x)); x += swiglu_ffn(norm(x))
+// x += attention(norm(x)) (within the sliding window where the file sets one);
+// x += swiglu_ffn(norm(x))
 void block(Blocks& b, const LayerWeights& w, int64_t il) {
-  b.attention(il, w);
+  b.attention(il, w, {.window = b.config().sliding_window});
   b.feed_forward(il, w, FeedForwardActivation::silu);
 }
 
