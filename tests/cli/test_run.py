@@ -289,6 +289,14 @@ class ModelErrors(ModelDir):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("tensor 'output_norm.weight' has shape [7], expected [8]", proc.stderr)
 
+    def test_gemma3_logit_softcap_refused(self):
+        kv = {"gemma3.embedding_length": 8, "gemma3.block_count": 1, "gemma3.attention.head_count": 2,
+              "gemma3.feed_forward_length": 16, "gemma3.final_logit_softcapping": 30}
+        m = self.write("softcap.gguf", "gemma3", [("token_embd.weight", np.zeros((4, 8), np.float32))], **kv)
+        proc = run_strata("run", "-m", m, "-p", "x")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("gemma3.final_logit_softcapping is set: the final logit soft-cap is not supported", proc.stderr)
+
 
 if __name__ == "__main__":
     strata_test.main()

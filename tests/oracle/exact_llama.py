@@ -52,8 +52,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     sys.exit(f"exact_llama: {e}; run with the Python that scripts/setup-deps prints")
 
 ROPE_STYLE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "gemma3": "neox"}
-GEMMA3_SWA_PATTERN = 6  # layers il % 6 < 5 attend within the sliding window
-GEMMA3_SWA_ROPE_BASE = 10000.0
+GEMMA3_SWA_PATTERN = 6  # default: layers il % 6 < 5 attend within the sliding window
+GEMMA3_SWA_ROPE_BASE = 10000.0  # default rope base of those layers (rope.freq_base_swa)
 
 
 class OracleError(Exception):
@@ -155,6 +155,8 @@ class Config:
         self.n_ctx_train = int(get(f"{a}.context_length", 0))
         self.sliding_window = int(get(f"{a}.attention.sliding_window", 0))
         self.logit_softcap = float(get(f"{a}.final_logit_softcapping", 0.0))
+        self.swa_pattern = int(get(f"{a}.attention.sliding_window_pattern", GEMMA3_SWA_PATTERN))
+        self.swa_rope_base = float(get(f"{a}.rope.freq_base_swa", GEMMA3_SWA_ROPE_BASE))
         self.embd_scale = math.sqrt(self.n_embd) if a == "gemma3" else 1.0
         tokens = fields.get("tokenizer.ggml.tokens")
         self.n_vocab_tokenizer = len(tokens.data) if tokens is not None else None
@@ -268,7 +270,7 @@ class ExactModel:
             p = f"blk.{il}."
             swa = self.layer_is_swa(il)
             gemma_local = swa and c.arch == "gemma3"
-            base, freq_scale = (GEMMA3_SWA_ROPE_BASE, 1.0) if gemma_local else (c.rope_base, c.freq_scale)
+            base, freq_scale = (c.swa_rope_base, 1.0) if gemma_local else (c.rope_base, c.freq_scale)
             cur = rms_norm(x, self.weight(p + "attn_norm.weight"), c.rms_eps)
             tap(p + "attn_norm", cur)
             q = self.linear(cur, p + "attn_q.weight", p + "attn_q.bias")  # [n, n_head*head_dim]
@@ -331,7 +333,7 @@ class ExactModel:
         every layer where the file sets one)."""
         if self.cfg.sliding_window <= 0:
             return False
-        return self.cfg.arch != "gemma3" or il % GEMMA3_SWA_PATTERN < GEMMA3_SWA_PATTERN - 1
+        return self.cfg.arch != "gemma3" or il % self.cfg.swa_pattern < self.cfg.swa_pattern - 1
 
     def attention(self, q, k, v, positions, window=0):
         """q [n, n_head, d] at positions [n]; k [T, n_head_kv, d], v [T, n_head_kv, dv] at

@@ -13,20 +13,26 @@
 namespace strata {
 namespace {
 
-constexpr int64_t kSwaPattern = 6;        // layers il with il % 6 < 5 use the sliding window
-constexpr float kSwaRopeBase = 10000.0f;  // the local layers' rope base
+constexpr int64_t kSwaPattern = 6;        // default: layers il with il % 6 < 5 use the sliding window
+constexpr float kSwaRopeBase = 10000.0f;  // default: the local layers' rope base
 constexpr int64_t kLayers27B = 62;        // Gemma 3 27B scales queries by n_embd / n_head
 
-// GGUF keys: those of llama under gemma3.*, with attention.key_length / value_length and
-// attention.sliding_window.
+// GGUF keys: those of llama under gemma3.*, with attention.key_length / value_length,
+// attention.sliding_window, attention.sliding_window_pattern (a period n: layers il % n < n - 1
+// are local; 6 when absent) and rope.freq_base_swa (10000 when absent).
 void read_config(const MetadataReader& r, ModelConfig& c) {
   read_common_config(r, c, /*rope_neox=*/true);
   c.qk_norm = true;
   c.embd_scale = std::sqrt(float(c.n_embd));
   c.sliding_window = r.positive_or("attention.sliding_window", 0);
+  c.swa_pattern = r.positive_or("attention.sliding_window_pattern", kSwaPattern);
   c.rope_swa = c.rope;
-  c.rope_swa.freq_base = kSwaRopeBase;
+  c.rope_swa.freq_base = r.real_or("rope.freq_base_swa", kSwaRopeBase);
   c.rope_swa.freq_scale = 1.0f;
+  if (r.has("final_logit_softcapping")) {
+    r.fail_with(
+        fmt::format("{} is set: the final logit soft-cap is not supported yet", r.full_key("final_logit_softcapping")));
+  }
   if (c.n_layer == kLayers27B) c.attn_scale = 1.0f / std::sqrt(float(c.n_embd / c.n_head));
 }
 
@@ -55,7 +61,7 @@ LayerWeights load_layer(const WeightLoader& w, const ModelConfig& c, int64_t il)
 // x += post_norm(geglu_ffn(norm(x)))
 void block(Blocks& b, const LayerWeights& w, int64_t il) {
   const ModelConfig& c = b.config();
-  const bool local = c.sliding_window > 0 && il % kSwaPattern < kSwaPattern - 1;
+  const bool local = c.sliding_window > 0 && il % c.swa_pattern < c.swa_pattern - 1;
   if (local) {
     b.attention(il, w, {.window = c.sliding_window, .rope = &c.rope_swa});
   } else {
