@@ -33,6 +33,13 @@ Tensor WeightLoader::matrix(const std::string& name, int64_t ne0, int64_t ne1) c
   return upload(host(name, {ne0, ne1}));
 }
 
+Tensor WeightLoader::matrix_rows(const std::string& name, int64_t ne0, int64_t ne1, int64_t first,
+                                 int64_t count) const {
+  Tensor part = host(name, {ne0, ne1}).slice(1, first, count);  // [ne0, count], contiguous rows
+  part.set_name(fmt::format("{}[{}:{}]", name, first, first + count));
+  return upload(part);
+}
+
 Tensor WeightLoader::vector(const std::string& name, int64_t n, bool required) const {
   Tensor t = host(name, {n}, required);
   if (t.n_elements() == 0) return t;

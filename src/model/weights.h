@@ -54,6 +54,9 @@ public:
   Tensor host(const std::string& name, std::vector<int64_t> ne, bool required = true) const;
   // A matrix [ne0, ne1], uploaded in its stored type.
   Tensor matrix(const std::string& name, int64_t ne0, int64_t ne1) const;
+  // Rows first..first+count-1 of a matrix [ne0, ne1] (a part of a fused tensor), uploaded in
+  // its stored type as a matrix [ne0, count].
+  Tensor matrix_rows(const std::string& name, int64_t ne0, int64_t ne1, int64_t first, int64_t count) const;
   // A vector [n] (norm weight or bias), converted to f32 on the host first.
   Tensor vector(const std::string& name, int64_t n, bool required = true) const;
 

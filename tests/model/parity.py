@@ -124,6 +124,7 @@ MODELS = [ModelSpec(f"small-llama-{t}", t) for t in SMALL_TYPES] + [
     ModelSpec("small-gemma3-q8_0", "q8_0", arch="gemma3", tied=True),
     # Mistral 7B v0.1's kind of file; llama.cpp ignores the window of llama files: oracle only.
     ModelSpec("small-llama-window-q8_0", "q8_0", extra=["--sliding-window", "32"]),
+    ModelSpec("small-phi3-q8_0", "q8_0", arch="phi3"),
 ] + [ModelSpec(f"tinyllama-{t}", t, shape="tinyllama", label="parity_slow",
                prompt_names=["story", "python", "japanese", "chat-llama2"])
      for t in ["q4_0", "q4_k_m", "q8_0", "f16"]] + [

@@ -83,9 +83,13 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
   for (int64_t il = 0; il < s.n_layer; ++il) {
     const std::string p = "blk." + std::to_string(il) + ".";
     add(p + "attn_norm.weight", {s.n_embd}, DType::F32, 1.0f);
-    add(p + "attn_q.weight", {s.n_embd, q_dim}, s.type, 0.2f);
-    add(p + "attn_k.weight", {s.n_embd, kv_dim}, s.type, 0.2f);
-    add(p + "attn_v.weight", {s.n_embd, kv_dim}, s.type, 0.2f);
+    if (a == "phi3") {  // q, k, v in one tensor
+      add(p + "attn_qkv.weight", {s.n_embd, q_dim + 2 * kv_dim}, s.type, 0.2f);
+    } else {
+      add(p + "attn_q.weight", {s.n_embd, q_dim}, s.type, 0.2f);
+      add(p + "attn_k.weight", {s.n_embd, kv_dim}, s.type, 0.2f);
+      add(p + "attn_v.weight", {s.n_embd, kv_dim}, s.type, 0.2f);
+    }
     if (a == "qwen2") {
       add(p + "attn_q.bias", {q_dim}, DType::F32, 0.5f);
       add(p + "attn_k.bias", {kv_dim}, DType::F32, 0.5f);
@@ -98,8 +102,12 @@ std::string write_tiny_model(const TinyShape& s, uint32_t seed) {
     add(p + "attn_output.weight", {q_dim, s.n_embd}, s.type, 0.2f);
     if (a == "gemma3") add(p + "post_attention_norm.weight", {s.n_embd}, DType::F32, 1.0f);
     add(p + "ffn_norm.weight", {s.n_embd}, DType::F32, 1.0f);
-    add(p + "ffn_gate.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
-    add(p + "ffn_up.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
+    if (a == "phi3") {  // gate and up in one tensor
+      add(p + "ffn_up.weight", {s.n_embd, 2 * s.n_ff}, s.type, 0.2f);
+    } else {
+      add(p + "ffn_gate.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
+      add(p + "ffn_up.weight", {s.n_embd, s.n_ff}, s.type, 0.2f);
+    }
     add(p + "ffn_down.weight", {s.n_ff, s.n_embd}, s.type, 0.2f);
     if (a == "gemma3") add(p + "post_ffw_norm.weight", {s.n_embd}, DType::F32, 1.0f);
   }
@@ -188,7 +196,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::ValuesIn(backend_names()),
                        ::testing::Values(std::string("llama"), std::string("qwen2"), std::string("llama_wide_heads"),
                                          std::string("qwen2_wide_heads"), std::string("qwen3"),
-                                         std::string("llama_window"), std::string("gemma3"))),
+                                         std::string("llama_window"), std::string("gemma3"), std::string("phi3"))),
     [](const auto& info) { return test_name_of(std::get<0>(info.param) + "_" + std::get<1>(info.param)); });
 
 }  // namespace

@@ -14,6 +14,7 @@ gemma3: embeddings times sqrt(n_embd), q/k head norms, NEOX rope, sliding-window
 with il % 6 < 5, whose rope base is 10000 and scale 1 (the global layers use rope.freq_base and
 the scaling), post-norms of the attention and feed-forward outputs (post_attention_norm,
 post_ffw_norm) before the residual, GeGLU with the tanh GELU, final_logit_softcapping when set.
+phi3: q, k, v rows of attn_qkv, gate then up rows of ffn_up, NEOX rope (no long-context factors).
 llama with attention.sliding_window (Mistral 7B v0.1): every layer attends within the window,
 with the model's rope (llama.cpp ignores the key for llama files).
 Tokens are given as ids; tokenization is not the oracle's job.
@@ -51,7 +52,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     sys.exit(f"exact_llama: {e}; run with the Python that scripts/setup-deps prints")
 
-ROPE_STYLE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "gemma3": "neox"}
+ROPE_STYLE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "gemma3": "neox", "phi3": "neox"}
 GEMMA3_SWA_PATTERN = 6  # default: layers il % 6 < 5 attend within the sliding window
 GEMMA3_SWA_ROPE_BASE = 10000.0  # default rope base of those layers (rope.freq_base_swa)
 
@@ -199,11 +200,15 @@ class ExactModel:
         need = {"token_embd.weight": None, "output_norm.weight": (c.n_embd,)}
         for i in range(c.n_layer):
             p = f"blk.{i}."
-            need.update({p + "attn_norm.weight": (c.n_embd,), p + "attn_q.weight": (q_dim, c.n_embd),
-                         p + "attn_k.weight": (kv_dim, c.n_embd), p + "attn_v.weight": (kv_dim_v, c.n_embd),
-                         p + "attn_output.weight": (c.n_embd, q_dim_v), p + "ffn_norm.weight": (c.n_embd,),
-                         p + "ffn_gate.weight": (c.n_ff, c.n_embd), p + "ffn_up.weight": (c.n_ff, c.n_embd),
-                         p + "ffn_down.weight": (c.n_embd, c.n_ff)})
+            need.update({p + "attn_norm.weight": (c.n_embd,), p + "attn_output.weight": (c.n_embd, q_dim_v),
+                         p + "ffn_norm.weight": (c.n_embd,), p + "ffn_down.weight": (c.n_embd, c.n_ff)})
+            if c.arch == "phi3":
+                need.update({p + "attn_qkv.weight": (q_dim + kv_dim + kv_dim_v, c.n_embd),
+                             p + "ffn_up.weight": (2 * c.n_ff, c.n_embd)})
+            else:
+                need.update({p + "attn_q.weight": (q_dim, c.n_embd), p + "attn_k.weight": (kv_dim, c.n_embd),
+                             p + "attn_v.weight": (kv_dim_v, c.n_embd), p + "ffn_gate.weight": (c.n_ff, c.n_embd),
+                             p + "ffn_up.weight": (c.n_ff, c.n_embd)})
             if c.arch in ("qwen3", "gemma3"):
                 need.update({p + "attn_q_norm.weight": (c.head_dim,), p + "attn_k_norm.weight": (c.head_dim,)})
             if c.arch == "gemma3":
@@ -273,9 +278,14 @@ class ExactModel:
             base, freq_scale = (c.swa_rope_base, 1.0) if gemma_local else (c.rope_base, c.freq_scale)
             cur = rms_norm(x, self.weight(p + "attn_norm.weight"), c.rms_eps)
             tap(p + "attn_norm", cur)
-            q = self.linear(cur, p + "attn_q.weight", p + "attn_q.bias")  # [n, n_head*head_dim]
-            k = self.linear(cur, p + "attn_k.weight", p + "attn_k.bias")  # [n, n_head_kv*head_dim]
-            v = self.linear(cur, p + "attn_v.weight", p + "attn_v.bias")  # [n, n_head_kv*head_dim_v]
+            if c.arch == "phi3":  # rows q, k, v of one tensor
+                qkv = self.linear(cur, p + "attn_qkv.weight")
+                nq, nk = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
+                q, k, v = qkv[:, :nq], qkv[:, nq:nq + nk], qkv[:, nq + nk:]
+            else:
+                q = self.linear(cur, p + "attn_q.weight", p + "attn_q.bias")  # [n, n_head*head_dim]
+                k = self.linear(cur, p + "attn_k.weight", p + "attn_k.bias")  # [n, n_head_kv*head_dim]
+                v = self.linear(cur, p + "attn_v.weight", p + "attn_v.bias")  # [n, n_head_kv*head_dim_v]
             tap(p + "q", q)
             tap(p + "k", k)
             tap(p + "v", v)
@@ -304,8 +314,12 @@ class ExactModel:
             tap(p + "ffn_inp", x)
             cur = rms_norm(x, self.weight(p + "ffn_norm.weight"), c.rms_eps)
             tap(p + "ffn_norm", cur)
-            gate = self.linear(cur, p + "ffn_gate.weight")  # [n, n_ff]
-            up = self.linear(cur, p + "ffn_up.weight")  # [n, n_ff]
+            if c.arch == "phi3":  # rows gate, up of one tensor
+                gate_up = self.linear(cur, p + "ffn_up.weight")  # [n, 2 n_ff]
+                gate, up = gate_up[:, :c.n_ff], gate_up[:, c.n_ff:]
+            else:
+                gate = self.linear(cur, p + "ffn_gate.weight")  # [n, n_ff]
+                up = self.linear(cur, p + "ffn_up.weight")  # [n, n_ff]
             tap(p + "ffn_gate", gate)
             tap(p + "ffn_up", up)
             act = (gelu_tanh(gate) if c.arch == "gemma3" else silu(gate)) * up

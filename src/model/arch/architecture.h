@@ -32,5 +32,6 @@ extern const Architecture kLlama;
 extern const Architecture kQwen2;
 extern const Architecture kQwen3;
 extern const Architecture kGemma3;
+extern const Architecture kPhi3;
 
 }  // namespace strata
