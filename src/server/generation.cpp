@@ -20,7 +20,8 @@ struct Job {
   OutputChannel channel;
   Completion completion;
   RequestId id = 0;
-  bool started = false;               // streaming: the first events were written
+  bool started = false;  // streaming: the first events were written
+  std::chrono::steady_clock::time_point checked = std::chrono::steady_clock::now();  // client last seen
   std::atomic<bool> released{false};  // the response is done with (see release())
   std::vector<EngineOutput> batch;
 };
@@ -37,9 +38,13 @@ void release(ServerState& state, Job& job) {
 }
 
 // Waits for outputs; false when the client has gone (or the engine died) and the request
-// must end. On true, job.batch holds the new outputs (possibly none).
+// must end. On true, job.batch holds the new outputs (possibly none). The client is looked at
+// every kPoll even while outputs keep coming (a whole response writes nothing until the end).
 bool next_outputs(ServerState& state, Job& job, httplib::DataSink& sink) {
-  if (job.channel.wait_pop(job.batch, kPoll)) return true;
+  const bool got = job.channel.wait_pop(job.batch, kPoll);
+  const auto now = std::chrono::steady_clock::now();
+  if (got && now - job.checked < kPoll) return true;
+  job.checked = now;
   return sink.is_writable() && !state.engine_failed();
 }
 

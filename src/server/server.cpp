@@ -164,6 +164,11 @@ Server::Server(Engine& engine, ServedModel model, ServerOptions options)
   const size_t threads = o.http_threads > 0 ? size_t(o.http_threads) : size_t(eo.n_parallel + eo.max_queued + 16);
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(o.max_body_bytes);
+  // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port.
+  s.http.set_socket_options([](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   s.http.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
   s.http.Options(".*", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");

@@ -4,6 +4,7 @@ the server with exit code 0 after the streams in flight have ended properly."""
 import http.client
 import json
 import signal
+import time
 import unittest
 
 import serve_fixture
@@ -102,9 +103,44 @@ class ErrorsTest(unittest.TestCase):
         self.assertEqual(body["usage"]["completion_tokens"], 2)
 
 
+class StartupTest(unittest.TestCase):
+    def run_serve(self, *args):
+        import subprocess
+        return subprocess.run([serve_fixture.STRATA, "serve", *map(str, args)], capture_output=True, text=True,
+                              timeout=120)
+
+    def test_bad_arguments_and_a_port_in_use_are_one_error_line(self):
+        proc = self.run_serve("-m", serve_fixture.Model.path(), "--port", "70000")
+        self.assertEqual(proc.returncode, 1)
+        self.assertRegex(proc.stderr, r"^error: .*--port")
+        proc = self.run_serve("-m", "/nonexistent/model.gguf", "--port", "0")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("error: ", proc.stderr)
+        proc = self.run_serve("-m", serve_fixture.Model.path(), "--port", "0", "--chat-template", "nope")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("unknown format 'nope'", proc.stderr)
+        with Server() as server:
+            proc = self.run_serve("-m", serve_fixture.Model.path(), "--port", server.port, "-q")
+            self.assertEqual(proc.returncode, 1)
+            self.assertEqual(proc.stderr, f"error: cannot listen on 127.0.0.1:{server.port} (the address is in use "
+                                          f"or not this machine's)\n")
+            self.assertEqual(server.request("GET", "/health")[0], 200)
+
+    def test_without_a_chat_template_chat_is_refused_and_completions_work(self):
+        with Server(chat_template=None) as server:
+            self.assertIn("chat completions are not available", server.stderr())
+            status, err = server.request("POST", "/v1/chat/completions", {"messages": [{"role": "user",
+                                                                                        "content": "x"}]})
+            self.assertEqual(status, 400, err)
+            self.assertIn("--chat-template", err["error"]["message"])
+            status, body = server.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 2})
+            self.assertEqual(status, 200, body)
+
+
 class ApiKeyTest(unittest.TestCase):
     def test_a_key_is_needed_except_for_health(self):
-        with Server("--api-key", "sesame") as server:
+        with Server("--api-key", "sesame", "-np", "3") as server:
+            self.assertIn("3 in parallel", server.stderr())  # llama.cpp's -np is --parallel
             for headers in [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sesame"}]:
                 status, err = server.request("GET", "/v1/models", headers=headers)
                 self.assertEqual(status, 401, err)
@@ -139,6 +175,17 @@ class QueueAndSignalsTest(unittest.TestCase):
             self.assertEqual(status, 200, body)
             self.assertEqual(m["strata_client_disconnects_total"], 2)
             self.assertGreaterEqual(m['strata_http_responses_total{status="4xx"}'], 1)
+
+    def test_a_client_leaving_a_whole_response_cancels_it(self):
+        with Server(ctx=4096, parallel=1) as server:
+            body = dict(self.LONG, stream=False, max_tokens=4000)
+            conn, response = open_stream(server, body)
+            self.assertEqual(response.status, 200)
+            time.sleep(0.2)
+            self.assertEqual(server.metrics()["strata_requests_running"], 1)
+            conn.close()
+            m = server.wait_idle()
+            self.assertEqual(m["strata_client_disconnects_total"], 1)
 
     def test_sigint_and_sigterm_end_the_streams_and_exit_0(self):
         for sig in [signal.SIGINT, signal.SIGTERM]:
