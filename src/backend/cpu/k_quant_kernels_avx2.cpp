@@ -45,6 +45,7 @@ inline __m256i low4_chunk(const uint8_t* qs, int j) {
 // bit of element e (Q3_K hmask, Q5_K qh) is bit e/32 = j of byte e%32.
 struct Q2K {
   using Block = BlockQ2_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the decode tiles prefetch (0: none)
   static constexpr int kScaleRun = 16;  // elements per distinct scale
   static constexpr int kMaxLevel = 3;
   const uint8_t* qs;
@@ -54,6 +55,7 @@ struct Q2K {
 
 struct Q3K {
   using Block = BlockQ3_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the decode tiles prefetch (0: none)
   static constexpr int kScaleRun = 16;  // elements per distinct scale
   static constexpr int kMaxLevel = 7;
   const uint8_t* qs;
@@ -67,6 +69,7 @@ struct Q3K {
 
 struct Q4K {
   using Block = BlockQ4_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the decode tiles prefetch (0: none)
   static constexpr int kScaleRun = 32;  // elements per distinct scale
   static constexpr int kMaxLevel = 15;
   const uint8_t* qs;
@@ -76,6 +79,7 @@ struct Q4K {
 
 struct Q5K {
   using Block = BlockQ5_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the decode tiles prefetch (0: none)
   static constexpr int kScaleRun = 32;  // elements per distinct scale
   static constexpr int kMaxLevel = 31;
   const uint8_t* qs;
@@ -91,6 +95,7 @@ struct Q5K {
 // at bits 2k of qh[32h + l]; chunk j is h = j/4, k = j%4.
 struct Q6K {
   using Block = BlockQ6_K;
+  static constexpr int kPrefetch = 2;
   static constexpr int kScaleRun = 16;  // elements per distinct scale
   static constexpr int kMaxLevel = 63;
   const uint8_t* ql;
@@ -194,6 +199,11 @@ void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t
 #pragma GCC unroll 2
     for (int r = 0; r < R; ++r) {
       const Block& b = reinterpret_cast<const Block*>(w + r * w_stride)[ib];
+      if (T::kPrefetch > 0 && ib + T::kPrefetch < nb) {
+        const char* ahead = reinterpret_cast<const char*>(&b + T::kPrefetch);
+#pragma GCC unroll 4
+        for (size_t line = 0; line < sizeof(Block); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+      }
       rows[r].init(b);
       scales[r] = group_scales(b);
     }

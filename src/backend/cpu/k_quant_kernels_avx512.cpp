@@ -58,6 +58,7 @@ inline __m512i low4_chunk(const uint8_t* qs, int q) {
 // Chunk q (0..3) of a super-block: the levels of elements 64q .. 64q+63 as bytes.
 struct Q2K {
   using Block = BlockQ2_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the small (decode) tiles prefetch (0: none)
   static constexpr int kScaleRun = 16;  // elements per distinct scale
   const uint8_t* qs;
   void init(const Block& b) { qs = b.qs; }
@@ -66,6 +67,7 @@ struct Q2K {
 
 struct Q3K {
   using Block = BlockQ3_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the small (decode) tiles prefetch (0: none)
   static constexpr int kScaleRun = 16;  // elements per distinct scale
   const uint8_t* qs;
   __m512i hmask;  // hmask in both halves; element e has bit e/32 of byte e%32
@@ -83,6 +85,7 @@ struct Q3K {
 
 struct Q4K {
   using Block = BlockQ4_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the small (decode) tiles prefetch (0: none)
   static constexpr int kScaleRun = 32;  // elements per distinct scale
   const uint8_t* qs;
   void init(const Block& b) { qs = b.qs; }
@@ -91,6 +94,7 @@ struct Q4K {
 
 struct Q5K {
   using Block = BlockQ5_K;
+  static constexpr int kPrefetch = 0;   // blocks ahead that the small (decode) tiles prefetch (0: none)
   static constexpr int kScaleRun = 32;  // elements per distinct scale
   const uint8_t* qs;
   __m512i qh;  // qh in both halves; element e has bit e/32 of byte e%32
@@ -107,9 +111,13 @@ struct Q5K {
 };
 
 // Q6_K: element 128h + 32k + l: low 4 bits in nibble k/2 of ql[64h + 32(k%2) + l], high 2 bits
-// at bits 2k of qh[32h + l]; chunk q holds k = 2(q%2) and 2(q%2) + 1 of half h = q/2.
+// at bits 2k of qh[32h + l]; chunk q holds k = 2(q%2) and 2(q%2) + 1 of half h = q/2. The
+// high bits are moved to bits 4..5 by one variable word shift per chunk (left 4 / left 2 for
+// k = 0 / 1, none / right 2 for k = 2 / 3: no bit crosses a byte into bits 4..5), and one
+// ternary-logic op merges them with the low nibbles.
 struct Q6K {
   using Block = BlockQ6_K;
+  static constexpr int kPrefetch = 2;
   static constexpr int kScaleRun = 16;  // elements per distinct scale
   const uint8_t* ql;
   const uint8_t* qh;
@@ -120,11 +128,13 @@ struct Q6K {
   __m512i chunk(int q) const {
     const int h = q / 2, odd = q % 2;
     const __m512i l = _mm512_loadu_si512(ql + 64 * h);
-    const __m512i low = _mm512_and_si512(_mm512_srli_epi16(l, 4 * odd), _mm512_set1_epi8(15));
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
-    const __m512i hb =
-        _mm512_and_si512(_mm512_srli_epi16(concat(v, _mm256_srli_epi16(v, 2)), 4 * odd), _mm512_set1_epi8(3));
-    return _mm512_or_si512(low, _mm512_slli_epi16(hb, 4));
+    const __m512i nibbles = odd ? _mm512_srli_epi16(l, 4) : l;
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h)));
+    const __m512i counts = concat(_mm256_set1_epi16(short(odd ? 0 : 4)), _mm256_set1_epi16(2));
+    const __m512i moved = odd ? _mm512_srlv_epi16(v, counts) : _mm512_sllv_epi16(v, counts);
+    const __m512i high = _mm512_and_si512(moved, _mm512_set1_epi8(0x30));
+    // (nibbles & 0x0f) | high: A = nibbles (0xf0), B = high (0xcc), C = the mask (0xaa).
+    return _mm512_ternarylogic_epi32(nibbles, high, _mm512_set1_epi8(15), 0xec);
   }
 };
 
@@ -254,6 +264,11 @@ void tile(int64_t k, const uint8_t* w, size_t w_stride, const uint8_t* x, size_t
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const Block& b = reinterpret_cast<const Block*>(w + r * w_stride)[ib];
+      if (T::kPrefetch > 0 && ib + T::kPrefetch < nb) {
+        const char* ahead = reinterpret_cast<const char*>(&b + T::kPrefetch);
+#pragma GCC unroll 4
+        for (size_t line = 0; line < sizeof(Block); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+      }
       rows[r].init(b);
       scales[r] = group_scales(b);
       const __m512i sc = _mm512_castsi256_si512(scales[r].sc16);
