@@ -10,9 +10,14 @@ namespace {
 
 // GGUF keys: llama.{embedding_length, block_count, feed_forward_length, context_length,
 // attention.{head_count, head_count_kv, key_length, layer_norm_rms_epsilon},
-// rope.{dimension_count, freq_base, scaling.type, scaling.factor}, attention.sliding_window}.
+// rope.{dimension_count, freq_base, scaling.type, scaling.factor}, attention.sliding_window};
+// expert_count (Mixtral) is refused.
 void read_config(const MetadataReader& r, ModelConfig& c) {
   read_common_config(r, c, /*rope_neox=*/false);
+  if (const int64_t n_expert = r.positive_or("expert_count", 0); n_expert > 0) {
+    r.fail_with(fmt::format("{} = {}: mixture-of-experts models (Mixtral) are not supported yet",
+                            r.full_key("expert_count"), n_expert));
+  }
   c.sliding_window = r.positive_or("attention.sliding_window", 0);
 }
 
