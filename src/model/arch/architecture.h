@@ -22,6 +22,10 @@ struct Architecture {
   void (*block)(Blocks& b, const LayerWeights& w, int64_t il);
 };
 
+// Llama's tensors of layer `il` (attn_norm, attn_q/k/v/output, ffn_norm, ffn_gate/up/down),
+// which the Llama-family architectures extend with their own (biases, head norms, post norms).
+LayerWeights load_llama_layer(const WeightLoader& w, const ModelConfig& c, int64_t il);
+
 // The architecture named `name`, or nullptr.
 const Architecture* find_architecture(std::string_view name);
 // Every supported name, sorted ("llama, qwen2, ...").

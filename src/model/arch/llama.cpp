@@ -21,8 +21,17 @@ void read_config(const MetadataReader& r, ModelConfig& c) {
   c.sliding_window = r.positive_or("attention.sliding_window", 0);
 }
 
+// x += attention(norm(x)) (within the sliding window where the file sets one);
+// x += swiglu_ffn(norm(x))
+void block(Blocks& b, const LayerWeights& w, int64_t il) {
+  b.attention(il, w, {.window = b.config().sliding_window});
+  b.feed_forward(il, w, FeedForwardActivation::silu);
+}
+
+}  // namespace
+
 // Tensors of blk.N: attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down.
-LayerWeights load_layer(const WeightLoader& w, const ModelConfig& c, int64_t il) {
+LayerWeights load_llama_layer(const WeightLoader& w, const ModelConfig& c, int64_t il) {
   const std::string p = fmt::format("blk.{}.", il);
   LayerWeights l;
   l.attn_norm = w.vector(p + "attn_norm.weight", c.n_embd);
@@ -37,15 +46,7 @@ LayerWeights load_layer(const WeightLoader& w, const ModelConfig& c, int64_t il)
   return l;
 }
 
-// x += attention(norm(x)) (within the sliding window where the file sets one);
-// x += swiglu_ffn(norm(x))
-void block(Blocks& b, const LayerWeights& w, int64_t il) {
-  b.attention(il, w, {.window = b.config().sliding_window});
-  b.feed_forward(il, w, FeedForwardActivation::silu);
-}
-
-}  // namespace
-
-const Architecture kLlama = {.name = "llama", .read_config = read_config, .load_layer = load_layer, .block = block};
+const Architecture kLlama = {
+    .name = "llama", .read_config = read_config, .load_layer = load_llama_layer, .block = block};
 
 }  // namespace strata
