@@ -32,6 +32,7 @@ struct ChatArgs {
   std::string chat_template;  // a family name; "" = detect from the model
   int64_t n_predict = -1;     // per answer
   bool verbose = false;
+  bool ignore_eos = false;    // answers end only at -n, Ctrl-C or a full context
 };
 
 // --- Ctrl-C -------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ StopReason answer(ChatState& s, const std::string& user_line) {
     print_text(text);
   };
   SigintGuard::reset();
-  const GenerationRequest request{tokens, s.args.n_predict, &on_text, &g_stop, {}};
+  const GenerationRequest request{tokens, s.args.n_predict, &on_text, &g_stop, {}, {}, s.args.ignore_eos};
   const GenerationStats stats = generate(s.session, s.m.tokenizer, s.sampler, request);
   print_text("\n");
   s.history.add_answer(raw);
@@ -308,6 +309,8 @@ void register_chat(CLI::App& app) {
                   "format to use instead of the one detected: " + chat_family_names());
   cmd->add_option("-n,--n-predict", args->n_predict, "tokens per answer at most; -1 = until the end of the turn")
       ->capture_default_str();
+  cmd->add_flag("--ignore-eos", args->ignore_eos,
+                "never end an answer at an end-of-generation token (they are not sampled)");
   cmd->add_flag("-v,--verbose", args->verbose, "after each answer, log the tokens evaluated and reused");
   cmd->callback([args] { chat(*args); });
 }

@@ -280,8 +280,16 @@ class SyntheticChatTest(unittest.TestCase):
                                       rf"{log[-1]['context']} of 100 are used \(--ctx-size\); the conversation ends "
                                       r"here\n$")
 
+    def test_ignore_eos_answers_run_to_the_token_limit(self):
+        proc = run_strata("chat", *self.chat_args("-n", 24, "--ignore-eos"), input="hi\nand again\n")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        log = turns(proc.stderr)
+        self.assertEqual([(t["generated"], t["stop"]) for t in log], [(24, "token limit")] * 2, proc.stderr)
+
     def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(self):
-        chat = Chat(*self.chat_args("-n", -1))
+        # --ignore-eos: where Ctrl-C lands decides the next turn's context, and a random model's
+        # greedy answer may end at once at an end-of-generation token before the signal comes.
+        chat = Chat(*self.chat_args("-n", -1, "--ignore-eos"))
         try:
             for turn in (1, 2):
                 before = len(chat.out)
