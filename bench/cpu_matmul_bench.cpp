@@ -5,10 +5,13 @@
 // the caches; each figure is the median of -r runs after 3 warm-ups.
 //
 // --hot reads one copy over and over (from the caches where it fits): the kernels' own speed.
+// --interleaved gives each weight copy its interleaved copy (backend/cpu/interleaved.h, made
+// at load by the cpu backend) where its type has one; --two-term the backend's default
+// two-term 8-bit activations (one term otherwise).
 // --huge puts the read buffer and the weights in transparent huge pages (madvise): without
 // it they sit in 4 KB pages, as weights mmapped from a file do.
 //
-//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [--huge] [TYPE]...
+//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--two-term] [--interleaved] [--hot] [--huge] [TYPE]...
 #include <fmt/format.h>
 #include <sys/mman.h>
 
@@ -129,7 +132,7 @@ int main(int argc, char** argv) {
   int threads = 2, runs = 20, m = 128;
   strata::cpu::MatmulConfig config{strata::cpu::detected_isa(), false};
   std::vector<DType> types;
-  bool hot = false, huge = false;
+  bool hot = false, huge = false, interleaved = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-t" && i + 1 < argc) {
@@ -151,12 +154,16 @@ int main(int argc, char** argv) {
       hot = true;
     } else if (a == "--f32") {
       config.f32_activations = true;
+    } else if (a == "--two-term") {
+      config.two_term = true;
+    } else if (a == "--interleaved") {
+      interleaved = true;
     } else if (const auto t = strata::dtype_from_name(a)) {
       types.push_back(*t);
     } else {
       fmt::print(
           stderr,
-          "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--hot] [--huge] [TYPE]...\n");
+          "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--two-term] [--interleaved] [--hot] [--huge] [TYPE]...\n");
       return 2;
     }
   }
@@ -164,9 +171,11 @@ int main(int argc, char** argv) {
 
   strata::ThreadPool pool(threads);
   const double read = read_bandwidth(pool, std::max(runs, 20), huge);
-  fmt::print("cpu_matmul_bench: {} threads, {}{}, read bandwidth {:.1f} GB/s; median of {} runs; prompt m = {}{}{}\n\n",
-             threads, strata::cpu::isa_name(config.isa), config.f32_activations ? " (f32 activations)" : "",
-             read * 1e-9, runs, m, hot ? "; decode reads one copy (hot)" : "", huge ? "; huge pages" : "");
+  fmt::print(
+      "cpu_matmul_bench: {} threads, {}{}{}{}, read bandwidth {:.1f} GB/s; median of {} runs; prompt m = {}{}{}\n\n",
+      threads, strata::cpu::isa_name(config.isa), config.f32_activations ? " (f32 activations)" : "",
+      config.two_term ? " (two-term activations)" : "", interleaved ? " (interleaved weights)" : "", read * 1e-9, runs,
+      m, hot ? "; decode reads one copy (hot)" : "", huge ? "; huge pages" : "");
   fmt::print("| type | n x k | what | MB | decode us | decode GB/s | of read bw | prompt ms | prompt GFLOP/s |\n");
   fmt::print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (DType type : types) {
@@ -175,19 +184,23 @@ int main(int argc, char** argv) {
       const size_t bytes = w.n_bytes();
       const size_t n_copies = hot ? 1 : std::max<size_t>(1, (size_t(512) << 20) / bytes + 1);
       std::vector<Tensor> copies;
+      std::vector<std::unique_ptr<strata::cpu::InterleavedWeight>> interleaved_copies;
       for (size_t c = 0; c < n_copies; ++c) {
         const std::shared_ptr<uint8_t> mem = allocate(bytes, huge);
         std::memcpy(mem.get(), w.data(), bytes);
         copies.push_back(Tensor::external(type, {s.k, s.n}, mem.get(), bytes, mem, "w"));
+        interleaved_copies.push_back(interleaved ? strata::cpu::interleave_weight(copies.back(), config.isa, pool)
+                                                 : nullptr);
       }
+      const auto product = [&](size_t c, const Tensor& x, Tensor& out) {
+        strata::cpu::matmul(copies[c], x, out, config, pool, interleaved_copies[c].get());
+      };
       const Tensor x1 = Tensor::from_f32(random_values(size_t(s.k), 2), {s.k, 1}, DType::F32, "x");
       const Tensor xm = Tensor::from_f32(random_values(size_t(s.k * m), 3), {s.k, m}, DType::F32, "x");
       Tensor out1 = Tensor::empty(DType::F32, {s.n, 1});
       Tensor outm = Tensor::empty(DType::F32, {s.n, m});
-      const double t1 = median_seconds(
-          runs, [&](int i) { strata::cpu::matmul(copies[size_t(i) % n_copies], x1, out1, config, pool); });
-      const double tm =
-          median_seconds(std::max(3, runs / 4), [&](int) { strata::cpu::matmul(copies[0], xm, outm, config, pool); });
+      const double t1 = median_seconds(runs, [&](int i) { product(size_t(i) % n_copies, x1, out1); });
+      const double tm = median_seconds(std::max(3, runs / 4), [&](int) { product(0, xm, outm); });
       const double gbs = double(bytes) / t1 * 1e-9;
       fmt::print("| {} | {} x {} | {} | {:.1f} | {:.0f} | {:.1f} | {:.0f}% | {:.2f} | {:.0f} |\n",
                  strata::dtype_name(type), s.n, s.k, s.what, double(bytes) / 1e6, t1 * 1e6, gbs,

@@ -108,6 +108,11 @@ public:
   // The values of a packed f32 backend tensor copied into `out` (out.size() == its elements),
   // without allocating: what a decode loop reads every token.
   virtual void read_f32(const Tensor& t, std::span<float> out);
+  // Says that w, a matrix this backend returned from upload, is the weight of matmuls from
+  // now on: the backend may keep a copy in a layout its kernels read faster (the cpu backend
+  // interleaves rows) and read that instead of w, with results of the same accuracy. w stays
+  // valid for every op. Returns the bytes of memory the copy takes (0: no copy made).
+  virtual size_t prepare_matmul_weight(const Tensor& /*w*/) { return 0; }
   // Waits for queued work (no-op on CPU).
   virtual void synchronize() {}
   // The device the backend computes on, for reports ("CPU", "NVIDIA H100 80GB HBM3").

@@ -116,6 +116,12 @@ LoadedModel load_model(const ModelOptions& o) {
   const ModelConfig& c = m.model->config();
   log_info(o, fmt::format("model: {} ({}, {} layers, n_embd {}, {} heads / {} KV, vocab {}) on backend {}", path,
                           c.arch, c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab, describe_backend(*m.backend)));
+  const PreparedWeights& prepared = m.model->weights().prepared;
+  if (prepared.matrices > 0) {
+    log_info(o, fmt::format("weights: {} matrices copied into the layout of the backend's matmul kernels, {:.1f} MiB "
+                            "(their pages of the file released)",
+                            prepared.matrices, double(prepared.bytes) / (1 << 20)));
+  }
   return m;
 }
 

@@ -257,6 +257,17 @@ File File::open(const std::string& path) {
   return f;
 }
 
+void File::release_pages(const void* data, size_t size) const {
+  if (!mapping_ || mapping_->addr == nullptr) return;
+  const auto begin = reinterpret_cast<uintptr_t>(data), end = begin + size;
+  const auto map_begin = reinterpret_cast<uintptr_t>(mapping_->addr), map_end = map_begin + mapping_->size;
+  if (begin < map_begin || end > map_end) return;
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  // A private read-only file mapping: dropped pages read the file again when touched.
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 File File::parse(std::span<const uint8_t> bytes, std::string name) {
   File f;
   f.name_ = std::move(name);

@@ -52,6 +52,11 @@ public:
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;
 
+  // Gives the memory of the whole pages inside [data, data + size) of an opened (mmapped) file
+  // back to the system: a later read maps the file's bytes in again (the values never change).
+  // For memory that did not come from open(), or outside the file, nothing happens.
+  void release_pages(const void* data, size_t size) const;
+
 private:
   File() = default;
   struct Mapping;

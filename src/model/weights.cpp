@@ -30,14 +30,31 @@ Tensor WeightLoader::host(const std::string& name, std::vector<int64_t> ne, bool
 }
 
 Tensor WeightLoader::matrix(const std::string& name, int64_t ne0, int64_t ne1) const {
+  const Tensor h = host(name, {ne0, ne1});
+  Tensor t = upload(h);
+  prepare_for_matmul(h, t);
+  return t;
+}
+
+Tensor WeightLoader::table(const std::string& name, int64_t ne0, int64_t ne1) const {
   return upload(host(name, {ne0, ne1}));
+}
+
+void WeightLoader::prepare_for_matmul(const Tensor& host, const Tensor& uploaded) const {
+  const size_t bytes = backend_.prepare_matmul_weight(uploaded);
+  if (bytes == 0) return;
+  prepared_.matrices += 1;
+  prepared_.bytes += bytes;
+  file_.release_pages(host.data(), host.n_bytes());
 }
 
 Tensor WeightLoader::matrix_rows(const std::string& name, int64_t ne0, int64_t ne1, int64_t first,
                                  int64_t count) const {
   Tensor part = host(name, {ne0, ne1}).slice(1, first, count);  // [ne0, count], contiguous rows
   part.set_name(fmt::format("{}[{}:{}]", name, first, first + count));
-  return upload(part);
+  Tensor t = upload(part);
+  prepare_for_matmul(part, t);
+  return t;
 }
 
 Tensor WeightLoader::vector(const std::string& name, int64_t n, bool required) const {
@@ -61,9 +78,14 @@ ModelWeights load_weights(const gguf::File& file, const std::shared_ptr<const vo
                           Backend& backend, const LoadProgress& progress) {
   const WeightLoader w(file, keep_alive, backend, progress);
   ModelWeights m;
-  m.token_embd = w.matrix("token_embd.weight", config.n_embd, config.n_vocab);
+  m.token_embd = w.table("token_embd.weight", config.n_embd, config.n_vocab);
   m.output_norm = w.vector("output_norm.weight", config.n_embd);
-  m.output = config.tied_output ? m.token_embd : w.matrix("output.weight", config.n_embd, config.n_vocab);
+  if (config.tied_output) {
+    m.output = m.token_embd;
+    w.prepare_for_matmul(w.host("token_embd.weight", {config.n_embd, config.n_vocab}), m.output);
+  } else {
+    m.output = w.matrix("output.weight", config.n_embd, config.n_vocab);
+  }
   const Tensor freqs = w.host("rope_freqs.weight", {config.rope.n_rot / 2}, false);
   if (freqs.n_elements() > 0) {
     const Tensor f = freqs.to_f32();
@@ -71,6 +93,7 @@ ModelWeights load_weights(const gguf::File& file, const std::shared_ptr<const vo
     config.rope.freq_factors.assign(v, v + f.n_elements());
   }
   for (int64_t il = 0; il < config.n_layer; ++il) m.layers.push_back(config.architecture->load_layer(w, config, il));
+  m.prepared = w.prepared();
   return m;
 }
 

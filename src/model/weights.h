@@ -34,7 +34,15 @@ struct LayerWeights {
   Tensor ffn_post_norm;   // [n_embd] f32: norm of the feed-forward's output before the residual (gemma3)
 };
 
+// What the backend's prepare_matmul_weight made of the matrices: how many it copied into
+// another layout and the bytes of those copies (whose mmapped pages were released).
+struct PreparedWeights {
+  int64_t matrices = 0;
+  uint64_t bytes = 0;
+};
+
 struct ModelWeights {
+  PreparedWeights prepared;
   Tensor token_embd;   // [n_embd, n_vocab]
   Tensor output_norm;  // [n_embd] f32
   Tensor output;       // [n_embd, n_vocab] (token_embd when tied)
@@ -52,11 +60,18 @@ public:
 
   // A host view of `name`, checked to have shape `ne` (an empty Tensor if optional and absent).
   Tensor host(const std::string& name, std::vector<int64_t> ne, bool required = true) const;
-  // A matrix [ne0, ne1], uploaded in its stored type.
+  // A matrix [ne0, ne1] that matmuls read, uploaded in its stored type (and prepared for them:
+  // prepare_matmul_weight).
   Tensor matrix(const std::string& name, int64_t ne0, int64_t ne1) const;
-  // Rows first..first+count-1 of a matrix [ne0, ne1] (a part of a fused tensor), uploaded in
-  // its stored type as a matrix [ne0, count].
+  // Rows first..first+count-1 of a matrix [ne0, ne1] (a part of a fused tensor), uploaded and
+  // prepared as a matrix [ne0, count].
   Tensor matrix_rows(const std::string& name, int64_t ne0, int64_t ne1, int64_t first, int64_t count) const;
+  // A matrix [ne0, ne1] read by get_rows only (an embedding table), uploaded in its stored type.
+  Tensor table(const std::string& name, int64_t ne0, int64_t ne1) const;
+  // Prepares an uploaded matrix for matmuls (Backend::prepare_matmul_weight); where the backend
+  // made a copy, the file's pages of `host` are released.
+  void prepare_for_matmul(const Tensor& host, const Tensor& uploaded) const;
+  const PreparedWeights& prepared() const { return prepared_; }
   // A vector [n] (norm weight or bias), converted to f32 on the host first.
   Tensor vector(const std::string& name, int64_t n, bool required = true) const;
 
@@ -69,6 +84,7 @@ private:
   const LoadProgress& progress_;
   uint64_t total_bytes_ = 0;
   mutable uint64_t done_bytes_ = 0;
+  mutable PreparedWeights prepared_;
 };
 
 // `keep_alive` owns the memory behind `file` (the mapping). Reads rope_freqs.weight into

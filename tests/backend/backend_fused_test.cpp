@@ -107,6 +107,21 @@ TEST_P(BackendFused, QkvRopeAndStore) {
       }
     }
   }
+  // Heads of 24 rows: blocks of whole heads that are not whole groups of 16 rows (the cpu
+  // backend's interleaved Q4_0 / Q8_0 weights are read 16 rows at a time).
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+    const int64_t k = k_for(type);
+    const QkvCase c{{make_weight(type, k, 240, seed += 10), make_weight(type, k, 72, seed += 10),
+                     make_weight(type, k, 72, seed += 10)},
+                    24,
+                    DType::F16,
+                    RopeConfig{24, 10000.0f, 1.0f, false, {}}};
+    for (int64_t m : {1, 9}) {
+      check(
+          b, [&](Backend& be, bool f) { return run_qkv_rope_store(be, c, 3, seed, f, m); }, threshold_for(type),
+          fmt::format("qkv {} head_dim 24 m {}", dtype_name(type), m));
+    }
+  }
 }
 
 // Attention, then the output projection with its residual add: decode and a prompt chunk, GQA,

@@ -63,7 +63,7 @@ void expect_exact(const Run& run, const std::string& what) {
 
 TEST(CpuFused, JobsSwigluAndResidualAreThePlainOps) {
   uint32_t seed = 1;
-  for (DType type : {DType::Q4_1, DType::Q6_K, DType::F16}) {
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q6_K, DType::F16}) {
     const int64_t k = type_traits(type).block_size == 256 ? 512 : 320;
     const Weight w1 = make_weight(type, k, 600, seed += 10), w2 = make_weight(type, k, 600, seed += 10);
     const Weight w3 = make_weight(type, k, 131, seed += 10);

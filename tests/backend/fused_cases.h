@@ -15,6 +15,13 @@
 
 namespace strata::test {
 
+// The backend's copy of a weight, prepared for matmuls as the model's are.
+inline Tensor upload_weight(Backend& b, const Tensor& host) {
+  Tensor w = b.upload(host);
+  b.prepare_matmul_weight(w);
+  return w;
+}
+
 // A weight quantized on the host with the reference quantizer.
 struct Weight {
   Tensor host;
@@ -50,7 +57,7 @@ struct Batch {
 inline std::unique_ptr<Batch> make_batch(Backend& b, const std::vector<Weight>& ws, int64_t m) {
   auto batch = std::make_unique<Batch>();  // on the heap: the jobs point into its vectors
   for (const Weight& w : ws) {
-    batch->weights.push_back(b.upload(w.host));
+    batch->weights.push_back(upload_weight(b, w.host));
     batch->outs.push_back(b.alloc(DType::F32, {w.n, m}, "out"));
   }
   for (size_t i = 0; i < ws.size(); ++i) batch->jobs.push_back({.w = &batch->weights[i], .out = &batch->outs[i]});
@@ -59,7 +66,7 @@ inline std::unique_ptr<Batch> make_batch(Backend& b, const std::vector<Weight>& 
 
 // product = w x; residual += product. Returns {product, residual}.
 inline Outputs run_matmul_add(Backend& b, const Weight& w, int64_t m, uint32_t seed, bool fused) {
-  const Tensor wd = b.upload(w.host);
+  const Tensor wd = upload_weight(b, w.host);
   Tensor x = upload_values(b, random_values(size_t(w.k * m), seed), {w.k, m});
   Tensor product = b.alloc(DType::F32, {w.n, m}, "product");
   Tensor acc = upload_values(b, random_values(size_t(w.n * m), seed + 1), {w.n, m});
@@ -172,7 +179,7 @@ inline Outputs run_attention_matmul_add(Backend& b, const AttentionCase& c, cons
   const Tensor v_cache =
       upload_values(b, random_values(cache_values, seed + 2), {c.head_dim, c.n_kv_heads, n_ctx}, c.cache);
   Tensor out = b.alloc(DType::F32, {c.head_dim * c.n_heads, m}, "out");
-  const Tensor wd = b.upload(w.host);
+  const Tensor wd = upload_weight(b, w.host);
   Tensor product = b.alloc(DType::F32, {w.n, m}, "product");
   Tensor acc = upload_values(b, random_values(size_t(w.n * m), seed + 3), {w.n, m});
   const MatmulJob job[] = {{.w = &wd, .out = &product, .residual = &acc}};

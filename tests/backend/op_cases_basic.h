@@ -51,17 +51,19 @@ inline std::vector<double> expect_matmul(const std::vector<float>& w, const std:
   return out;
 }
 
-inline OpCase matmul_case(DType type, int64_t k, int64_t n, int64_t m, uint32_t seed) {
+// prepared: the weight goes through Backend::prepare_matmul_weight first, as the model's do.
+inline OpCase matmul_case(DType type, int64_t k, int64_t n, int64_t m, uint32_t seed, bool prepared = false) {
   // The weight is quantized once with the reference quantizer; the expectation uses its
   // exact dequantized values.
   auto w = std::make_shared<Tensor>(Tensor::from_f32(random_values(size_t(k * n), seed), {k, n}, type, "w"));
   auto w_deq = std::make_shared<std::vector<float>>(host_values(*w));
   auto x = std::make_shared<std::vector<float>>(random_values(size_t(k * m), seed + 1));
   const bool quantized = type_traits(type).is_quantized;
-  return OpCase{fmt::format("matmul/{}/k{}_n{}_m{}", dtype_name(type), k, n, m), "matmul",
-                quantized ? kNmseQuantMatmul : kNmsePlainMatmul,
+  return OpCase{fmt::format("matmul/{}{}/k{}_n{}_m{}", dtype_name(type), prepared ? "/prepared" : "", k, n, m),
+                "matmul", quantized ? kNmseQuantMatmul : kNmsePlainMatmul,
                 [=](Backend& b) {
                   Tensor wd = b.upload(*w);
+                  if (prepared) b.prepare_matmul_weight(wd);
                   Tensor xd = upload_values(b, *x, {k, m});
                   Tensor out = b.alloc(DType::F32, {n, m}, "out");
                   b.matmul(wd, xd, out);
@@ -97,9 +99,11 @@ inline void add_weight_type_cases(std::vector<OpCase>& cases, DType type, uint32
   const int64_t block = type_traits(type).block_size;
   const int64_t k1 = block == 1 ? 37 : block;
   const int64_t k2 = block == 1 ? 1 : 3 * block;
-  cases.push_back(matmul_case(type, k1, 1, 1, seed));
-  cases.push_back(matmul_case(type, k2, 7, 3, seed + 10));
-  cases.push_back(matmul_case(type, k1, 13, 5, seed + 20));
+  for (bool prepared : {false, true}) {
+    cases.push_back(matmul_case(type, k1, 1, 1, seed, prepared));
+    cases.push_back(matmul_case(type, k2, 7, 3, seed + 10, prepared));
+    cases.push_back(matmul_case(type, k1, 13, 5, seed + 20, prepared));
+  }
   cases.push_back(get_rows_case(type, k1, 9, {0, 8, 3, 3}, seed + 30));
 }
 

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -88,6 +89,52 @@ class CpuBackendRun(unittest.TestCase):
         proc = run_strata("run", "-m", self.model, "--backend", "cpu", "--cpu-isa", "avx512-vnni", "-p", "x", "-n", "1")
         self.assertEqual(proc.returncode, 1)
         self.assertIn("cannot run the 'avx512-vnni' path", proc.stderr)
+
+
+class InterleavedWeights(unittest.TestCase):
+    """Q4_0 and Q8_0 matrices are copied into the interleaved layout on the avx512-vnni path
+    (src/backend/cpu/interleaved.h): the load log counts them and their memory; the other
+    paths, the f32-activation mode and cpu_ref make no copy."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="strata-cpu-")
+        cls.models = {}
+        for dtype in ("q4_0", "q8_0"):
+            path = os.path.join(cls.tmp.name, f"{dtype}.gguf")
+            subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make-synthetic-model"), "--shape", "small",
+                            "--type", dtype, "--n-vocab", "512", "-o", path], check=True, capture_output=True,
+                           timeout=300)
+            cls.models[dtype] = path
+        cls.paths = cpu_paths(cls.models["q4_0"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_model(self, dtype, *args):
+        return run_strata("run", "-m", self.models[dtype], "-p", "hello", "-n", 4, "--temp", 0, *args, check=True)
+
+    def test_the_avx512_vnni_path_interleaves_and_logs_it(self):
+        if "avx512-vnni" not in self.paths:
+            self.skipTest("this CPU has no avx512-vnni path")
+        for dtype in ("q4_0", "q8_0"):
+            with self.subTest(dtype=dtype):
+                proc = self.run_model(dtype, "--backend", "cpu", "--cpu-isa", "avx512-vnni")
+                match = re.search(r"weights: (\d+) matrices copied into the layout of the backend's matmul kernels, "
+                                  r"([0-9.]+) MiB \(their pages of the file released\)", proc.stderr)
+                self.assertIsNotNone(match, proc.stderr)
+                layers = int(re.search(r"(\d+) layers", proc.stderr).group(1))
+                self.assertEqual(int(match.group(1)), 7 * layers + 1, proc.stderr)  # q k v o gate up down, output
+                self.assertGreater(float(match.group(2)), 0)
+                self.assertIn("generation: 4 tokens", proc.stderr)
+
+    def test_no_copy_elsewhere(self):
+        for args in [("--backend", "cpu_ref"), ("--backend", "cpu", "--cpu-f32-act")] + [
+                ("--backend", "cpu", "--cpu-isa", p) for p in self.paths if p != "avx512-vnni"]:
+            with self.subTest(args=args):
+                proc = self.run_model("q4_0", *args)
+                self.assertNotIn("matrices copied", proc.stderr)
 
 
 if __name__ == "__main__":

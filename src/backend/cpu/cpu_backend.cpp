@@ -68,6 +68,23 @@ Tensor CpuBackend::upload(const Tensor& host) {
   return host;  // host memory is the device memory: no copy
 }
 
+size_t CpuBackend::prepare_matmul_weight(const Tensor& w) {
+  if (f32_activations_ || interleaved(w) != nullptr) return 0;
+  std::unique_ptr<cpu::InterleavedWeight> copy = cpu::interleave_weight(w, isa_, pool_);
+  if (copy == nullptr) return 0;
+  const size_t bytes = copy->data->size();
+  interleaved_[w.data()] = std::move(copy);
+  return bytes;
+}
+
+const cpu::InterleavedWeight* CpuBackend::interleaved(const Tensor& w) const {
+  const auto it = interleaved_.find(w.data());
+  if (it == interleaved_.end()) return nullptr;
+  const Tensor& source = it->second->source;
+  const bool same = source.dtype() == w.dtype() && source.ne() == w.ne() && source.nb() == w.nb();
+  return same ? it->second.get() : nullptr;
+}
+
 Tensor CpuBackend::to_host_f32(const Tensor& t) {
   return t.to_f32();
 }
@@ -83,7 +100,7 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tens
 }
 
 void CpuBackend::matmul(const Tensor& w, const Tensor& x, Tensor& out) {
-  cpu::matmul(w, x, out, matmul_config(), pool_);
+  cpu::matmul(w, x, out, matmul_config(), pool_, interleaved(w));
 }
 
 void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {

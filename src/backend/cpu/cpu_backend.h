@@ -8,8 +8,10 @@
 // an f32 copy.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "backend/backend.h"
 #include "backend/cpu/isa.h"
@@ -42,6 +44,9 @@ public:
   Tensor alloc(DType type, ShapeRef ne, std::string name) override;
   Tensor upload(const Tensor& host) override;
   Tensor to_host_f32(const Tensor& t) override;
+  // With 8-bit activations, a matrix of a type with interleaved kernels on the backend's path
+  // (cpu/interleaved.h) is copied into that layout, which matmul and matmul_fused then read.
+  size_t prepare_matmul_weight(const Tensor& w) override;
 
   void get_rows(const Tensor& table, std::span<const int32_t> ids, Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
@@ -61,6 +66,8 @@ public:
 private:
   std::string settings() const;  // "avx512-vnni, 2 threads"
   cpu::MatmulConfig matmul_config() const { return {isa_, f32_activations_, !one_term_q8_}; }
+  // The interleaved copy of w (the same tensor prepare_matmul_weight saw), or nullptr.
+  const cpu::InterleavedWeight* interleaved(const Tensor& w) const;
 
   cpu::Isa isa_;
   bool f32_activations_;
@@ -68,6 +75,7 @@ private:
   ThreadPool pool_;
   cpu::OpContext ctx_;
   cpu::RopeTable rope_table_;
+  std::unordered_map<const void*, std::unique_ptr<cpu::InterleavedWeight>> interleaved_;  // by the source's data
 };
 
 }  // namespace strata

@@ -87,12 +87,12 @@ void CpuBackend::matmul_fused(const FusedMatmul& op) {
   for (size_t j = 0; j < op.jobs.size(); ++j) {
     const MatmulJob& job = op.jobs[j];
     if (gated && j == 1) {
-      groups[0].products.push_back({job.w, job.out});
+      groups[0].products.push_back({job.w, job.out, interleaved(*job.w)});
       if (job.rope || job.store != nullptr) groups[0].row_align = op.head_dim;
       group_jobs[0].push_back(j);
       continue;
     }
-    groups.push_back({{{job.w, job.out}}, job.rope || job.store != nullptr ? op.head_dim : 1});
+    groups.push_back({{{job.w, job.out, interleaved(*job.w)}}, job.rope || job.store != nullptr ? op.head_dim : 1});
     group_jobs.push_back({j});
   }
   std::vector<JobEpilogue> epilogues;

@@ -14,6 +14,9 @@
 //     Prompts of the legacy types on a path with packed kernels (packed_gemm.h) take all
 //     columns in one block instead: a task repacks its rows 16 at a time (per-thread
 //     scratch) and runs the packed kernels over the biased q8_32 columns.
+//     A product with an interleaved copy of its weight (interleaved.h) reads that copy only:
+//     decode by the interleaved tiles (16 rows a call, with the activations' block sums),
+//     prompts by the packed kernels over groups repacked from it.
 //  3. Types without kernels, and quantized types in the f32-activation mode, dequantize the
 //     task's weight rows (the reference's floats, row_dequantize.h) into a per-thread
 //     scratch and use F32's kernels: the result then differs from cpu_ref's only in the
@@ -24,6 +27,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <numeric>
 #include <vector>
 
 #include "backend/cpu/kernel_groups.h"
@@ -50,7 +54,8 @@ struct Plan {
   const TypeKernels* kernels;
   const PackedKernels* packed;
   DequantizeRowFn dequantize;
-  int max_rows() const { return packed != nullptr ? kPackRows : kernels->max_rows; }
+  const InterleavedWeight* interleaved = nullptr;  // read instead of the weight's rows
+  int max_rows() const { return packed != nullptr || interleaved != nullptr ? kPackRows : kernels->max_rows; }
 };
 
 Plan plan_for(DType type, int64_t m, const MatmulConfig& config) {
@@ -61,6 +66,17 @@ Plan plan_for(DType type, int64_t m, const MatmulConfig& config) {
   const PackedKernels* packed =
       own->act == ActFormat::q8_32 && m >= kPackMinColumns ? packed_kernels(type, config.isa) : nullptr;
   return {own, packed, nullptr};
+}
+
+// The plan of one product: its type's, reading the interleaved copy where there is one and
+// the plan's kernels are those it serves (8-bit activations; packed ones for prompts).
+Plan plan_for(const MatmulProduct& p, int64_t m, const MatmulConfig& config) {
+  Plan plan = plan_for(p.w->dtype(), m, config);
+  if (p.interleaved != nullptr && plan.dequantize == nullptr && plan.kernels->act == ActFormat::q8_32 &&
+      (m < kPackMinColumns || plan.packed != nullptr)) {
+    plan.interleaved = p.interleaved;
+  }
+  return plan;
 }
 
 // Evenly spaced columns: column c at base + c * stride bytes.
@@ -182,16 +198,18 @@ void run_tiles(const Plan& plan, int64_t k, const uint8_t* w_rows, size_t w_stri
   }
 }
 
+// Writes the packed blocks of rows [r, r + nr) (nr <= 16) of a task's weight.
+using RepackGroup = std::function<void(int64_t r, int nr, RowPackedBlock* out)>;
+
 // The packed path of run_tiles: rows [r0, r1) repacked into `repacked` 16 at a time, then
 // every column of [c0, c1) by the packed kernels.
-void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, size_t w_stride, const Columns& act,
-                int terms, const std::vector<float*>& out_cols, const TaskRange& t,
-                std::vector<RowPackedBlock>& repacked) {
+void run_packed(const PackedKernels& kern, int64_t k, const RepackGroup& repack, const Columns& act, int terms,
+                const std::vector<float*>& out_cols, const TaskRange& t, std::vector<RowPackedBlock>& repacked) {
   const int64_t blocks = k / 32, groups = (t.r1 - t.r0 + kPackRows - 1) / kPackRows;
   repacked.resize(size_t(groups * blocks));
   for (int64_t g = 0; g < groups; ++g) {
     const int nr = int(std::min<int64_t>(kPackRows, t.r1 - t.r0 - g * kPackRows));
-    kern.repack(k, w_rows + size_t(g * kPackRows) * w_stride, w_stride, nr, repacked.data() + size_t(g * blocks));
+    repack(t.r0 + g * kPackRows, nr, repacked.data() + size_t(g * blocks));
   }
   const int per_call = std::max(1, kern.max_cols / terms);
   constexpr auto stride = size_t(kPackRows);
@@ -212,11 +230,44 @@ void run_packed(const PackedKernels& kern, int64_t k, const uint8_t* w_rows, siz
   }
 }
 
+// The block sums of evenly spaced q8_32 columns: column c's at base + c * stride.
+struct SumColumns {
+  const int32_t* base = nullptr;
+  size_t stride = 0;
+};
+
+// The interleaved path of run_tiles: rows [r0, r1) (r0 a multiple of 16) group by group,
+// each group by every column of [c0, c1).
+void run_interleaved(const InterleavedWeight& iw, int64_t k, const Columns& act, const SumColumns& sums, int terms,
+                     const std::vector<float*>& out_cols, const TaskRange& t) {
+  if (t.r0 % kInterleaveRows != 0) fail("cpu matmul: a task of interleaved weights starts at row {}", t.r0);
+  const InterleavedKernels& kern = *iw.kernels;
+  const int per_call = std::max(1, kern.max_cols / terms);
+  constexpr auto stride = size_t(kInterleaveRows);
+  std::vector<float> tile(stride * size_t(std::max(kern.max_cols, per_call * terms)));  // [16] per act column
+  for (int64_t r = t.r0; r < t.r1; r += kInterleaveRows) {
+    const int nr = int(std::min<int64_t>(kInterleaveRows, t.r1 - r));
+    const uint8_t* group = iw.group(r / kInterleaveRows);
+    for (int64_t c = t.c0; c < t.c1; c += per_call) {
+      const int nc = int(std::min<int64_t>(per_call, t.c1 - c)), n_act = nc * terms;
+      for (int v = 0; v < n_act; v += kern.max_cols) {
+        const int64_t col = c * terms + v;
+        kern.tile(k, group, act.base + size_t(col) * act.stride, act.stride, sums.base + size_t(col) * sums.stride,
+                  sums.stride, std::min(kern.max_cols, n_act - v), tile.data() + size_t(v) * stride, stride);
+      }
+      for (int j = 0; j < nc; ++j) {
+        combine_terms(tile.data() + size_t(j * terms) * stride, stride, terms, nr, out_cols[size_t(c + j)] + r);
+      }
+    }
+  }
+}
+
 // Buffers of the calls made from one thread, kept from call to call: buffers of a few hundred
 // KB allocated per call would come from mmap and fault their pages in every time.
 struct Workspace {
   // x in the kernels' activation forms: [ActFormat][biased for the packed kernels][residual]
   std::vector<uint8_t> act[3][2][2];
+  std::vector<int32_t> sums[2];                            // [terms - 1]: block sums of the q8_32 columns
   std::vector<float> residual;                             // [k] a column's rounding residual in f32
   std::vector<std::vector<float>> rows_f32;                // per pool thread: dequantized weight rows
   std::vector<std::vector<RowPackedBlock>> rows_repacked;  // per pool thread: repacked weight rows
@@ -232,6 +283,7 @@ struct Prepared {
   const Tensor* w;
   Plan plan;
   Columns act;                   // `terms` columns per column of x
+  SumColumns sums;               // their block sums, for the interleaved tiles
   int terms;                     // 2 for two-term activations (q, q_residual), else 1
   std::vector<float*> out_cols;  // m columns of [n]
 };
@@ -252,8 +304,19 @@ void run_product(const Prepared& p, int64_t k, const TaskRange& t, int thread, W
     w_rows = reinterpret_cast<const uint8_t*>(rows_f32.data());
     w_stride = size_t(k) * sizeof(float);
   }
-  if (p.plan.packed != nullptr) {
-    run_packed(*p.plan.packed, k, w_rows, w_stride, p.act, p.terms, p.out_cols, t, ws.rows_repacked[size_t(thread)]);
+  const InterleavedWeight* iw = p.plan.interleaved;
+  if (iw != nullptr && p.plan.packed == nullptr) {
+    run_interleaved(*iw, k, p.act, p.sums, p.terms, p.out_cols, t);
+  } else if (p.plan.packed != nullptr) {
+    const RepackFn repack = p.plan.packed->repack;
+    const RepackGroup group = [&](int64_t r, int nr, RowPackedBlock* out) {
+      if (iw != nullptr) {
+        iw->kernels->to_packed(k, iw->group(r / kPackRows), out);
+      } else {
+        repack(k, w_rows + size_t(r - t.r0) * w_stride, w_stride, nr, out);
+      }
+    };
+    run_packed(*p.plan.packed, k, group, p.act, p.terms, p.out_cols, t, ws.rows_repacked[size_t(thread)]);
   } else {
     run_tiles(p.plan, k, w_rows, w_stride, p.act, p.terms, p.out_cols, t);
   }
@@ -261,9 +324,10 @@ void run_product(const Prepared& p, int64_t k, const TaskRange& t, int thread, W
 
 }  // namespace
 
-void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool) {
+void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool,
+            const InterleavedWeight* interleaved) {
   check_matmul_args(w, x, out, check_computable);
-  const MatmulGroup group{{{&w, &out}}};
+  const MatmulGroup group{{{&w, &out, interleaved}}};
   matmul_groups(std::span(&group, 1), x, config, pool);
 }
 
@@ -306,15 +370,31 @@ void matmul_groups(std::span<const MatmulGroup> groups, const Tensor& x, const M
     return cols;
   };
 
+  // The block sums of the unbiased q8_32 columns in `terms` columns per column.
+  bool have_sums[2] = {};
+  const auto block_sums = [&](const Columns& cols, int terms) {
+    std::vector<int32_t>& sums = ws.sums[terms - 1];
+    const int64_t blocks = k / 32;
+    if (!have_sums[terms - 1]) {
+      sums.resize(size_t(blocks * m * terms));
+      for (int64_t c = 0; c < m * terms; ++c) act_block_sums(cols.base + size_t(c) * cols.stride, k, &sums[size_t(c * blocks)]);
+      have_sums[terms - 1] = true;
+    }
+    return SumColumns{sums.data(), size_t(blocks)};
+  };
+
   std::vector<std::vector<Prepared>> prepared(groups.size());
   std::vector<int64_t> col_block(groups.size());
   int64_t rows_left = 0;  // rows of all groups (for the guided blocks)
   for (size_t g = 0; g < groups.size(); ++g) {
     bool packed = false;
     for (const MatmulProduct& p : groups[g].products) {
-      const Plan plan = plan_for(p.w->dtype(), m, config);
+      const Plan plan = plan_for(p, m, config);
       const int terms = config.two_term && plan.dequantize == nullptr && plan.kernels->act != ActFormat::f32 ? 2 : 1;
-      prepared[g].push_back({p.w, plan, activations(plan, terms), terms, cpu_ref::mutable_f32_rows(*p.out)});
+      const Columns cols = activations(plan, terms);
+      const bool sums = plan.interleaved != nullptr && plan.packed == nullptr;
+      prepared[g].push_back(
+          {p.w, plan, cols, sums ? block_sums(cols, terms) : SumColumns{}, terms, cpu_ref::mutable_f32_rows(*p.out)});
       packed = packed || plan.packed != nullptr;
     }
     col_block[g] = packed ? m : std::min(m, kColumnBlock);
@@ -328,8 +408,13 @@ void matmul_groups(std::span<const MatmulGroup> groups, const Tensor& x, const M
     rows_left -= n;
     // The blocks of the group's first product's plan (the products of a group are alike).
     const int64_t col_blocks = (m + col_block[g] - 1) / col_block[g];
+    // Interleaved weights are read a group of 16 rows at a time: blocks start at a group.
+    int64_t align = groups[g].row_align;
+    for (const Prepared& p : prepared[g]) {
+      if (p.plan.interleaved != nullptr) align = std::lcm(align, int64_t(kInterleaveRows));
+    }
     const std::vector<int64_t> starts =
-        row_starts(n, col_blocks, pool.n_threads(), prepared[g][0].plan, groups[g].row_align, rows_left);
+        row_starts(n, col_blocks, pool.n_threads(), prepared[g][0].plan, align, rows_left);
     for (size_t b = 0; b + 1 < starts.size(); ++b) {
       for (int64_t c0 = 0; c0 < m; c0 += col_block[g]) {
         tasks.push_back({g, {starts[b], starts[b + 1], c0, std::min(m, c0 + col_block[g])}});

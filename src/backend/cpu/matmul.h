@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/cpu/interleaved.h"
 #include "backend/cpu/isa.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -26,12 +27,17 @@ struct MatmulConfig {
 // contract and the argument checks (with their messages) of Backend::matmul, as cpu_ref
 // (backend/op_checks.h). Each output is computed by one task in an order that depends on
 // k, the type and config only: the result is the same for any number of threads in `pool`.
-void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool);
+// `interleaved`: w's interleaved copy, or nullptr (MatmulProduct).
+void matmul(const Tensor& w, const Tensor& x, Tensor& out, const MatmulConfig& config, ThreadPool& pool,
+            const InterleavedWeight* interleaved = nullptr);
 
 // One product of matmul_groups: out = w x (arguments already checked as matmul checks them).
 struct MatmulProduct {
   const Tensor* w;  // [k, n]
   Tensor* out;      // [n, m] f32
+  // w's interleaved copy (interleaved.h), or nullptr: read instead of w's rows where the
+  // plan's kernels take it (8-bit activations), with results of the same accuracy.
+  const InterleavedWeight* interleaved = nullptr;
 };
 
 // Products computed by the same tasks, block of rows by block of rows (all of the same n).

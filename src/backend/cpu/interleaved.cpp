@@ -1,0 +1,102 @@
+// The interleaved layout (interleaved.h): making it (portable code: it runs once, at load),
+// the activations' block sums, and the table of the paths' kernels.
+#include "backend/cpu/interleaved.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/interleaved_isa.h"
+#include "core/error.h"
+#include "core/quant_blocks.h"
+
+namespace strata::cpu {
+namespace {
+
+constexpr size_t kScaleBytes = kInterleaveRows * sizeof(uint16_t);  // the 16 rows' f16 scales
+
+template <typename Block>
+const Block* row_blocks(const void* w, size_t w_stride, int r) {
+  return reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + size_t(r) * w_stride);
+}
+
+// Q4_0: the nibble bytes of vector j are the row's qs[4j..4j+3] as stored (low nibble element
+// i, high nibble element i + 16), so the nibbles are already u = q + 8.
+void interleave_q4_0(int64_t k, const void* w, size_t w_stride, int nr, uint8_t* out) {
+  constexpr size_t kBlockBytes = kScaleBytes + 4 * 64;
+  for (int r = 0; r < nr; ++r) {
+    const BlockQ4_0* row = row_blocks<BlockQ4_0>(w, w_stride, r);
+    for (int64_t b = 0; b < k / 32; ++b) {
+      uint8_t* block = out + size_t(b) * kBlockBytes;
+      std::memcpy(block + size_t(r) * sizeof(uint16_t), &row[b].d, sizeof(uint16_t));
+      for (int j = 0; j < 4; ++j) std::memcpy(block + kScaleBytes + size_t(j) * 64 + size_t(r) * 4, row[b].qs + 4 * j, 4);
+    }
+  }
+}
+
+// Q8_0: u = q + 128, i.e. the byte with its top bit flipped.
+void interleave_q8_0(int64_t k, const void* w, size_t w_stride, int nr, uint8_t* out) {
+  constexpr size_t kBlockBytes = kScaleBytes + 8 * 64;
+  for (int r = 0; r < nr; ++r) {
+    const BlockQ8_0* row = row_blocks<BlockQ8_0>(w, w_stride, r);
+    for (int64_t b = 0; b < k / 32; ++b) {
+      uint8_t* block = out + size_t(b) * kBlockBytes;
+      std::memcpy(block + size_t(r) * sizeof(uint16_t), &row[b].d, sizeof(uint16_t));
+      uint8_t* levels = block + kScaleBytes + size_t(r) * 4;
+      for (int i = 0; i < 32; ++i) levels[size_t(i / 4) * 64 + size_t(i % 4)] = uint8_t(row[b].qs[i]) ^ 0x80;
+    }
+  }
+}
+
+InterleavedKernels with_interleave(const InterleavedKernels* tiles, decltype(InterleavedKernels::interleave) fn) {
+  InterleavedKernels k = *tiles;
+  k.interleave = fn;
+  return k;
+}
+
+}  // namespace
+
+void act_block_sums(const void* x, int64_t k, int32_t* sums) {
+  const auto* blocks = static_cast<const ActQ8_32*>(x);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    int32_t s = 0;
+    for (int8_t q : blocks[b].qs) s += q;
+    sums[b] = s;
+  }
+}
+
+const InterleavedKernels* interleaved_kernels(DType type, Isa isa) {
+  if (isa != Isa::avx512_vnni) return nullptr;  // the tiles run on this path only
+  switch (type) {
+    case DType::Q4_0: {
+      static const InterleavedKernels q4_0 = with_interleave(interleaved_tiles_avx512_vnni(type), interleave_q4_0);
+      return &q4_0;
+    }
+    case DType::Q8_0: {
+      static const InterleavedKernels q8_0 = with_interleave(interleaved_tiles_avx512_vnni(type), interleave_q8_0);
+      return &q8_0;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+std::unique_ptr<InterleavedWeight> interleave_weight(const Tensor& w, Isa isa, ThreadPool& pool) {
+  const InterleavedKernels* kernels = interleaved_kernels(w.dtype(), isa);
+  if (kernels == nullptr) return nullptr;
+  if (w.ne(2) != 1 || w.ne(3) != 1 || !w.is_contiguous()) {
+    fail("interleave_weight: {} must be a contiguous matrix", w.describe());
+  }
+  auto out = std::make_unique<InterleavedWeight>();
+  out->kernels = kernels;
+  out->source = w;
+  const int64_t k = w.ne(0), n = w.ne(1), groups = (n + kInterleaveRows - 1) / kInterleaveRows;
+  out->data = std::make_unique<Storage>(size_t(groups) * out->group_bytes());
+  const InterleavedWeight& iw = *out;
+  pool.run(groups, [&](int64_t g, int) {
+    const int nr = int(std::min<int64_t>(kInterleaveRows, n - g * kInterleaveRows));
+    kernels->interleave(k, w.row(g * kInterleaveRows), w.nb(1), nr, iw.data->data() + size_t(g) * iw.group_bytes());
+  });
+  return out;
+}
+
+}  // namespace strata::cpu

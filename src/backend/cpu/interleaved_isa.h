@@ -1,0 +1,13 @@
+// The ISA paths of the interleaved kernels (interleaved.h): each returns the tile and to_packed
+// kernels of Q4_0 or Q8_0 on its path (interleave left unset: the portable code makes the
+// layout), nullptr for any other type. Defined in the files compiled with the path's flags;
+// called only where the CPU has the path.
+#pragma once
+
+#include "backend/cpu/interleaved.h"
+
+namespace strata::cpu {
+
+const InterleavedKernels* interleaved_tiles_avx512_vnni(DType type);
+
+}  // namespace strata::cpu
