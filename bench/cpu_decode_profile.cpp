@@ -80,8 +80,8 @@ public:
   void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) override {
     timed("rope", 0, [&] { inner_.rope(x, positions, config); });
   }
-  void store_kv(const Tensor& src, Tensor& cache, int64_t pos) override {
-    timed("store_kv", 0, [&] { inner_.store_kv(src, cache, pos); });
+  void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) override {
+    timed("store_kv", 0, [&] { inner_.store_kv(src, cache, kv); });
   }
   void geglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
     timed("geglu", 0, [&] { inner_.geglu(gate, up, out); });
@@ -89,9 +89,9 @@ public:
   void scale(const Tensor& x, float s, Tensor& out) override {
     timed("scale", 0, [&] { inner_.scale(x, s, out); });
   }
-  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                  int64_t window, Tensor& out) override {
-    timed("attention", 0, [&] { inner_.attention(q, k_cache, v_cache, n_past, scale, window, out); });
+    timed("attention", 0, [&] { inner_.attention(q, k_cache, v_cache, kv, scale, window, out); });
   }
   void matmul_fused(const FusedMatmul& op) override {
     if (!fused_) return Backend::matmul_fused(op);  // the plain ops, each timed

@@ -1,7 +1,9 @@
 // The default implementations of Backend's non-pure methods.
 #include "backend/backend.h"
 
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "backend/op_checks.h"
 #include "core/error.h"
@@ -34,7 +36,7 @@ void Backend::matmul_fused(const FusedMatmul& op) {
       break;
     case FusedMatmul::Prologue::attention: {
       Tensor att = x.reshape(op.q->ne());  // [head_dim, n_heads, m]
-      attention(*op.q, *op.k_cache, *op.v_cache, op.n_past, op.scale, op.window, att);
+      attention(*op.q, *op.k_cache, *op.v_cache, *op.kv, op.scale, op.window, att);
       break;
     }
   }
@@ -44,12 +46,22 @@ void Backend::matmul_fused(const FusedMatmul& op) {
     if (job.rope || job.store != nullptr) {
       Tensor h = split_heads(*job.out, op.head_dim);  // [head_dim, n_heads, m]
       if (job.rope) rope(h, op.positions, *op.rope);
-      if (job.store != nullptr) store_kv(h, *job.store, op.kv_pos);
+      if (job.store != nullptr) store_kv(h, *job.store, *op.kv);
     }
     if (job.residual != nullptr) add(*job.residual, *job.out, *job.residual);
   }
   if (op.gate == FusedMatmul::Gate::swiglu) swiglu(*op.jobs[0].out, *op.jobs[1].out, *op.gated);
   if (op.gate == FusedMatmul::Gate::geglu) geglu(*op.jobs[0].out, *op.jobs[1].out, *op.gated);
+}
+
+DenseKvLayout::DenseKvLayout(int64_t pos, int64_t n_tokens, int64_t n_ctx)
+    : positions_(size_t(std::max<int64_t>(n_tokens, 0))), seq_(positions_.size(), 0) {
+  std::iota(positions_.begin(), positions_.end(), int32_t(pos));
+  kv_ = {.positions = positions_,
+         .seq = seq_,
+         .block_table = {&block_, 1},
+         .max_blocks = 1,
+         .block_tokens = std::max<int64_t>(n_ctx, 1)};
 }
 
 Tensor split_heads(const Tensor& t, int64_t head_dim) {

@@ -35,6 +35,45 @@ struct StepRecording {
   std::shared_ptr<void> state;
 };
 
+// Where the keys and values of a batch's tokens live in a paged KV cache, and what each token
+// attends to. A cache [head_dim, n_kv_heads, n_rows] is cut into blocks of block_tokens rows;
+// position p of sequence s lives in row
+//   block_table[s * max_blocks + p / block_tokens] * block_tokens + p % block_tokens.
+// Token t of the batch is at position positions[t] of sequence seq[t]; store_kv writes its key
+// or value there, and attention lets it see positions 0..positions[t] of its sequence (causal),
+// which must all be stored by then (earlier tokens of the same sequence may be in the batch).
+// One sequence in a dense cache is one block of n_ctx rows: block_table {0}, rows = positions.
+struct KvLayout {
+  std::span<const int32_t> positions;    // [n_tokens] position of each token in its sequence
+  std::span<const int32_t> seq;          // [n_tokens] its sequence: a row of block_table
+  std::span<const int32_t> block_table;  // [n_seqs * max_blocks] block numbers
+  int64_t max_blocks = 0;                // block_table entries per sequence
+  int64_t block_tokens = 0;              // rows per block
+
+  // The cache row of position `pos` of sequence `s` (unchecked).
+  int64_t row(int64_t s, int64_t pos) const {
+    return int64_t(block_table[size_t(s * max_blocks + pos / block_tokens)]) * block_tokens + pos % block_tokens;
+  }
+  int64_t n_tokens() const { return int64_t(positions.size()); }
+};
+
+// The KvLayout of one sequence in a dense cache of n_ctx rows (one block), for n_tokens tokens
+// at positions pos, pos+1, ...: what a single-sequence caller passes. Owns its arrays, so it
+// is neither copied nor moved.
+class DenseKvLayout {
+public:
+  DenseKvLayout(int64_t pos, int64_t n_tokens, int64_t n_ctx);
+  DenseKvLayout(const DenseKvLayout&) = delete;
+  DenseKvLayout& operator=(const DenseKvLayout&) = delete;
+  operator const KvLayout&() const { return kv_; }
+  const KvLayout& get() const { return kv_; }
+
+private:
+  std::vector<int32_t> positions_, seq_;
+  int32_t block_ = 0;
+  KvLayout kv_;
+};
+
 // One projection of a FusedMatmul and its epilogue, applied in this order:
 //   out = w x;  out += bias;  rope(out seen as heads);  store_kv(out seen as heads, store, pos);
 //   residual += out.
@@ -44,21 +83,21 @@ struct MatmulJob {
   Tensor* out = nullptr;         // [n, m] f32
   const Tensor* bias = nullptr;  // [n] f32, added to every column
   bool rope = false;             // rotate out's heads at FusedMatmul::positions
-  Tensor* store = nullptr;       // a KV cache [head_dim, n_heads, n_ctx]: out's heads stored at kv_pos
-  Tensor* residual = nullptr;    // [n, m] f32: residual += out (out keeps the product)
+  Tensor* store = nullptr;     // a KV cache [head_dim, n_heads, n_rows]: out's heads stored where FusedMatmul::kv says
+  Tensor* residual = nullptr;  // [n, m] f32: residual += out (out keeps the product)
 };
 
 // A matmul of one input x [k, m] by several weights, with a prologue that makes x and a gated
 // pair after the jobs:
 //   prologue:  none       x is given
 //              rms_norm   x = rms_norm(norm_input, norm_weight, norm_eps)
-//              attention  x = attention(q, k_cache, v_cache, n_past, scale, window), x seen as heads
+//              attention  x = attention(q, k_cache, v_cache, *kv, scale, window), x seen as heads
 //   jobs:      each MatmulJob on x, in order
 //   gate:      none       -
 //              swiglu     gated = silu(jobs[0].out) * jobs[1].out
 //              geglu      gated = gelu_tanh(jobs[0].out) * jobs[1].out
 // Rope and store use head_dim-sized heads of a job's output, positions (one per column of x,
-// for rope) and kv_pos (the cache row of x's first column, for store).
+// for rope) and kv (where each column's heads are stored, for store).
 struct FusedMatmul {
   enum class Prologue { none, rms_norm, attention };
   enum class Gate { none, swiglu, geglu };
@@ -73,7 +112,7 @@ struct FusedMatmul {
   const Tensor* q = nullptr;  // [head_dim, n_heads, m] f32
   const Tensor* k_cache = nullptr;
   const Tensor* v_cache = nullptr;
-  int64_t n_past = 0;
+  const KvLayout* kv = nullptr;  // also where the store epilogues write
   float scale = 1.0f;
   int64_t window = 0;  // sliding window (Backend::attention); 0 = none
 
@@ -86,7 +125,6 @@ struct FusedMatmul {
   int64_t head_dim = 0;
   const RopeConfig* rope = nullptr;
   std::span<const int32_t> positions = {};
-  int64_t kv_pos = 0;
 };
 
 class Backend {
@@ -139,16 +177,18 @@ public:
   virtual void scale(const Tensor& x, float s, Tensor& out) = 0;
   // Rotates x in place; token t is at position positions[t].   x [head_dim, n_heads, n_tokens]
   virtual void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) = 0;
-  // cache[:, :, pos + t] = src[:, :, t]          src [head_dim, n_kv_heads, n_tokens] f32;
-  //                                              cache [head_dim, n_kv_heads, n_ctx] f32 or f16
-  virtual void store_kv(const Tensor& src, Tensor& cache, int64_t pos) = 0;
-  // Causal attention of n_tokens new queries at positions n_past.. over cache entries
-  // 0..n_past+n_tokens-1 (already stored), with grouped KV heads (n_heads % n_kv_heads == 0):
-  //   out[:, h, t] = sum_s softmax_s(scale * q[:, h, t] . k[:, h / g, s]) v[:, h / g, s]
-  // s over the keys the query at p = n_past + t sees: s <= p, and p - s < window where
-  // window > 0 (sliding-window attention); window 0: every s <= p.
-  // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx]
-  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+  // cache[:, :, kv.row(kv.seq[t], kv.positions[t])] = src[:, :, t]
+  //                                   src [head_dim, n_kv_heads, n_tokens] f32;
+  //                                   cache [head_dim, n_kv_heads, n_rows] f32 or f16
+  virtual void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) = 0;
+  // Causal attention of a batch's queries over the cached entries of their sequences (KvLayout),
+  // with grouped KV heads (n_heads % n_kv_heads == 0): for token t of sequence s = kv.seq[t]
+  // at position pt = kv.positions[t],
+  //   out[:, h, t] = sum_p softmax_p(scale * q[:, h, t] . k[:, h / g, row(s, p)]) v[:, h / g, row(s, p)]
+  // over the positions p the query sees: p <= pt, and pt - p < window where window > 0
+  // (sliding-window attention); window 0: every p <= pt.
+  // q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_rows]
+  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                          int64_t window, Tensor& out) = 0;
 
   // ---- the fused matmul ------------------------------------------------------------------
@@ -163,8 +203,8 @@ public:
   // ---- decode steps --------------------------------------------------------------------
   // Queues one decode step: `queue` queues the ops of a forward pass of the single token
   // `token` at position `pos`, whose only step-dependent arguments are get_rows ids {token},
-  // rope positions {pos}, store_kv at pos and attention with n_past = pos (and the same in
-  // the fused ops). A backend may
+  // rope positions {pos} and the KvLayout's positions {pos} (store_kv, attention and the same
+  // in the fused ops; its sequence and block table stay the same). A backend may
   // record what `queue` queues and, for later steps with the same `recording`, replay it with
   // the new token and position instead of calling `queue` (CUDA graphs: one launch per token).
   // So `queue` must queue the same ops on the same tensors every time, and nothing else.

@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -199,7 +201,57 @@ void check_rope_args(const Tensor& x, std::span<const int32_t> positions, const 
   check_rope_config(x, c);
 }
 
-void check_store_kv_args(const Tensor& src, const Tensor& cache, int64_t pos) {
+void check_kv_layout(std::string_view op, const KvLayout& kv, int64_t n_tokens, const Tensor& cache) {
+  if (kv.n_tokens() != n_tokens || int64_t(kv.seq.size()) != n_tokens) {
+    fail("{}: {} tokens but the KV layout has {} positions and {} sequence ids", op, n_tokens, kv.positions.size(),
+         kv.seq.size());
+  }
+  if (kv.block_tokens <= 0 || kv.max_blocks <= 0 || kv.block_table.empty() ||
+      int64_t(kv.block_table.size()) % kv.max_blocks != 0) {
+    fail(
+        "{}: KV layout of {} tokens per block, {} blocks per sequence: its block table of {} entries is not a "
+        "whole number of sequences",
+        op, kv.block_tokens, kv.max_blocks, kv.block_table.size());
+  }
+  const int64_t n_seqs = int64_t(kv.block_table.size()) / kv.max_blocks;
+  const int64_t n_blocks = cache.ne(2) / kv.block_tokens;  // whole blocks in the cache
+  // The last position each sequence reaches; then each of its blocks up to there, once.
+  std::vector<int64_t> last(size_t(n_seqs), -1);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t s = kv.seq[size_t(t)], p = kv.positions[size_t(t)];
+    if (s < 0 || s >= n_seqs)
+      fail("{}: token {} is of sequence {}, outside the {} of the block table", op, t, s, n_seqs);
+    if (p < 0 || p / kv.block_tokens >= kv.max_blocks) {
+      fail("{}: token {} at position {} is outside the {} blocks of {} tokens of a sequence", op, t, p, kv.max_blocks,
+           kv.block_tokens);
+    }
+    last[size_t(s)] = std::max(last[size_t(s)], p);
+  }
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    for (int64_t b = 0; last[size_t(s)] >= 0 && b <= last[size_t(s)] / kv.block_tokens; ++b) {
+      const int64_t block = kv.block_table[size_t(s * kv.max_blocks + b)];
+      if (block < 0 || block >= n_blocks) {
+        fail("{}: block {} of sequence {} is block {}, outside the {} blocks of {} tokens of cache {}", op, b, s, block,
+             n_blocks, kv.block_tokens, cache.describe());
+      }
+    }
+  }
+}
+
+std::optional<int64_t> dense_kv_start(const KvLayout& kv) {
+  if (kv.positions.empty() || kv.block_tokens <= 0) return std::nullopt;
+  const int32_t p0 = kv.positions[0];
+  for (size_t t = 0; t < kv.positions.size(); ++t) {
+    if (kv.seq[t] != kv.seq[0] || kv.positions[t] != p0 + int32_t(t)) return std::nullopt;
+  }
+  const int64_t s = kv.seq[0], last = kv.positions.back();
+  for (int64_t b = 0; b <= last / kv.block_tokens; ++b) {
+    if (kv.block_table[size_t(s * kv.max_blocks + b)] != b) return std::nullopt;
+  }
+  return p0;
+}
+
+void check_store_kv_args(const Tensor& src, const Tensor& cache, const KvLayout& kv) {
   constexpr std::string_view op = "store_kv";
   check_f32(op, "src", src);
   check_max_dims(op, "src", src, 3);
@@ -208,16 +260,12 @@ void check_store_kv_args(const Tensor& src, const Tensor& cache, int64_t pos) {
   if (src.ne(0) != cache.ne(0) || src.ne(1) != cache.ne(1)) {
     fail("{}: src {} and cache {} differ in head_dim or n_kv_heads", op, src.describe(), cache.describe());
   }
-  const int64_t n_tokens = src.ne(2), n_ctx = cache.ne(2);
-  if (pos < 0 || pos > n_ctx || n_tokens > n_ctx - pos) {
-    fail("{}: positions {}..{} do not fit cache {} of {} positions", op, pos, pos + n_tokens - 1, cache.describe(),
-         n_ctx);
-  }
+  check_kv_layout(op, kv, src.ne(2), cache);
   check_no_alias(op, "cache", cache, "src", src);
 }
 
-void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t window,
-                          const Tensor& out) {
+void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
+                          int64_t window, const Tensor& out) {
   constexpr std::string_view op = "attention";
   check_f32(op, "q", q);
   check_max_dims(op, "q", q, 3);
@@ -235,11 +283,7 @@ void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& 
     fail("{}: q {} has {} heads, not a multiple of the {} KV heads of k_cache {}", op, q.describe(), n_heads,
          n_kv_heads, k_cache.describe());
   }
-  const int64_t n_ctx = k_cache.ne(2);
-  if (n_past < 0 || n_past > n_ctx || q.ne(2) > n_ctx - n_past) {
-    fail("{}: n_past {} + {} new tokens exceed the {} positions of k_cache {}", op, n_past, q.ne(2), n_ctx,
-         k_cache.describe());
-  }
+  check_kv_layout(op, kv, q.ne(2), k_cache);
   if (window < 0) fail("{}: window {} is negative", op, window);
   check_no_alias(op, "out", out, "q", q);
   check_no_alias(op, "out", out, "k_cache", k_cache);
@@ -255,8 +299,8 @@ void check_matmul_fused_shape(const FusedMatmul& f) {
     fail("{}: the rms_norm prologue needs norm_input and norm_weight", op);
   }
   if (f.prologue == FusedMatmul::Prologue::attention &&
-      (f.q == nullptr || f.k_cache == nullptr || f.v_cache == nullptr)) {
-    fail("{}: the attention prologue needs q, k_cache and v_cache", op);
+      (f.q == nullptr || f.k_cache == nullptr || f.v_cache == nullptr || f.kv == nullptr)) {
+    fail("{}: the attention prologue needs q, k_cache, v_cache and kv", op);
   }
   for (size_t i = 0; i < f.jobs.size(); ++i) {
     const MatmulJob& j = f.jobs[i];
@@ -281,7 +325,7 @@ void check_matmul_fused_args(const FusedMatmul& f, TypeCheck check_type, TypeChe
     if (x.n_elements() != f.q->n_elements() || !x.is_contiguous()) {
       fail("{}: x {} cannot hold the attention output of q {}", op, x.describe(), f.q->describe());
     }
-    check_attention_args(*f.q, *f.k_cache, *f.v_cache, f.n_past, f.window, x.reshape(f.q->ne()));
+    check_attention_args(*f.q, *f.k_cache, *f.v_cache, *f.kv, f.window, x.reshape(f.q->ne()));
   }
   for (size_t i = 0; i < f.jobs.size(); ++i) {
     const MatmulJob& j = f.jobs[i];
@@ -294,7 +338,10 @@ void check_matmul_fused_args(const FusedMatmul& f, TypeCheck check_type, TypeChe
     if (j.rope || j.store != nullptr) {
       const Tensor h = split_heads(*j.out, f.head_dim);
       if (j.rope) check_rope_args(h, f.positions, *f.rope);
-      if (j.store != nullptr) check_store_kv_args(h, *j.store, f.kv_pos);
+      if (j.store != nullptr) {
+        if (f.kv == nullptr) fail("{}: job {} stores into a KV cache but the op has no kv layout", op, i);
+        check_store_kv_args(h, *j.store, *f.kv);
+      }
     }
     if (j.residual != nullptr) {
       check_f32_output(op, fmt::format("residual {}", i), *j.residual);

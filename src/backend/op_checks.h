@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -70,13 +71,22 @@ void check_swiglu_args(const Tensor& gate, const Tensor& up, const Tensor& out, 
 void check_scale_args(const Tensor& x, float s, const Tensor& out);
 // x [head_dim, n_heads, n_tokens] f32, writable; one position per token; a valid config.
 void check_rope_args(const Tensor& x, std::span<const int32_t> positions, const RopeConfig& c);
-// src [head_dim, n_kv_heads, n_tokens] f32; cache [head_dim, n_kv_heads, n_ctx] writable,
-// with room for positions pos..pos+n_tokens-1.
-void check_store_kv_args(const Tensor& src, const Tensor& cache, int64_t pos);
-// q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_ctx],
-// n_heads a multiple of n_kv_heads, n_past + n_tokens <= n_ctx, window >= 0; out separate
+// A KvLayout for n_tokens tokens over a cache of n_rows rows: one position (>= 0) and one
+// sequence (a row of block_table) per token, block_table a whole number of sequences, and every
+// block a token's position reaches (those of positions 0..positions[t] of its sequence) inside
+// the cache.
+void check_kv_layout(std::string_view op, const KvLayout& kv, int64_t n_tokens, const Tensor& cache);
+// src [head_dim, n_kv_heads, n_tokens] f32; cache [head_dim, n_kv_heads, n_rows] writable;
+// kv a valid layout for the tokens over the cache.
+void check_store_kv_args(const Tensor& src, const Tensor& cache, const KvLayout& kv);
+// q, out [head_dim, n_heads, n_tokens] f32; k_cache, v_cache [head_dim, n_kv_heads, n_rows],
+// n_heads a multiple of n_kv_heads; kv a valid layout for the tokens; window >= 0; out separate
 // from the rest.
-void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, int64_t window,
-                          const Tensor& out);
+void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
+                          int64_t window, const Tensor& out);
+// Where a layout is one sequence at consecutive positions p0.. whose rows are its positions
+// (blocks 0, 1, ... in order up to its last position): p0, what a dense-cache kernel takes as
+// n_past. nullopt otherwise.
+std::optional<int64_t> dense_kv_start(const KvLayout& kv);
 
 }  // namespace strata

@@ -24,16 +24,9 @@ Activations::Activations(Backend& backend, const ModelConfig& c, int64_t n) : n_
   last = alloc(c.n_vocab, 1, "logits");
 }
 
-Blocks::Blocks(const ModelConfig& config, Backend& backend, Activations& act, std::span<const int32_t> positions,
-               int64_t n_past, KvCache& cache, const Tap& tap, bool unfused)
-    : config_(config),
-      backend_(backend),
-      act_(act),
-      positions_(positions),
-      n_past_(n_past),
-      cache_(cache),
-      tap_(tap),
-      unfused_(unfused) {}
+Blocks::Blocks(const ModelConfig& config, Backend& backend, Activations& act, const KvLayout& kv, KvCache& cache,
+               const Tap& tap, bool unfused)
+    : config_(config), backend_(backend), act_(act), kv_(kv), cache_(cache), tap_(tap), unfused_(unfused) {}
 
 void Blocks::run(const FusedMatmul& op) {
   if (unfused_) {
@@ -63,7 +56,7 @@ const Tensor* present(const Tensor& t) {
 void Blocks::project_qkv(int64_t il, const LayerWeights& w, const RopeConfig& rope) {
   const ModelConfig& c = config_;
   Activations& a = act_;
-  // cur = norm(x); q, k, v = w cur (+ bias); q, k roped; k, v stored at n_past..
+  // cur = norm(x); q, k, v = w cur (+ bias); q, k roped; k, v stored where kv_ says
   const MatmulJob qkv[] = {{.w = &w.wq, .out = &a.q, .bias = present(w.bq), .rope = true},
                            {.w = &w.wk, .out = &a.k, .bias = present(w.bk), .rope = true, .store = &cache_.k(il)},
                            {.w = &w.wv, .out = &a.v, .bias = present(w.bv), .store = &cache_.v(il)}};
@@ -72,17 +65,17 @@ void Blocks::project_qkv(int64_t il, const LayerWeights& w, const RopeConfig& ro
        .norm_input = &a.x,
        .norm_weight = &w.attn_norm,
        .norm_eps = c.rms_eps,
+       .kv = &kv_,
        .jobs = qkv,
        .head_dim = c.head_dim(),
        .rope = &rope,
-       .positions = positions_,
-       .kv_pos = n_past_});
+       .positions = kv_.positions});
 }
 
 void Blocks::project_qkv_head_norm(int64_t il, const LayerWeights& w, const RopeConfig& rope) {
   const ModelConfig& c = config_;
   Activations& a = act_;
-  // cur = norm(x); q_raw, k_raw, v = w cur (+ bias); v stored at n_past..
+  // cur = norm(x); q_raw, k_raw, v = w cur (+ bias); v stored where kv_ says
   const MatmulJob qkv[] = {{.w = &w.wq, .out = &a.q_raw, .bias = present(w.bq)},
                            {.w = &w.wk, .out = &a.k_raw, .bias = present(w.bk)},
                            {.w = &w.wv, .out = &a.v, .bias = present(w.bv), .store = &cache_.v(il)}};
@@ -91,17 +84,17 @@ void Blocks::project_qkv_head_norm(int64_t il, const LayerWeights& w, const Rope
        .norm_input = &a.x,
        .norm_weight = &w.attn_norm,
        .norm_eps = c.rms_eps,
+       .kv = &kv_,
        .jobs = qkv,
-       .head_dim = c.head_dim(),
-       .kv_pos = n_past_});
-  // q = rope(rms_norm(q_raw) per head), k likewise; k stored at n_past..
+       .head_dim = c.head_dim()});
+  // q = rope(rms_norm(q_raw) per head), k likewise; k stored where kv_ says
   Tensor q = split_heads(a.q, c.head_dim());  // [head_dim, n_head, n]
   Tensor k = split_heads(a.k, c.head_dim());  // [head_dim, n_head_kv, n]
   backend_.rms_norm(split_heads(a.q_raw, c.head_dim()), w.q_norm, c.rms_eps, q);
   backend_.rms_norm(split_heads(a.k_raw, c.head_dim()), w.k_norm, c.rms_eps, k);
-  backend_.rope(q, positions_, rope);
-  backend_.rope(k, positions_, rope);
-  backend_.store_kv(k, cache_.k(il), n_past_);
+  backend_.rope(q, kv_.positions, rope);
+  backend_.rope(k, kv_.positions, rope);
+  backend_.store_kv(k, cache_.k(il), kv_);
 }
 
 void Blocks::add_post_normed(int64_t il, const Tensor& out, const Tensor& post_norm, const char* name) {
@@ -134,7 +127,7 @@ void Blocks::attention(int64_t il, const LayerWeights& w, const AttentionOptions
        .q = &q,
        .k_cache = &cache_.k(il),
        .v_cache = &cache_.v(il),
-       .n_past = n_past_,
+       .kv = &kv_,
        .scale = c.attn_scale,
        .window = o.window,
        .jobs = out});

@@ -48,13 +48,13 @@ struct AttentionOptions {
   const RopeConfig* rope = nullptr;  // nullptr: the model's (config.rope)
 };
 
-// The shared blocks of one forward pass over tokens at `positions` (n_past, n_past+1, ...),
-// whose keys and values go to `cache`.
+// The shared blocks of one forward pass over a batch's tokens, whose positions, sequences and
+// cache rows `kv` gives (backend.h: KvLayout); their keys and values go to `cache`.
 class Blocks {
 public:
   // unfused: every FusedMatmul runs as the plain ops it stands for (Backend's default).
-  Blocks(const ModelConfig& config, Backend& backend, Activations& act, std::span<const int32_t> positions,
-         int64_t n_past, KvCache& cache, const Tap& tap, bool unfused);
+  Blocks(const ModelConfig& config, Backend& backend, Activations& act, const KvLayout& kv, KvCache& cache,
+         const Tap& tap, bool unfused);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
@@ -90,8 +90,7 @@ private:
   const ModelConfig& config_;
   Backend& backend_;
   Activations& act_;
-  std::span<const int32_t> positions_;
-  int64_t n_past_;
+  const KvLayout& kv_;
   KvCache& cache_;
   const Tap& tap_;
   bool unfused_;

@@ -63,9 +63,8 @@ const Tensor& Transformer::forward(std::span<const int32_t> tokens, int64_t n_pa
 void Transformer::queue_forward(Buffers& b, std::span<const int32_t> tokens, int64_t n_past, KvCache& cache,
                                 Tensor& out, const Tap& tap) {
   const int64_t n = b.n_tokens;
-  std::vector<int32_t> positions(static_cast<size_t>(n));
-  std::iota(positions.begin(), positions.end(), int32_t(n_past));
-  Blocks blocks(config_, backend_, b, positions, n_past, cache, tap, unfused_);
+  const DenseKvLayout kv(n_past, n, cache.n_ctx());
+  Blocks blocks(config_, backend_, b, kv, cache, tap, unfused_);
 
   backend_.get_rows(weights_.token_embd, tokens, b.x);
   if (config_.embd_scale != 1.0f) backend_.scale(b.x, config_.embd_scale, b.x);

@@ -120,39 +120,88 @@ TEST_P(BackendErrors, StoreKv) {
   Tensor cache = b.alloc(DType::F16, {8, 2, 5}, "cache_k");
   expect_error(
       [&] {
-        b.store_kv(f32({8, 2, 3}, "k"), cache, 3);
+        b.store_kv(f32({8, 2, 3}, "k"), cache, DenseKvLayout(3, 3, 5));
       },
-      {"store_kv", "positions 3..5", "cache_k", "5 positions"});
-  expect_error([&] { b.store_kv(f32({8, 2, 1}, "k"), cache, -1); }, {"store_kv", "positions -1..-1"});
-  expect_error([&] { b.store_kv(f32({4, 2, 1}, "k"), cache, 0); }, {"store_kv", "[4, 2]", "[8, 2, 5]", "head_dim"});
+      {"store_kv", "token 2 at position 5", "1 blocks of 5 tokens"});
+  expect_error(
+      [&] {
+        b.store_kv(f32({8, 2, 1}, "k"), cache, DenseKvLayout(-1, 1, 5));
+      },
+      {"store_kv", "token 0 at position -1"});
+  expect_error(
+      [&] {
+        b.store_kv(f32({4, 2, 1}, "k"), cache, DenseKvLayout(0, 1, 5));
+      },
+      {"store_kv", "[4, 2]", "[8, 2, 5]", "head_dim"});
   Tensor q8 = b.alloc(DType::Q8_0, {32, 2, 5}, "cache_q8");
-  expect_error([&] { b.store_kv(f32({32, 2, 1}, "k"), q8, 0); }, {"store_kv", "cache_q8", "q8_0", "f32 or f16"});
+  expect_error(
+      [&] {
+        b.store_kv(f32({32, 2, 1}, "k"), q8, DenseKvLayout(0, 1, 5));
+      },
+      {"store_kv", "cache_q8", "q8_0", "f32 or f16"});
+}
+
+// Paged layouts that do not describe the batch or the cache.
+TEST_P(BackendErrors, KvLayout) {
+  STRATA_BACKEND_OR_SKIP(b, GetParam());
+  Tensor cache = b.alloc(DType::F32, {8, 2, 9}, "cache_k");  // two whole blocks of 4 rows
+  const Tensor k = f32({8, 2, 2}, "k");
+  std::vector<int32_t> positions = {0, 1}, seq = {0, 1}, table = {0, 1};
+  int64_t max_blocks = 1;
+  auto layout = [&] {
+    return KvLayout{
+        .positions = positions, .seq = seq, .block_table = table, .max_blocks = max_blocks, .block_tokens = 4};
+  };
+  b.store_kv(k, cache, layout());  // valid
+  table = {0, 2};
+  expect_error([&] { b.store_kv(k, cache, layout()); },
+               {"store_kv", "block 0 of sequence 1 is block 2", "outside the 2 blocks of 4 tokens", "cache_k"});
+  table = {0, 1};
+  seq = {0, 2};
+  expect_error([&] { b.store_kv(k, cache, layout()); }, {"store_kv", "token 1 is of sequence 2", "outside the 2"});
+  seq = {0};
+  expect_error([&] { b.store_kv(k, cache, layout()); }, {"store_kv", "2 tokens", "2 positions and 1 sequence ids"});
+  seq = {0, 1};
+  positions = {0, 4};
+  expect_error([&] { b.store_kv(k, cache, layout()); }, {"store_kv", "token 1 at position 4", "1 blocks of 4 tokens"});
+  positions = {0, 1};
+  table = {0, 1, 1};
+  max_blocks = 2;
+  expect_error([&] { b.store_kv(k, cache, layout()); }, {"store_kv", "block table of 3 entries", "whole number"});
+  table = {0, 1};
+  max_blocks = 1;
+  Tensor q = f32({8, 4, 2}, "q"), out = f32({8, 4, 2}, "out");
+  seq = {5, 0};
+  expect_error([&] { b.attention(q, cache, cache, layout(), 1.0f, 0, out); },
+               {"attention", "token 0 is of sequence 5"});
 }
 
 TEST_P(BackendErrors, Attention) {
   STRATA_BACKEND_OR_SKIP(b, GetParam());
   Tensor q = f32({8, 4, 2}, "q"), out = f32({8, 4, 2}, "out");
   Tensor k = f32({8, 3, 6}, "k_cache"), v = f32({8, 3, 6}, "v_cache");
-  expect_error([&] { b.attention(q, k, v, 0, 1.0f, 0, out); }, {"attention", "4 heads", "3 KV heads", "k_cache"});
+  const DenseKvLayout kv(0, 2, 6);
+  expect_error([&] { b.attention(q, k, v, kv, 1.0f, 0, out); }, {"attention", "4 heads", "3 KV heads", "k_cache"});
   k = f32({8, 2, 6}, "k_cache");
   v = f32({8, 2, 6}, "v_cache");
-  expect_error([&] { b.attention(q, k, v, 5, 1.0f, 0, out); }, {"attention", "n_past 5 + 2", "6 positions"});
+  expect_error([&] { b.attention(q, k, v, DenseKvLayout(5, 2, 6), 1.0f, 0, out); },
+               {"attention", "token 1 at position 6", "1 blocks of 6 tokens"});
   expect_error(
       [&] {
-        b.attention(q, k, f32({8, 2, 5}, "v_cache"), 0, 1.0f, 0, out);
+        b.attention(q, k, f32({8, 2, 5}, "v_cache"), kv, 1.0f, 0, out);
       },
       {"attention", "v_cache", "[8, 2, 5]", "k_cache"});
   expect_error(
       [&] {
-        b.attention(f32({4, 4, 2}, "q"), k, v, 0, 1.0f, 0, out = f32({4, 4, 2}, "out"));
+        b.attention(f32({4, 4, 2}, "q"), k, v, kv, 1.0f, 0, out = f32({4, 4, 2}, "out"));
       },
       {"attention", "head_dim 4", "k_cache", "has 8"});
-  expect_error([&] { b.attention(q, k, v, 0, 1.0f, 0, q); }, {"attention", "overlaps"});
+  expect_error([&] { b.attention(q, k, v, kv, 1.0f, 0, q); }, {"attention", "overlaps"});
   Tensor out2 = f32({8, 4, 2}, "out2");
-  expect_error([&] { b.attention(q, k, v, 0, 1.0f, -1, out2); }, {"attention", "window -1"});
+  expect_error([&] { b.attention(q, k, v, kv, 1.0f, -1, out2); }, {"attention", "window -1"});
   expect_error(
       [&] {
-        b.attention(q, k, v, 0, 1.0f, 0, out = f32({8, 4, 3}, "out"));
+        b.attention(q, k, v, kv, 1.0f, 0, out = f32({8, 4, 3}, "out"));
       },
       {"attention", "out", "[8, 4, 3]"});
 }

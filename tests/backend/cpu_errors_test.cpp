@@ -97,27 +97,29 @@ std::vector<BadCall> bad_calls() {
       {"store_kv range",
        [](Backend& b) {
          Tensor c = Tensor::empty(DType::F16, {8, 2, 5}, "cache_k");
-         b.store_kv(f32({8, 2, 3}, "k"), c, 3);
+         b.store_kv(f32({8, 2, 3}, "k"), c, DenseKvLayout(3, 3, 5));
        }},
       {"store_kv type",
        [](Backend& b) {
          Tensor c = Tensor::empty(DType::Q8_0, {32, 2, 5}, "cache_q8");
-         b.store_kv(f32({32, 2, 1}, "k"), c, 0);
+         b.store_kv(f32({32, 2, 1}, "k"), c, DenseKvLayout(0, 1, 5));
        }},
       {"attention heads",
        [](Backend& b) {
          Tensor o = f32({8, 4, 2}, "out");
-         b.attention(f32({8, 4, 2}, "q"), f32({8, 3, 6}, "k_cache"), f32({8, 3, 6}, "v_cache"), 0, 1.0f, 0, o);
+         b.attention(f32({8, 4, 2}, "q"), f32({8, 3, 6}, "k_cache"), f32({8, 3, 6}, "v_cache"), DenseKvLayout(0, 2, 6),
+                     1.0f, 0, o);
        }},
-      {"attention n_past",
+      {"attention positions",
        [](Backend& b) {
          Tensor o = f32({8, 4, 2}, "out");
-         b.attention(f32({8, 4, 2}, "q"), f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), 5, 1.0f, 0, o);
+         b.attention(f32({8, 4, 2}, "q"), f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), DenseKvLayout(5, 2, 6),
+                     1.0f, 0, o);
        }},
       {"attention alias",
        [](Backend& b) {
          Tensor q = f32({8, 4, 2}, "q");
-         b.attention(q, f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), 0, 1.0f, 0, q);
+         b.attention(q, f32({8, 2, 6}, "k_cache"), f32({8, 2, 6}, "v_cache"), DenseKvLayout(0, 2, 6), 1.0f, 0, q);
        }},
   };
 }

@@ -66,6 +66,10 @@ std::vector<OpCase> threaded_cases() {
     cases.push_back(attention_case({64, 8, 2, 16, 100, 128, type}, ++seed));  // GQA prefill after a prefix
     cases.push_back(attention_case({64, 9, 3, 1, 200, 256, type}, ++seed));   // decode, a long cache
     cases.push_back(attention_case({40, 4, 4, 70, 0, 70, type}, ++seed));     // a prompt, odd head_dim
+    // Paged: long sequences of shuffled blocks (runs longer than a key chunk, and the pool).
+    const PagedShape paged{64, 8, 2, 16, 40, {200, 130, 1, 90}, {1, 30, 1, 1}, type};
+    cases.push_back(paged_store_kv_case(paged, ++seed));
+    cases.push_back(paged_attention_case(paged, ++seed));
   }
   return cases;
 }

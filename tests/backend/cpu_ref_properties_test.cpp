@@ -126,7 +126,8 @@ std::vector<float> attend(const Attn& a, const std::vector<float>& q, int64_t n_
   Tensor kc = Tensor::from_f32(k, {a.head_dim, a.n_kv_heads, a.n_ctx}, a.cache_type);
   Tensor vc = Tensor::from_f32(v, {a.head_dim, a.n_kv_heads, a.n_ctx}, a.cache_type);
   Tensor out = b.alloc(DType::F32, {a.head_dim, a.n_heads, n_tokens}, "out");
-  b.attention(f32_tensor(q, {a.head_dim, a.n_heads, n_tokens}), kc, vc, n_past, 0.25f, 0, out);
+  b.attention(f32_tensor(q, {a.head_dim, a.n_heads, n_tokens}), kc, vc, DenseKvLayout(n_past, n_tokens, a.n_ctx), 0.25f,
+              0, out);
   return host_values(out);
 }
 
@@ -193,8 +194,39 @@ TEST(CpuRefAttention, F16CacheReadsRoundedValues) {
 
   CpuRefBackend b;
   Tensor cache = b.alloc(DType::F16, {16, 2, 7}, "k_cache");
-  b.store_kv(f32_tensor(k, {16, 2, 7}), cache, 0);
+  b.store_kv(f32_tensor(k, {16, 2, 7}), cache, DenseKvLayout(0, 7, 7));
   EXPECT_EQ(host_values(cache), k16);
+}
+
+// A sequence whose blocks lie shuffled in a larger cache gives, bit for bit, what the same
+// keys and values in a dense cache give; so does a second sequence in the same batch.
+TEST(CpuRefAttention, PagedEqualsDense) {
+  const Attn a{8, 4, 2, 12};
+  const int64_t per_row = 8 * 2, block_tokens = 4;
+  const std::vector<float> q = random_values(8 * 4 * 3, 60), k = random_values(size_t(per_row * 12), 61),
+                           v = random_values(size_t(per_row * 12), 62);
+  const std::vector<float> dense = attend(a, q, 3, k, v, 9);  // positions 9, 10, 11
+  // Dense block j at paged block table[j] of 5; block 4 is the other sequence's.
+  const std::vector<int32_t> table = {3, 0, 2, 4, 4, 4};  // two sequences of max_blocks 3
+  std::vector<float> kp(size_t(per_row * 20), 1000.0f), vp(kp);
+  for (int64_t p = 0; p < 12; ++p) {
+    const int64_t row = table[size_t(p / block_tokens)] * block_tokens + p % block_tokens;
+    std::copy_n(k.begin() + p * per_row, per_row, kp.begin() + row * per_row);
+    std::copy_n(v.begin() + p * per_row, per_row, vp.begin() + row * per_row);
+  }
+  std::vector<float> q4 = q;  // and a fourth token: position 0 of sequence 1, whose row holds v[0]
+  q4.insert(q4.begin(), q.begin(), q.begin() + 8 * 4);
+  std::copy_n(v.begin(), per_row, vp.begin() + 16 * per_row);
+  std::copy_n(k.begin(), per_row, kp.begin() + 16 * per_row);
+  const std::vector<int32_t> positions = {0, 9, 10, 11}, seq = {1, 0, 0, 0};
+  const KvLayout kv{.positions = positions, .seq = seq, .block_table = table, .max_blocks = 3, .block_tokens = 4};
+  CpuRefBackend b;
+  Tensor out = b.alloc(DType::F32, {8, 4, 4}, "out");
+  b.attention(f32_tensor(q4, {8, 4, 4}), f32_tensor(kp, {8, 2, 20}), f32_tensor(vp, {8, 2, 20}), kv, 0.25f, 0, out);
+  const std::vector<float> paged = host_values(out);
+  EXPECT_TRUE(std::equal(dense.begin(), dense.end(), paged.begin() + 8 * 4));
+  const std::vector<float> first = attend(a, std::vector<float>(q.begin(), q.begin() + 8 * 4), 1, k, v, 0);
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), paged.begin()));
 }
 
 // ---- matmul, add, scale ----------------------------------------------------------------

@@ -130,8 +130,7 @@ inline Outputs run_qkv_rope_store(Backend& b, const QkvCase& c, int64_t pos, uin
   const std::unique_ptr<Batch> batch = make_batch(b, c.w, m);
   Tensor k_cache = b.alloc(c.cache, {c.head_dim, n_kv, pos + m + 1}, "k_cache");
   Tensor v_cache = b.alloc(c.cache, {c.head_dim, n_kv, pos + m + 1}, "v_cache");
-  std::vector<int32_t> positions(static_cast<size_t>(m));
-  for (int64_t t = 0; t < m; ++t) positions[size_t(t)] = int32_t(pos + t);
+  const DenseKvLayout kv(pos, m, pos + m + 1);
   std::vector<MatmulJob>& jobs = batch->jobs;
   jobs[0].rope = jobs[1].rope = true;
   jobs[1].store = &k_cache;
@@ -148,11 +147,11 @@ inline Outputs run_qkv_rope_store(Backend& b, const QkvCase& c, int64_t pos, uin
              .norm_input = &x,
              .norm_weight = &norm_weight,
              .norm_eps = 1e-5f,
+             .kv = &kv.get(),
              .jobs = jobs,
              .head_dim = c.head_dim,
              .rope = &c.rope,
-             .positions = positions,
-             .kv_pos = pos},
+             .positions = kv.get().positions},
             fused);
   Outputs result = {download(b, normed)};
   for (const Tensor& t : batch->outs) result.push_back(download(b, t));
@@ -183,13 +182,14 @@ inline Outputs run_attention_matmul_add(Backend& b, const AttentionCase& c, cons
   Tensor product = b.alloc(DType::F32, {w.n, m}, "product");
   Tensor acc = upload_values(b, random_values(size_t(w.n * m), seed + 3), {w.n, m});
   const MatmulJob job[] = {{.w = &wd, .out = &product, .residual = &acc}};
+  const DenseKvLayout kv(c.n_past, m, n_ctx);
   run_fused(b,
             {.x = &out,
              .prologue = FusedMatmul::Prologue::attention,
              .q = &q,
              .k_cache = &k_cache,
              .v_cache = &v_cache,
-             .n_past = c.n_past,
+             .kv = &kv.get(),
              .scale = 1.0f / std::sqrt(float(c.head_dim)),
              .window = c.window,
              .jobs = job},

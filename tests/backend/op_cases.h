@@ -9,6 +9,7 @@
 
 #include "backend/op_cases_attention.h"
 #include "backend/op_cases_basic.h"
+#include "backend/op_cases_paged.h"
 
 namespace strata::test {
 
@@ -61,6 +62,15 @@ inline std::vector<OpCase> all_op_cases() {
     cases.push_back(attention_case({64, 4, 1, 1, 40, 48, type, 8}, ++seed));
     cases.push_back(attention_case({256, 2, 1, 1, 30, 40, type, 16}, ++seed));  // Gemma 3's head_dim
     cases.push_back(attention_case({8, 2, 2, 6, 0, 6, type, 64}, ++seed));
+    // Paged: sequences of shuffled blocks; decode tokens and prompt chunks in one batch.
+    const PagedShape one_block{8, 2, 1, 4, 3, {3}, {1}, type};
+    const PagedShape mixed{16, 6, 2, 4, 16, {9, 1, 13, 4}, {1, 1, 5, 4}, type};
+    const PagedShape odd_blocks{12, 9, 3, 3, 12, {7, 11, 2}, {7, 1, 2}, type};
+    const PagedShape windowed{16, 4, 2, 4, 16, {9, 1, 14, 5}, {1, 1, 6, 5}, type, 5};
+    for (const PagedShape& s : {one_block, mixed, odd_blocks, windowed}) {
+      cases.push_back(paged_store_kv_case(s, ++seed));
+      cases.push_back(paged_attention_case(s, ++seed));
+    }
   }
   return cases;
 }

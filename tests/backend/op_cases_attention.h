@@ -80,7 +80,7 @@ inline OpCase store_kv_case(int64_t head_dim, int64_t n_kv_heads, int64_t n_toke
       [=](Backend& b) {
         Tensor s = upload_values(b, *src, {head_dim, n_kv_heads, n_tokens});
         Tensor cache = b.alloc(type, {head_dim, n_kv_heads, n_ctx}, "cache");
-        b.store_kv(s, cache, pos);
+        b.store_kv(s, cache, DenseKvLayout(pos, n_tokens, n_ctx));
         return download(b, cache);
       },
       [=] {
@@ -116,7 +116,7 @@ inline OpCase attention_case(AttentionShape s, uint32_t seed) {
         Tensor kd = upload_values(b, *k, {s.head_dim, s.n_kv_heads, s.n_ctx}, s.cache_type);
         Tensor vd = upload_values(b, *v, {s.head_dim, s.n_kv_heads, s.n_ctx}, s.cache_type);
         Tensor out = b.alloc(DType::F32, {s.head_dim, s.n_heads, s.n_tokens}, "out");
-        b.attention(qd, kd, vd, s.n_past, scale, s.window, out);
+        b.attention(qd, kd, vd, DenseKvLayout(s.n_past, s.n_tokens, s.n_ctx), scale, s.window, out);
         return download(b, out);
       },
       [=] {

@@ -147,7 +147,8 @@ TEST_F(CudaDevice, BadArgumentsThrowLikeCpuRef) {
   EXPECT_NE(error_of([&] { backend_->get_rows(table, ids, x); }).find("out of range"), std::string::npos);
   Tensor k = backend_->alloc(DType::F16, {8, 1, 4}, "k");
   Tensor src = backend_->alloc(DType::F32, {8, 1, 2}, "src");
-  EXPECT_NE(error_of([&] { backend_->store_kv(src, k, 3); }).find("do not fit"), std::string::npos);
+  EXPECT_NE(error_of([&] { backend_->store_kv(src, k, DenseKvLayout(3, 2, 4)); }).find("token 1 at position 4"),
+            std::string::npos);
 }
 
 // CudaOptions::gemm picks the prefill GEMM's operands: f32 (no rounding) agrees with cpu_ref
@@ -197,9 +198,10 @@ struct ToyStep {
     Tensor q = x.reshape({kHeadDim, kHeads, 1});
     backend.rope(q, {&rope_pos, 1}, rope);
     const Tensor kv = q.slice(1, 0, kKvHeads);
-    backend.store_kv(kv, k_cache, pos);
-    backend.store_kv(kv, v_cache, pos);
-    backend.attention(q, k_cache, v_cache, pos, 0.125f, 0, out);
+    const DenseKvLayout layout(pos, 1, kCtx);
+    backend.store_kv(kv, k_cache, layout);
+    backend.store_kv(kv, v_cache, layout);
+    backend.attention(q, k_cache, v_cache, layout, 0.125f, 0, out);
   }
   std::vector<float> result() {
     const Tensor host = backend.to_host_f32(out);

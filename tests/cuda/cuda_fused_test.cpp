@@ -346,6 +346,7 @@ TEST_F(CudaFused, RecordedQkvRopeStoreKvEqualsTheOps) {
   StepRecording recording;
   for (int64_t pos = 0; pos < 6; ++pos) {
     const int32_t position = int32_t(pos);
+    const DenseKvLayout kv(pos, 1, 6);
     auto op = [&](State& s, std::vector<MatmulJob>& jobs) {
       jobs = {{.w = &wq, .out = &s.q, .rope = true},
               {.w = &wk, .out = &s.k, .rope = true, .store = &s.k_cache},
@@ -355,11 +356,11 @@ TEST_F(CudaFused, RecordedQkvRopeStoreKvEqualsTheOps) {
                          .norm_input = &x,
                          .norm_weight = &norm_weight,
                          .norm_eps = 1e-5f,
+                         .kv = &kv.get(),
                          .jobs = jobs,
                          .head_dim = 64,
                          .rope = &c.rope,
-                         .positions = {&position, 1},
-                         .kv_pos = pos};
+                         .positions = {&position, 1}};
     };
     std::vector<MatmulJob> recorded_jobs, direct_jobs;
     b.run_step(recording, 0, pos, [&] { b.matmul_fused(op(recorded, recorded_jobs)); });
@@ -412,9 +413,9 @@ TEST_F(CudaFused, DecodeAttentionWaitsForKeysTheLastStoreWrote) {
     const Tensor v = upload_values(b, random_values(rows, 1901), {kHeadDim, kKvHeads, kPast + 1});
     const Tensor q = upload_values(b, random_values(size_t(kHeadDim * kHeads), 1902), {kHeadDim, kHeads, 1});
     Tensor out = b.alloc(DType::F32, {kHeadDim, kHeads, 1}, "out");
-    b.store_kv(k, k_cache, 0);
-    b.store_kv(v, v_cache, 0);
-    b.attention(q, k_cache, v_cache, kPast, 1.0f / std::sqrt(float(kHeadDim)), 0, out);
+    b.store_kv(k, k_cache, DenseKvLayout(0, kPast + 1, kCtx));
+    b.store_kv(v, v_cache, DenseKvLayout(0, kPast + 1, kCtx));
+    b.attention(q, k_cache, v_cache, DenseKvLayout(kPast, 1, kCtx), 1.0f / std::sqrt(float(kHeadDim)), 0, out);
     return Outputs{download(b, out)};
   };
   expect_close(run(*backend_), run(reference_), kNmseQuantMatmul, "attention after store_kv of every key");

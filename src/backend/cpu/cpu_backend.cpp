@@ -123,13 +123,13 @@ void CpuBackend::rope(Tensor& x, std::span<const int32_t> positions, const RopeC
   cpu::rope(ctx_, rope_table_, x, positions, config);
 }
 
-void CpuBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
-  cpu::store_kv(ctx_, src, cache, pos);
+void CpuBackend::store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) {
+  cpu::store_kv(ctx_, src, cache, kv);
 }
 
-void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                           int64_t window, Tensor& out) {
-  cpu::attention(ctx_, q, k_cache, v_cache, n_past, scale, window, out);
+void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
+                           float scale, int64_t window, Tensor& out) {
+  cpu::attention(ctx_, q, k_cache, v_cache, kv, scale, window, out);
 }
 
 }  // namespace strata

@@ -56,8 +56,8 @@ public:
   void geglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void scale(const Tensor& x, float s, Tensor& out) override;
   void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) override;
-  void store_kv(const Tensor& src, Tensor& cache, int64_t pos) override;
-  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+  void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) override;
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                  int64_t window, Tensor& out) override;
   // The jobs in one run of the pool after the prologue, x converted once per activation
   // form, each epilogue applied by the task that computed its rows (fused.cpp).

@@ -74,7 +74,7 @@ void CpuBackend::matmul_fused(const FusedMatmul& op) {
       break;
     case FusedMatmul::Prologue::attention: {
       Tensor att = x.reshape(op.q->ne());  // [head_dim, n_heads, m]
-      cpu::attention(ctx_, *op.q, *op.k_cache, *op.v_cache, op.n_past, op.scale, op.window, att);
+      cpu::attention(ctx_, *op.q, *op.k_cache, *op.v_cache, *op.kv, op.scale, op.window, att);
       break;
     }
   }
@@ -113,7 +113,8 @@ void CpuBackend::matmul_fused(const FusedMatmul& op) {
       float* head = o + h * op.head_dim;  // [head_dim]
       if (e.rope) cpu::rotate_head(head, cos_sin + c * half * 2, half, op.rope->neox);
       if (e.store == nullptr) continue;
-      uint8_t* dst = e.store + size_t(h) * e.store_head + size_t(op.kv_pos + c) * e.store_pos;
+      const int64_t row = op.kv->row(op.kv->seq[size_t(c)], op.kv->positions[size_t(c)]);  // column c's cache row
+      uint8_t* dst = e.store + size_t(h) * e.store_head + size_t(row) * e.store_pos;
       if (e.store_f16) {
         k.f32_to_f16(head, reinterpret_cast<uint16_t*>(dst), op.head_dim);
       } else {

@@ -51,11 +51,11 @@ void geglu(const OpContext& ctx, const Tensor& gate, const Tensor& up, Tensor& o
 void scale(const OpContext& ctx, const Tensor& x, float s, Tensor& out);
 void rope(const OpContext& ctx, RopeTable& table, Tensor& x, std::span<const int32_t> positions,
           const RopeConfig& config);
-void store_kv(const OpContext& ctx, const Tensor& src, Tensor& cache, int64_t pos);
+void store_kv(const OpContext& ctx, const Tensor& src, Tensor& cache, const KvLayout& kv);
 // Turns one head x [n_rot (+ more, kept)] in place as rope does; cs: [half] (cos, sin) pairs of
 // its position (RopeTable::cos_sin), half = n_rot / 2.
 void rotate_head(float* x, const float* cs, int64_t half, bool neox);
-void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
                float scale, int64_t window, Tensor& out);
 
 // ---- helpers of the op files -----------------------------------------------------------

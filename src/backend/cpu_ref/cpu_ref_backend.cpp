@@ -61,13 +61,13 @@ void CpuRefBackend::rope(Tensor& x, std::span<const int32_t> positions, const Ro
   cpu_ref::rope(x, positions, config, accumulation_);
 }
 
-void CpuRefBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
-  cpu_ref::store_kv(src, cache, pos);
+void CpuRefBackend::store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) {
+  cpu_ref::store_kv(src, cache, kv);
 }
 
-void CpuRefBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+void CpuRefBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
                               float scale, int64_t window, Tensor& out) {
-  cpu_ref::attention(q, k_cache, v_cache, n_past, scale, window, out, accumulation_);
+  cpu_ref::attention(q, k_cache, v_cache, kv, scale, window, out, accumulation_);
 }
 
 }  // namespace strata

@@ -21,8 +21,8 @@ void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, Accumulation acc)
 void geglu(const Tensor& gate, const Tensor& up, Tensor& out, Accumulation acc);
 void scale(const Tensor& x, float s, Tensor& out);
 void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config, Accumulation acc);
-void store_kv(const Tensor& src, Tensor& cache, int64_t pos);
-void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv);
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                int64_t window, Tensor& out, Accumulation acc);
 
 }  // namespace strata::cpu_ref

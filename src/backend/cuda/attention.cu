@@ -1,6 +1,8 @@
 // The KV cache and attention on the device.
 //
 // store_kv: one thread per element, converting to f16 (round to nearest even) for f16 caches.
+// A paged cache (backend.h: KvLayout) is read through the same kernels with the cache row of a
+// position looked up in the sequence's block table (PagedRows) instead of being the position.
 // attention: one block per (query head, token), q in shared memory. The block's warps take
 // tiles of 32 visible keys in turn (warp w: keys 32 w .. 32 w + 31, then 32 (w + kWarps) ...).
 // In a tile, lane j computes the whole score of key j (16-byte loads of its row when the
@@ -44,6 +46,37 @@ __global__ void store_kv_kernel(const void* src, RowLayout ls, void* cache, RowL
   }
 }
 
+// Paged store: token t's heads go to cache row rows[t].
+template <bool kF16>
+__global__ void store_kv_rows_kernel(const void* src, RowLayout ls, void* cache, RowLayout lc, int64_t head_dim,
+                                     int64_t n_rows, int64_t n_kv_heads, const int32_t* rows) {
+  start_after_previous_kernel();
+  const int64_t d = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (d >= head_dim) return;
+  for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {  // r = kv_head + t * n_kv_heads
+    const int64_t kv_head = r % n_kv_heads, t = r / n_kv_heads;
+    const int64_t cache_row = kv_head + int64_t(rows[t]) * n_kv_heads;
+    const float value = row_ptr<float>(src, ls, r)[d];
+    if constexpr (kF16) {
+      row_ptr<__half>(cache, lc, cache_row)[d] = __float2half_rn(value);
+    } else {
+      row_ptr<float>(cache, lc, cache_row)[d] = value;
+    }
+  }
+}
+
+// The cache row of a position: itself (a dense cache) or through a block table.
+struct DenseRows {
+  __device__ __forceinline__ int64_t operator()(int64_t s) const { return s; }
+};
+struct PagedRows {
+  const int32_t* table;  // the sequence's blocks
+  int64_t block_tokens;
+  __device__ __forceinline__ int64_t operator()(int64_t s) const {
+    return int64_t(table[s / block_tokens]) * block_tokens + s % block_tokens;
+  }
+};
+
 // q . k over one head: k is a cache row (f32 or f16), q in shared memory (broadcast reads).
 template <bool kF16>
 __device__ __forceinline__ float dot_row(const float* q, const void* k, int64_t head_dim, bool vec) {
@@ -83,16 +116,18 @@ struct WarpState {
   float o[kPerLane] = {};
 };
 
-template <bool kF16>
+template <bool kF16, typename RowOf = DenseRows>
 __device__ __forceinline__ void attend_keys(const float* q_s, const void* k, const RowLayout& lk, const void* v,
                                             const RowLayout& lv, int64_t kv_head, int64_t n_kv_heads, int64_t head_dim,
                                             int64_t first, int64_t end, int64_t stride, float scale, bool vec,
-                                            WarpState& st) {
+                                            WarpState& st, RowOf row_of = {}) {
   const int lane = threadIdx.x % kWarp;
   for (int64_t base = first; base < end; base += stride) {
     const int64_t s = base + lane;
     float score = -INFINITY;
-    if (s < end) score = dot_row<kF16>(q_s, row_ptr<char>(k, lk, kv_head + s * n_kv_heads), head_dim, vec) * scale;
+    if (s < end) {
+      score = dot_row<kF16>(q_s, row_ptr<char>(k, lk, kv_head + row_of(s) * n_kv_heads), head_dim, vec) * scale;
+    }
     const float m_new = fmaxf(st.m, warp_max(score));  // finite: key `base` is visible
     const float correction = expf(st.m - m_new);
     const float p = s < end ? expf(score - m_new) : 0.0f;
@@ -103,7 +138,7 @@ __device__ __forceinline__ void attend_keys(const float* q_s, const void* k, con
 #pragma unroll 4
     for (int j = 0; j < n_valid; ++j) {
       const float pj = __shfl_sync(0xffffffffu, p, j);
-      const void* vr = row_ptr<char>(v, lv, kv_head + (base + j) * n_kv_heads);
+      const void* vr = row_ptr<char>(v, lv, kv_head + row_of(base + j) * n_kv_heads);
 #pragma unroll
       for (int i = 0; i < kPerLane; ++i) {
         const int64_t d = lane + kWarp * i;
@@ -178,6 +213,37 @@ __global__ void __launch_bounds__(kWarps* kWarp)
     const int64_t first = window > 0 && n_kv > window ? n_kv - window : 0;
     attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, first + int64_t(warp) * kWarp, n_kv,
                       int64_t(kWarps) * kWarp, scale, vec, st);
+    float* orow = row_ptr<float>(out, lo, h + t * n_heads);
+    merge_warps(st, head_dim, sm, [&](int64_t d, float o, float, float l) { orow[d] = o / l; });
+  }
+}
+
+// attention_kernel over a paged cache: token t sees positions 0..positions[t] of sequence
+// seq[t] (the last `window` of them where window > 0), whose blocks are block_table[seq[t] * max_blocks ...].
+template <bool kF16>
+__global__ void __launch_bounds__(kWarps* kWarp)
+    attention_paged_kernel(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v, RowLayout lv,
+                           void* out, RowLayout lo, int64_t head_dim, int64_t n_heads, int64_t group,
+                           int64_t n_kv_heads, int64_t n_tokens, const int32_t* positions, const int32_t* seq,
+                           const int32_t* block_table, int64_t max_blocks, int64_t block_tokens, int64_t window,
+                           float scale, bool vec) {
+  start_after_previous_kernel();
+  __shared__ __align__(16) float q_s[kMaxHeadDim];
+  __shared__ MergeSpace<kWarps> sm;
+  const int warp = threadIdx.x / kWarp;
+  const int64_t h = blockIdx.x, kv_head = h / group;
+  for (int64_t t = blockIdx.y; t < n_tokens; t += gridDim.y) {
+    __syncthreads();  // the previous token is done with q_s and the merge space
+    const float* qr = row_ptr<float>(q, lq, h + t * n_heads);
+    for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) q_s[d] = qr[d];
+    __syncthreads();
+    WarpState st;
+    // causal: positions 0..positions[t]; in a window, its last `window`
+    const int64_t n_kv = int64_t(positions[t]) + 1;
+    const int64_t first = window > 0 && n_kv > window ? n_kv - window : 0;
+    const PagedRows rows{block_table + int64_t(seq[t]) * max_blocks, block_tokens};
+    attend_keys<kF16>(q_s, k, lk, v, lv, kv_head, n_kv_heads, head_dim, first + int64_t(warp) * kWarp, n_kv,
+                      int64_t(kWarps) * kWarp, scale, vec, st, rows);
     float* orow = row_ptr<float>(out, lo, h + t * n_heads);
     merge_warps(st, head_dim, sm, [&](int64_t d, float o, float, float l) { orow[d] = o / l; });
   }
@@ -414,6 +480,20 @@ cudaError_t launch_store_kv(const void* src, RowLayout ls, void* cache, RowLayou
                 pos_dev);
 }
 
+cudaError_t launch_store_kv_rows(const void* src, RowLayout ls, void* cache, RowLayout lc, bool cache_f16,
+                                 int64_t head_dim, int64_t n_kv_heads, int64_t n_tokens, const int32_t* rows,
+                                 cudaStream_t stream) {
+  const int64_t n_rows = n_kv_heads * n_tokens;
+  if (head_dim == 0 || n_rows == 0) return cudaSuccess;
+  const dim3 grid(unsigned(ceil_div(head_dim, 128)), unsigned(n_rows < kMaxGridY ? n_rows : kMaxGridY));
+  if (cache_f16) {
+    return launch(store_kv_rows_kernel<true>, grid, 128, 0, stream, src, ls, cache, lc, head_dim, n_rows, n_kv_heads,
+                  rows);
+  }
+  return launch(store_kv_rows_kernel<false>, grid, 128, 0, stream, src, ls, cache, lc, head_dim, n_rows, n_kv_heads,
+                rows);
+}
+
 namespace {
 
 // 16-byte loads of key rows: rows of whole 16-byte words at 16-byte aligned addresses.
@@ -440,6 +520,26 @@ cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayo
   }
   return launch(attention_kernel<false>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim,
                 n_heads, group, n_kv_heads, n_tokens, n_past, n_past_dev, window, scale, vec);
+}
+
+cudaError_t launch_attention_paged(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
+                                   RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
+                                   int64_t n_heads, int64_t n_kv_heads, int64_t n_tokens, const int32_t* positions,
+                                   const int32_t* seq, const int32_t* block_table, int64_t max_blocks,
+                                   int64_t block_tokens, int64_t window, float scale, cudaStream_t stream) {
+  if (n_heads == 0 || n_tokens == 0 || head_dim == 0) return cudaSuccess;
+  if (head_dim > kMaxHeadDim || n_kv_heads == 0 || block_tokens <= 0) return cudaErrorInvalidValue;
+  const dim3 grid(unsigned(n_heads), unsigned(n_tokens < kMaxGridY ? n_tokens : kMaxGridY));
+  const int64_t group = n_heads / n_kv_heads;
+  const bool vec = key_rows_vectorizable(k, lk, head_dim, cache_f16);
+  if (cache_f16) {
+    return launch(attention_paged_kernel<true>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim,
+                  n_heads, group, n_kv_heads, n_tokens, positions, seq, block_table, max_blocks, block_tokens, window,
+                  scale, vec);
+  }
+  return launch(attention_paged_kernel<false>, grid, kWarps * kWarp, 0, stream, q, lq, k, lk, v, lv, out, lo, head_dim,
+                n_heads, group, n_kv_heads, n_tokens, positions, seq, block_table, max_blocks, block_tokens, window,
+                scale, vec);
 }
 
 size_t attention_decode_partial_floats(int64_t n_heads, int64_t head_dim, int64_t n_ctx) {

@@ -166,6 +166,7 @@ CudaBackend::~CudaBackend() {
   }
   free_ints(ids_);
   free_ints(positions_);
+  for (IntBuffer* b : {&kv_rows_, &kv_positions_, &kv_seq_, &kv_table_}) free_ints(*b);
   rope_.reset();
   gemm_.reset();
   x_q8_.reset();

@@ -84,8 +84,11 @@ public:
   void geglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void scale(const Tensor& x, float s, Tensor& out) override;
   void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& config) override;
-  void store_kv(const Tensor& src, Tensor& cache, int64_t pos) override;
-  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+  // A layout that is one sequence in a dense cache (dense_kv_start) takes the dense kernels
+  // (and may be recorded in a step); others the paged ones, their arrays uploaded once per
+  // distinct layout (upload_ints keeps the last).
+  void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) override;
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                  int64_t window, Tensor& out) override;
 
   // Decode (x of m <= kMaxVecColumns columns, 16-byte aligned, on the fast kernels' types): the
@@ -160,8 +163,16 @@ private:
   const int32_t* upload_ints(IntBuffer& buffer, std::span<const int32_t> values, const char* what);
   void free_ints(IntBuffer& buffer);
   const double* rope_table(const RopeConfig& config);
-  void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-                       const Tensor& out) const;
+  void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
+                       int64_t window, const Tensor& out) const;
+  // store_kv and attention (arguments checked) of one sequence in a dense cache at pos / n_past,
+  // and of a paged layout.
+  void store_kv_dense(const Tensor& src, Tensor& cache, int64_t pos);
+  void attention_dense(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
+                       int64_t window, Tensor& out);
+  void store_kv_paged(const Tensor& src, Tensor& cache, const KvLayout& kv);
+  void attention_paged(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
+                       int64_t window, Tensor& out);
   cudaError_t attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                                float scale, Tensor& out, cuda::XQ8 q8);
   void gemm(const Tensor& w, const float* x, int64_t x_stride, float* out, int64_t out_stride, int64_t m);
@@ -220,6 +231,7 @@ private:
   // those buffers, so a step recorded before is recorded again.
   uint64_t scratch_generation_ = 0;
   IntBuffer ids_, positions_;
+  IntBuffer kv_rows_, kv_positions_, kv_seq_, kv_table_;  // a paged layout's arrays
   std::shared_ptr<void> rope_, gemm_, gemm_x_, attention_partials_, attention_done_, x_q8_;
   size_t rope_capacity_ = 0, gemm_capacity_ = 0, gemm_x_capacity_ = 0, attention_partials_capacity_ = 0,
          attention_done_capacity_ = 0, x_q8_capacity_ = 0;

@@ -62,12 +62,13 @@ void CudaBackend::matmul_fused(const FusedMatmul& f) {
   const NormArgs* norm = f.prologue == Prologue::rms_norm ? &norm_args : nullptr;
   if (f.prologue == Prologue::attention) {
     Tensor att = f.x->reshape(f.q->ne());  // [head_dim, n_heads, m]
-    if (f.gate == FusedMatmul::Gate::none && f.window == 0 && jobs.size() == 1 && residual_only(jobs[0])) {
-      attention_matmul_add(*f.q, *f.k_cache, *f.v_cache, f.n_past, f.scale, att, *jobs[0].w, *jobs[0].out,
+    const std::optional<int64_t> n_past = dense_kv_start(*f.kv);
+    if (n_past && f.gate == FusedMatmul::Gate::none && f.window == 0 && jobs.size() == 1 && residual_only(jobs[0])) {
+      attention_matmul_add(*f.q, *f.k_cache, *f.v_cache, *n_past, f.scale, att, *jobs[0].w, *jobs[0].out,
                            *jobs[0].residual);
       return;
     }
-    attention(*f.q, *f.k_cache, *f.v_cache, f.n_past, f.scale, f.window, att);
+    attention(*f.q, *f.k_cache, *f.v_cache, *f.kv, f.scale, f.window, att);
     FusedMatmul rest = f;
     rest.prologue = Prologue::none;
     matmul_fused(rest);
@@ -131,8 +132,8 @@ void CudaBackend::matmul_add(const Tensor& w, const Tensor& x, Tensor& product, 
 void CudaBackend::attention_matmul_add(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                                        float scale, Tensor& out, const Tensor& w, Tensor& product, Tensor& acc) {
   const Tensor x = out.reshape({out.ne(0) * out.ne(1), out.ne(2)});  // [head_dim * n_heads, m]
+  check_attention(q, k_cache, v_cache, DenseKvLayout(n_past, q.ne(2), k_cache.ne(2)), 0, out);
   if (q.ne(2) == 1 && takes_q8(std::array{&w}, 1)) {
-    check_attention(q, k_cache, v_cache, n_past, out);
     const int64_t k = x.ne(0);
     const std::optional<cuda::VecJob> job = vec_job(w, product, &acc);
     const cuda::XQ8 q8 = cuda::x_q8_view(scratch(x_q8_, x_q8_capacity_, cuda::x_q8_bytes(k), "q8 activations"), k);
@@ -151,7 +152,7 @@ void CudaBackend::attention_matmul_add(const Tensor& q, const Tensor& k_cache, c
       return;
     }
   }
-  attention(q, k_cache, v_cache, n_past, scale, 0, out);
+  attention_dense(q, k_cache, v_cache, n_past, scale, 0, out);
   matmul_add(w, x, product, acc);
 }
 
@@ -196,15 +197,17 @@ bool CudaBackend::norm_rope_store(const FusedMatmul& f) {
   const int64_t head_dim = f.head_dim;
   const bool caches = k_cache != nullptr && v_cache != nullptr && k_cache->dtype() == v_cache->dtype() &&
                       (k_cache->dtype() == DType::F16 || k_cache->dtype() == DType::F32);
+  const std::optional<int64_t> dense = f.kv != nullptr ? dense_kv_start(*f.kv) : std::nullopt;
   if (!fused_rope_ || f.x->n_rows() != 1 || config == nullptr || config->neox || head_dim % 2 != 0 ||
-      config->n_rot % 2 != 0 || !caches) {
+      config->n_rot % 2 != 0 || !caches || !dense) {
     return false;
   }
-  const int32_t p32 = int32_t(f.kv_pos);
+  const int64_t kv_pos = *dense;
+  const int32_t p32 = int32_t(kv_pos);
   const cuda::VecRope args{.positions = capture_.active ? step_value(kOp, f.positions, 1)
                                                         : upload_ints(positions_, f.positions, "positions"),
                            .pos_dev = capture_.active ? step_value(kOp, {&p32, 1}, 1) : nullptr,
-                           .pos = f.kv_pos,
+                           .pos = kv_pos,
                            .theta_scale = rope_table(*config),
                            .n_rot = config->n_rot,
                            .head_dim = head_dim,
@@ -213,8 +216,8 @@ bool CudaBackend::norm_rope_store(const FusedMatmul& f) {
                            .v_cache = v_cache->mutable_data(),
                            .lvc = row_layout(*v_cache),
                            .cache_f16 = k_cache->dtype() == DType::F16};
-  const JobRoles job_roles{roles, args, f.positions, config, k_cache, v_cache, f.kv_pos};
-  kv_stored_from_ = f.kv_pos;  // row kv_pos (the ops' store_kv, where a job falls back to them, says the same)
+  const JobRoles job_roles{roles, args, f.positions, config, k_cache, v_cache, kv_pos};
+  kv_stored_from_ = kv_pos;  // row kv_pos (the ops' store_kv, where a job falls back to them, says the same)
   norm_batch(kOp, *f.norm_input, *f.norm_weight, f.norm_eps, *f.x, f.jobs, &job_roles);
   return true;
 }
@@ -227,17 +230,18 @@ void CudaBackend::job_epilogues(const FusedMatmul& f) {
   const bool qkv = jobs.size() == 3 && jobs[0].rope && jobs[0].store == nullptr && jobs[1].rope &&
                    jobs[1].store != nullptr && !jobs[2].rope && jobs[2].store != nullptr &&
                    jobs[1].store->dtype() == jobs[2].store->dtype();
-  if (qkv) {
+  const std::optional<int64_t> dense = f.kv != nullptr ? dense_kv_start(*f.kv) : std::nullopt;
+  if (qkv && dense) {
     Tensor q = split_heads(*jobs[0].out, f.head_dim), k = split_heads(*jobs[1].out, f.head_dim);
     rope_store_kv(q, k, split_heads(*jobs[2].out, f.head_dim), f.positions, *f.rope, *jobs[1].store, *jobs[2].store,
-                  f.kv_pos);
+                  *dense);
     return;
   }
   for (const MatmulJob& j : jobs) {
     if (!j.rope && j.store == nullptr) continue;
     Tensor h = split_heads(*j.out, f.head_dim);  // [head_dim, n_heads, m]
     if (j.rope) rope(h, f.positions, *f.rope);
-    if (j.store != nullptr) store_kv(h, *j.store, f.kv_pos);
+    if (j.store != nullptr) store_kv(h, *j.store, *f.kv);
   }
 }
 
@@ -341,7 +345,7 @@ void CudaBackend::apply_role(const JobRoles& roles, cuda::VecRole role, const Te
   Tensor rows = split_heads(out, roles.args.head_dim);  // [head_dim, heads, 1]
   if (role != cuda::VecRole::store_v) rope(rows, roles.positions, *roles.config);
   if (role != cuda::VecRole::rope)
-    store_kv(rows, role == cuda::VecRole::store_v ? *roles.v_cache : *roles.k_cache, roles.pos);
+    store_kv_dense(rows, role == cuda::VecRole::store_v ? *roles.v_cache : *roles.k_cache, roles.pos);
 }
 
 // rms_norm and the jobs on normed: where any job takes the integer kernels, the rms_norm

@@ -137,8 +137,8 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span
   constexpr std::string_view op = "rope_store_kv";
   check_rope_args(q, positions, c);
   check_rope_args(k, positions, c);
-  check_store_kv_args(k, k_cache, pos);
-  check_store_kv_args(v, v_cache, pos);
+  check_store_kv_args(k, k_cache, DenseKvLayout(pos, k.ne(2), k_cache.ne(2)));
+  check_store_kv_args(v, v_cache, DenseKvLayout(pos, v.ne(2), v_cache.ne(2)));
   for (const auto& [role, t] : {std::pair<const char*, const Tensor*>{"q", &q},
                                 {"k", &k},
                                 {"v", &v},
@@ -180,10 +180,31 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, std::span
   STRATA_CUDA_CHECK(cuda::launch_rope_store_kv(args, d_positions, pos_dev, stream_));
 }
 
-void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
-  check_store_kv_args(src, cache, pos);
+void CudaBackend::store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) {
+  check_store_kv_args(src, cache, kv);
   check_device("store_kv", "src", src);
   check_device("store_kv", "cache", cache);
+  if (const std::optional<int64_t> pos = dense_kv_start(kv)) {
+    store_kv_dense(src, cache, *pos);
+  } else {
+    store_kv_paged(src, cache, kv);
+  }
+}
+
+void CudaBackend::store_kv_paged(const Tensor& src, Tensor& cache, const KvLayout& kv) {
+  if (capture_.active) fail("store_kv: a paged KV layout cannot be part of a recorded decode step");
+  const int64_t n_tokens = src.ne(2);
+  std::vector<int32_t> rows(static_cast<size_t>(n_tokens));  // the cache row of each token
+  for (int64_t t = 0; t < n_tokens; ++t) rows[size_t(t)] = int32_t(kv.row(kv.seq[size_t(t)], kv.positions[size_t(t)]));
+  const int32_t* d_rows = upload_ints(kv_rows_, rows, "KV rows");
+  cuda::ProfileScope scope(profiler_, stream_, "store_kv paged");
+  kv_stored_from_ = 0;  // any row: decode attention waits for this store
+  STRATA_CUDA_CHECK(cuda::launch_store_kv_rows(src.data(), row_layout(src), cache.mutable_data(), row_layout(cache),
+                                               cache.dtype() == DType::F16, src.ne(0), src.ne(1), n_tokens, d_rows,
+                                               stream_));
+}
+
+void CudaBackend::store_kv_dense(const Tensor& src, Tensor& cache, int64_t pos) {
   const int64_t n_tokens = src.ne(2);
   const int32_t p32 = int32_t(pos);
   const int32_t* pos_dev = capture_.active ? step_value("store_kv", {&p32, 1}, 1) : nullptr;
@@ -194,10 +215,10 @@ void CudaBackend::store_kv(const Tensor& src, Tensor& cache, int64_t pos) {
                                           stream_));
 }
 
-void CudaBackend::check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-                                  const Tensor& out) const {
+void CudaBackend::check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
+                                  int64_t window, const Tensor& out) const {
   constexpr std::string_view op = "attention";
-  check_attention_args(q, k_cache, v_cache, n_past, 0, out);
+  check_attention_args(q, k_cache, v_cache, kv, window, out);
   if (v_cache.dtype() != k_cache.dtype()) {
     fail("{}: v_cache {} and k_cache {} differ in type", op, v_cache.describe(), k_cache.describe());
   }
@@ -211,10 +232,31 @@ void CudaBackend::check_attention(const Tensor& q, const Tensor& k_cache, const 
   }
 }
 
-void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past, float scale,
-                            int64_t window, Tensor& out) {
-  check_attention_args(q, k_cache, v_cache, n_past, window, out);
-  check_attention(q, k_cache, v_cache, n_past, out);
+void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
+                            float scale, int64_t window, Tensor& out) {
+  check_attention(q, k_cache, v_cache, kv, window, out);
+  if (const std::optional<int64_t> n_past = dense_kv_start(kv)) {
+    attention_dense(q, k_cache, v_cache, *n_past, scale, window, out);
+  } else {
+    attention_paged(q, k_cache, v_cache, kv, scale, window, out);
+  }
+}
+
+void CudaBackend::attention_paged(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
+                                  float scale, int64_t window, Tensor& out) {
+  if (capture_.active) fail("attention: a paged KV layout cannot be part of a recorded decode step");
+  const int32_t* positions = upload_ints(kv_positions_, kv.positions, "KV positions");
+  const int32_t* seq = upload_ints(kv_seq_, kv.seq, "KV sequences");
+  const int32_t* table = upload_ints(kv_table_, kv.block_table, "KV block table");
+  cuda::ProfileScope scope(profiler_, stream_, "attention paged");
+  STRATA_CUDA_CHECK(cuda::launch_attention_paged(
+      q.data(), row_layout(q), k_cache.data(), row_layout(k_cache), v_cache.data(), row_layout(v_cache),
+      k_cache.dtype() == DType::F16, out.mutable_data(), row_layout(out), q.ne(0), q.ne(1), k_cache.ne(1), q.ne(2),
+      positions, seq, table, kv.max_blocks, kv.block_tokens, window, scale, stream_));
+}
+
+void CudaBackend::attention_dense(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                                  float scale, int64_t window, Tensor& out) {
   const int64_t head_dim = q.ne(0), n_heads = q.ne(1), n_kv_heads = k_cache.ne(1);
   if (window > 0 && window < k_cache.ne(2)) {
     // A window that can cut keys of this cache: the kernel that takes one (the same one

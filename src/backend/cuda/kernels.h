@@ -108,6 +108,10 @@ struct XQ8 {
 cudaError_t launch_store_kv(const void* src, RowLayout ls, void* cache, RowLayout lc, bool cache_f16, int64_t head_dim,
                             int64_t n_kv_heads, int64_t n_tokens, int64_t pos, const int32_t* pos_dev,
                             cudaStream_t stream);
+// Paged store (backend.h: KvLayout): cache row rows[t] (on the device) = src[:, :, t].
+cudaError_t launch_store_kv_rows(const void* src, RowLayout ls, void* cache, RowLayout lc, bool cache_f16,
+                                 int64_t head_dim, int64_t n_kv_heads, int64_t n_tokens, const int32_t* rows,
+                                 cudaStream_t stream);
 // Causal GQA attention (backend.h), with a sliding window where window > 0; q, out
 // [head_dim, n_heads, n_tokens] f32; caches [head_dim, n_kv_heads, n_ctx] f32 or f16.
 // head_dim <= kMaxHeadDim. n_past_dev: read n_past from the device (a recorded step).
@@ -116,6 +120,15 @@ cudaError_t launch_attention(const void* q, RowLayout lq, const void* k, RowLayo
                              bool cache_f16, void* out, RowLayout lo, int64_t head_dim, int64_t n_heads,
                              int64_t n_kv_heads, int64_t n_tokens, int64_t n_past, const int32_t* n_past_dev,
                              int64_t window, float scale, cudaStream_t stream);
+
+// The same over a paged cache (backend.h: KvLayout), its arrays on the device: token t sees
+// positions 0..positions[t] of sequence seq[t] (the last `window` where window > 0), whose blocks
+// are block_table[seq[t] * max_blocks ...].
+cudaError_t launch_attention_paged(const void* q, RowLayout lq, const void* k, RowLayout lk, const void* v,
+                                   RowLayout lv, bool cache_f16, void* out, RowLayout lo, int64_t head_dim,
+                                   int64_t n_heads, int64_t n_kv_heads, int64_t n_tokens, const int32_t* positions,
+                                   const int32_t* seq, const int32_t* block_table, int64_t max_blocks,
+                                   int64_t block_tokens, int64_t window, float scale, cudaStream_t stream);
 
 // ---- attention_prefill.cu: the same on tensor cores, for prompts ----------------------------
 // Whether launch_attention_prefill takes these arguments: f16 caches, head_dim 64 or 128,
