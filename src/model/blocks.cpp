@@ -24,6 +24,16 @@ Activations::Activations(Backend& backend, const ModelConfig& c, int64_t n) : n_
   last = alloc(c.n_vocab, 1, "logits");
 }
 
+Activations Activations::columns(int64_t n) const {
+  if (n == n_tokens) return *this;
+  Activations a = *this;
+  a.n_tokens = n;
+  for (Tensor* t :
+       {&a.x, &a.cur, &a.q, &a.k, &a.v, &a.q_raw, &a.k_raw, &a.att, &a.proj, &a.gate, &a.up, &a.act, &a.down})
+    if (t->n_elements() > 0) *t = t->slice(1, 0, n);
+  return a;
+}
+
 Blocks::Blocks(const ModelConfig& config, Backend& backend, Activations& act, const KvLayout& kv, KvCache& cache,
                const Tap& tap, bool unfused)
     : config_(config), backend_(backend), act_(act), kv_(kv), cache_(cache), tap_(tap), unfused_(unfused) {}

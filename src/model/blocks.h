@@ -17,9 +17,13 @@ namespace strata {
 // Called with each named intermediate (a backend tensor, [features, n_tokens]).
 using Tap = std::function<void(std::string_view name, const Tensor& value)>;
 
-// Activations of one forward pass of n tokens, reused while the batch size stays the same.
+// Activations of one forward pass of n tokens; a pass of fewer tokens works on the first
+// columns of each (columns()).
 struct Activations {
+  Activations() = default;
   Activations(Backend& backend, const ModelConfig& c, int64_t n);
+  // The same buffers seen as n <= n_tokens columns (logits and last as they are).
+  Activations columns(int64_t n) const;
 
   int64_t n_tokens = 0;
   Tensor x;       // [n_embd, n]    residual stream

@@ -1,8 +1,8 @@
 #include "model/kv_cache.h"
 
-#include <atomic>
-
 #include <fmt/format.h>
+
+#include <atomic>
 
 #include "core/error.h"
 
@@ -12,13 +12,13 @@ namespace {
 std::atomic<uint64_t> next_cache_id{1};
 }
 
-KvCache::KvCache(Backend& backend, const ModelConfig& c, int64_t n_ctx, DType type)
-    : n_ctx_(n_ctx), type_(type), id_(next_cache_id++) {
+KvCache::KvCache(Backend& backend, const ModelConfig& c, int64_t n_rows, DType type)
+    : n_rows_(n_rows), type_(type), id_(next_cache_id++) {
   if (type != DType::F32 && type != DType::F16) fail("KV cache type must be f32 or f16, got {}", dtype_name(type));
-  if (n_ctx <= 0) fail("context size must be positive, got {}", n_ctx);
+  if (n_rows <= 0) fail("KV cache size must be positive, got {} positions", n_rows);
   for (int64_t il = 0; il < c.n_layer; ++il) {
-    k_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_ctx}, fmt::format("cache_k.{}", il)));
-    v_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_ctx}, fmt::format("cache_v.{}", il)));
+    k_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_rows}, fmt::format("cache_k.{}", il)));
+    v_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_rows}, fmt::format("cache_v.{}", il)));
   }
 }
 

@@ -32,7 +32,7 @@ public:
   std::span<const float> eval(std::span<const int32_t> tokens, bool all_logits = false, const Tap& tap = {});
 
   int64_t n_past() const { return n_past_; }
-  int64_t n_ctx() const { return cache_.n_ctx(); }
+  int64_t n_ctx() const { return cache_.n_rows(); }
   int64_t n_vocab() const { return model_.config().n_vocab; }
   // Forgets positions >= n (n <= n_past): the next eval continues from n.
   void rewind(int64_t n);
