@@ -1,8 +1,13 @@
 // The engine: many sequences served by one model on one backend. Requests are queued; each
 // step() runs one forward pass over a batch that mixes prompt chunks and decode tokens of the
-// running sequences (continuous batching, chunked prefill) over a paged KV cache whose blocks
-// are shared by sequences with the same prefix. Every request has its own sampler, so a seed
-// gives the same tokens whether the request ran alone or batched with others.
+// running sequences (continuous batching, chunked prefill: at most n_batch tokens, decode
+// tokens first) over a paged KV cache whose blocks are shared by sequences with the same
+// prefix (runtime/kv_blocks.h). Every request has its own sampler, so a seed gives the same
+// tokens whether the request ran alone or batched with others.
+//
+// KV blocks: a request is admitted when the blocks it may come to hold (its prompt and
+// max_tokens, at most n_ctx) fit beside what the running ones may still take, so a running
+// sequence never waits for a block; until then it waits in the queue, first come first served.
 //
 // Threads: submit(), cancel() and stats() may be called from any thread; step() and the
 // output callbacks run on the one thread that drives the engine (run() or a caller's loop).
@@ -26,11 +31,12 @@ namespace strata {
 struct EngineOptions {
   int64_t n_ctx = 0;          // the most tokens one sequence holds (0: default_context())
   int64_t n_parallel = 4;     // the most sequences running at once
-  int64_t kv_tokens = 0;      // KV cache budget in tokens over all sequences (0: n_ctx * n_parallel)
+  int64_t kv_tokens = 0;      // KV cache budget in tokens over all sequences (0: n_ctx * n_parallel), >= n_ctx
   int64_t block_tokens = 16;  // tokens per KV block
   int64_t n_batch = 512;      // the most tokens one forward pass takes (prompt chunks + decode tokens)
   int64_t max_queued = 64;    // requests waiting beyond this are refused (EngineFull)
   DType kv_type = DType::F16;
+  bool prefix_cache = true;  // reuse the cached blocks of a prompt's prefix (else every prompt is computed)
 };
 
 struct TokenLogprob {
@@ -66,7 +72,7 @@ using OutputCallback = std::function<void(const EngineOutput&)>;
 
 struct EngineStats {
   int64_t queued = 0, running = 0;
-  int64_t kv_blocks_used = 0, kv_blocks_total = 0;
+  int64_t kv_blocks_used = 0, kv_blocks_cached = 0, kv_blocks_total = 0;  // held by sequences; kept for reuse
   int64_t requests_finished = 0, prompt_tokens = 0, generated_tokens = 0, cached_tokens = 0;
 };
 

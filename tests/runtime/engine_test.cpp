@@ -5,6 +5,7 @@
 #include "runtime/engine.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -26,6 +27,7 @@ struct Result {
   std::vector<std::vector<TokenLogprob>> tops;
   StopReason stop = StopReason::token_limit;
   int64_t n_generated = 0;
+  int64_t n_cached = 0;
   int n_finals = 0;
 };
 
@@ -37,6 +39,7 @@ OutputCallback collect(Result& r) {
       ++r.n_finals;
       r.stop = out.stop;
       r.n_generated = out.n_generated;
+      r.n_cached = out.n_cached;
       return;
     }
     r.tokens.push_back(out.token);
@@ -74,7 +77,8 @@ protected:
   void SetUp() override {
     backend_ = backend_under_test(GetParam());
     if (backend_ == nullptr) GTEST_SKIP() << GetParam() << " cannot run here";
-    path_ = ::testing::TempDir() + "strata-engine-tiny-" + test_name_of(GetParam()) + ".gguf";
+    path_ = ::testing::TempDir() + "strata-engine-tiny-" + std::to_string(getpid()) + "-" + test_name_of(GetParam()) +
+            ".gguf";
     write_tiny_llama(path_, shape_, 11);
     model_ = Model::load(path_, *backend_);
   }
@@ -85,8 +89,9 @@ protected:
   EngineOptions options(int64_t n_parallel) const {
     return {.n_ctx = 48, .n_parallel = n_parallel, .block_tokens = 4, .n_batch = 5, .max_queued = 64};
   }
-  // Each request alone in an engine of one slot, then all at once in an engine of four.
-  void expect_batched_equals_alone(const std::vector<EngineRequest>& requests) {
+  // Each request alone in an engine of one sequence, then all at once in an engine of four (or
+  // of `wide`: eight sequences in batches of up to 64 tokens).
+  void expect_batched_equals_alone(const std::vector<EngineRequest>& requests, bool wide = false) {
     std::vector<Result> alone(requests.size());
     for (size_t i = 0; i < requests.size(); ++i) {
       Engine engine(*model_, *backend_, tokenizer_, options(1));
@@ -94,7 +99,9 @@ protected:
       run_until_done(engine, {&alone[i]});
     }
     std::vector<Result> batched(requests.size());
-    Engine engine(*model_, *backend_, tokenizer_, options(4));
+    EngineOptions o = options(4);
+    if (wide) o.n_parallel = 8, o.n_batch = 64;
+    Engine engine(*model_, *backend_, tokenizer_, o);
     for (size_t i = 0; i < requests.size(); ++i) engine.submit(requests[i], collect(batched[i]));
     run_all_until_done(engine, batched);
     for (size_t i = 0; i < requests.size(); ++i) {
@@ -127,6 +134,17 @@ TEST_P(EngineOnBackend, GreedyRequestsBatchedEqualAlone) {
                         .ignore_eos = i % 2 == 0});
   }
   expect_batched_equals_alone(requests);
+}
+
+// Eight decode tokens and whole prompts in one pass: the fast backend's many-column kernels
+// for the batch, its few-column ones alone.
+TEST_P(EngineOnBackend, GreedyRequestsInWideBatchesEqualAlone) {
+  std::vector<EngineRequest> requests;
+  for (int i = 0; i < 8; ++i) {
+    requests.push_back(
+        {.prompt = prompt_of(i, shape_.n_vocab), .sampling = {.temperature = 0}, .max_tokens = 8, .ignore_eos = true});
+  }
+  expect_batched_equals_alone(requests, true);
 }
 
 TEST_P(EngineOnBackend, SeededRequestsBatchedEqualAlone) {
@@ -310,6 +328,103 @@ TEST_P(EngineOnBackend, LogprobsMatchASessionsLogits) {
     EXPECT_LE(r.logprobs[i].logprob, r.tops[i][0].logprob);
     const TokenId next[1] = {id};
     logits = session.eval(next);
+  }
+}
+
+// A prompt that starts with blocks an earlier request computed takes them (reported as cached
+// tokens) and gives what computing them again gives; a chat-like follow-up (the prompt, the
+// answer, more) reuses the answer's blocks too.
+TEST_P(EngineOnBackend, CachedPrefixGivesWhatRecomputingGives) {
+  const std::vector<TokenId> prompt = prompt_of(6, shape_.n_vocab);  // 15 tokens: 3 whole blocks before the last
+  const EngineRequest first{.prompt = prompt, .sampling = {.temperature = 0}, .max_tokens = 6, .ignore_eos = true};
+  auto run = [&](Engine& engine, const EngineRequest& r) {
+    Result result;
+    engine.submit(r, collect(result));
+    run_until_done(engine, {&result});
+    return result;
+  };
+  EngineOptions uncached = options(2);
+  uncached.prefix_cache = false;
+  Engine engine(*model_, *backend_, tokenizer_, options(2)), plain(*model_, *backend_, tokenizer_, uncached);
+  const Result a = run(engine, first);
+  EXPECT_EQ(a.n_cached, 0);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  EXPECT_EQ(engine.stats().kv_blocks_cached, 5);  // 20 tokens evaluated (15 + 5 generated)
+  const Result again = run(engine, first);
+  EXPECT_EQ(again.n_cached, 12);
+  EXPECT_EQ(again.tokens, a.tokens);
+  EXPECT_EQ(again.text, a.text);
+  // The prompt, its answer and two more tokens: 5 cached blocks.
+  EngineRequest follow_up = first;
+  follow_up.prompt.insert(follow_up.prompt.end(), a.tokens.begin(), a.tokens.end());
+  follow_up.prompt.insert(follow_up.prompt.end(), {7, 9});
+  const Result reused = run(engine, follow_up);
+  const Result recomputed = run(plain, follow_up);
+  EXPECT_EQ(reused.n_cached, 20);
+  EXPECT_EQ(recomputed.n_cached, 0);
+  EXPECT_EQ(reused.tokens, recomputed.tokens);
+  EXPECT_EQ(reused.text, recomputed.text);
+  EXPECT_EQ(engine.stats().cached_tokens, 32);
+  EXPECT_EQ(plain.stats().kv_blocks_cached, 0);
+  EXPECT_EQ(plain.stats().kv_blocks_used, 0);
+}
+
+// A request whose blocks do not fit beside those the running ones may take waits in the queue
+// (with a sequence place free) and runs when they are given back.
+TEST_P(EngineOnBackend, FullCacheQueuesTheRequest) {
+  EngineOptions o = options(2);
+  o.kv_tokens = 48;  // 12 blocks: what one sequence may reach
+  Engine engine(*model_, *backend_, tokenizer_, o);
+  Result big, small, small_alone;
+  engine.submit({.prompt = prompt_of(1, shape_.n_vocab), .sampling = {.temperature = 0}, .ignore_eos = true},
+                collect(big));  // up to the end of the context: all 12 blocks
+  const EngineRequest short_one{
+      .prompt = prompt_of(2, shape_.n_vocab), .sampling = {.temperature = 0}, .max_tokens = 3};
+  engine.submit(short_one, collect(small));
+  engine.step();
+  EXPECT_EQ(engine.stats().running, 1);
+  EXPECT_EQ(engine.stats().queued, 1);
+  run_until_done(engine, {&big, &small});
+  EXPECT_EQ(big.stop, StopReason::context_full);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  Engine alone(*model_, *backend_, tokenizer_, options(1));
+  alone.submit(short_one, collect(small_alone));
+  run_until_done(alone, {&small_alone});
+  EXPECT_EQ(small.tokens, small_alone.tokens);
+}
+
+// Cached blocks nobody holds make room for new ones when the cache is full: the prefix is then
+// computed again, to the same tokens.
+TEST_P(EngineOnBackend, CachedBlocksAreEvictedForNewOnes) {
+  EngineOptions o = options(1);
+  o.kv_tokens = 48;
+  Engine engine(*model_, *backend_, tokenizer_, o);
+  const EngineRequest x{
+      .prompt = prompt_of(6, shape_.n_vocab), .sampling = {.temperature = 0}, .max_tokens = 2, .ignore_eos = true};
+  Result x1, y, x2;
+  engine.submit(x, collect(x1));
+  run_until_done(engine, {&x1});
+  EXPECT_EQ(engine.stats().kv_blocks_cached, 4);
+  engine.submit({.prompt = prompt_of(3, shape_.n_vocab), .sampling = {.temperature = 0}, .ignore_eos = true},
+                collect(y));  // to the end of the context: every block
+  run_until_done(engine, {&y});
+  EXPECT_EQ(y.n_cached, 0);
+  EXPECT_EQ(engine.stats().kv_blocks_cached, 12);
+  engine.submit(x, collect(x2));
+  run_until_done(engine, {&x2});
+  EXPECT_EQ(x2.n_cached, 0);
+  EXPECT_EQ(x2.tokens, x1.tokens);
+}
+
+TEST_P(EngineOnBackend, BudgetBelowTheContextIsRefused) {
+  EngineOptions o = options(2);
+  o.kv_tokens = 40;
+  try {
+    Engine engine(*model_, *backend_, tokenizer_, o);
+    FAIL() << "a KV budget below the context was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("40 tokens"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("48 tokens"), std::string::npos) << e.what();
   }
 }
 
