@@ -1,5 +1,8 @@
 #include "core/tensor.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <new>
 #include <vector>
@@ -44,13 +47,51 @@ Tensor::Dims checked_dims(DType type, std::span<const int64_t> ne) {
 
 }  // namespace
 
-Storage::Storage(size_t n_bytes)
-    : data_(static_cast<uint8_t*>(::operator new(n_bytes, std::align_val_t(kTensorAlignment)))), size_(n_bytes) {
-  std::memset(data_, 0, n_bytes);
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t round_up(size_t v, size_t to) {
+  return (v + to - 1) / to * to;
+}
+
+size_t page_size() {
+  static const auto page = size_t(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+// n_bytes >= kHugePage of zeros starting at a 2 MiB boundary, the whole huge pages advised as
+// such (the tail stays in small pages: no memory is committed past the buffer).
+uint8_t* map_huge_aligned(size_t n_bytes) {
+  const size_t length = round_up(n_bytes, page_size()), mapped = length + kHugePage;
+  void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  const auto begin = reinterpret_cast<uintptr_t>(p), start = round_up(begin, kHugePage);
+  if (start > begin) ::munmap(p, start - begin);
+  if (const uintptr_t end = start + length; end < begin + mapped) {
+    ::munmap(reinterpret_cast<void*>(end), begin + mapped - end);
+  }
+  ::madvise(reinterpret_cast<void*>(start), n_bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
+  return reinterpret_cast<uint8_t*>(start);
+}
+
+}  // namespace
+
+Storage::Storage(size_t n_bytes) : size_(n_bytes) {
+  if (n_bytes >= kHugePage) {
+    data_ = map_huge_aligned(n_bytes);  // anonymous memory: zeros already
+  } else {
+    data_ = static_cast<uint8_t*>(::operator new(n_bytes, std::align_val_t(kTensorAlignment)));
+    std::memset(data_, 0, n_bytes);
+  }
 }
 
 Storage::~Storage() {
-  ::operator delete(data_, std::align_val_t(kTensorAlignment));
+  if (size_ >= kHugePage) {
+    ::munmap(data_, round_up(size_, page_size()));
+  } else {
+    ::operator delete(data_, std::align_val_t(kTensorAlignment));
+  }
 }
 
 // ---- construction ----------------------------------------------------------------------

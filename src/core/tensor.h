@@ -29,7 +29,10 @@ namespace strata {
 inline constexpr int kMaxDims = 4;
 inline constexpr size_t kTensorAlignment = 64;
 
-// An owned, kTensorAlignment-aligned, zero-filled byte buffer.
+// An owned, kTensorAlignment-aligned, zero-filled byte buffer. One of 2 MiB or more is mapped
+// on its own, its whole 2 MiB pages offered to the kernel as transparent huge pages (fewer TLB
+// misses where kernels stream through weights or a KV cache); std::bad_alloc when the memory
+// is not there, as for a smaller one.
 class Storage {
 public:
   explicit Storage(size_t n_bytes);

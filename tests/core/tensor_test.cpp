@@ -63,6 +63,21 @@ TEST(Tensor, F32ConstructionAndStrides) {
   EXPECT_EQ(t.row(2, 1) - t.data(), 2 * 32 + 96);
 }
 
+// Small buffers and ones of 2 MiB or more (mapped on their own): zeros, aligned, writable to
+// the last byte.
+TEST(Storage, ZeroFilledAlignedAndWritableAtEverySize) {
+  for (size_t n : {size_t(1), size_t(4096), (size_t(2) << 20) - 1, size_t(2) << 20, (size_t(5) << 20) + 12345}) {
+    Storage s(n);
+    ASSERT_EQ(s.size(), n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(s.data()) % kTensorAlignment, 0u) << n;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i += 997) nonzero += s.data()[i] != 0;
+    EXPECT_EQ(nonzero + size_t(s.data()[n - 1] != 0), 0u) << n;
+    std::memset(s.data(), 0xab, n);
+    EXPECT_EQ(s.data()[n - 1], 0xab);
+  }
+}
+
 TEST(Tensor, F16AndQ4_0Strides) {
   Tensor h = Tensor::empty(DType::F16, {6, 5});  // [6, 5]
   EXPECT_EQ(h.nb(), (Tensor::Strides{2, 12, 60, 60}));

@@ -140,6 +140,26 @@ TEST(GgufRoundTrip, ManyTensorsOfSeveralTypes) {
   EXPECT_EQ(f.find_tensor("missing"), nullptr);
 }
 
+// Released pages read the file again: a tensor of several pages, released (whole and in parts,
+// and outside the mapping: nothing happens) still has its bytes.
+TEST(GgufRoundTrip, ReleasedPagesKeepTheirBytes) {
+  TempFile tmp("release.gguf");
+  const std::vector<uint8_t> bytes = test::random_bytes(5 * 4096 * 4, 7);
+  write_file(tmp.path, {{"general.architecture", str("test")}}, {{"big", DType::F32, {5 * 4096}, bytes}});
+  const File f = File::open(tmp.path);
+  const TensorInfo& t = *f.find_tensor("big");
+  ASSERT_EQ(t.nbytes, bytes.size());
+  f.release_pages(t.data, t.nbytes);
+  EXPECT_EQ(std::memcmp(t.data, bytes.data(), bytes.size()), 0);
+  f.release_pages(static_cast<const uint8_t*>(t.data) + 100, 3 * 4096);
+  f.release_pages(bytes.data(), bytes.size());  // not in the file
+  EXPECT_EQ(std::memcmp(t.data, bytes.data(), bytes.size()), 0);
+  const std::vector<uint8_t> in_memory = test::read_bytes(tmp.path);
+  const File parsed = File::parse(in_memory, "in memory");  // not mapped: nothing happens
+  parsed.release_pages(in_memory.data(), in_memory.size());
+  EXPECT_EQ(std::memcmp(parsed.find_tensor("big")->data, bytes.data(), bytes.size()), 0);
+}
+
 TEST(GgufRoundTrip, StreamingWriterWithAlignment64) {
   TempFile tmp("aligned.gguf");
   const auto cases = many_tensors();
