@@ -127,6 +127,21 @@ struct FusedMatmul {
   std::span<const int32_t> positions = {};
 };
 
+// What a tensor is to a backend that splits tensors over several devices (tensor parallel,
+// backend/tensor_parallel/); every other backend ignores it. Parts are K equal ranges, each a
+// multiple of `unit` elements (head_dim for attention heads, so that heads stay whole).
+struct Placement {
+  enum class Kind {
+    replicated,  // a whole copy on every device (norms, embeddings, what is not said otherwise)
+    columns,     // outputs split: rows of a matrix [k, n] (dim 1), elements of a bias [n]
+    rows,        // inputs split: dim 0 of a matrix [k, n] (each part's product is a partial sum)
+    kv_heads,    // a KV cache [head_dim, n_kv_heads, n_ctx] split by heads (dim 1)
+    vocab,       // the output matrix: columns where n divides evenly, else replicated
+  };
+  Kind kind = Kind::replicated;
+  int64_t unit = 1;
+};
+
 class Backend {
 public:
   virtual ~Backend() = default;
@@ -141,6 +156,16 @@ public:
   // change them in place (rope), so the result of uploading a writable host tensor
   // is writable on every backend.
   virtual Tensor upload(const Tensor& host) = 0;
+  // alloc and upload with what the tensor is (Placement): where the model makes weights and the
+  // KV cache. A backend on one device ignores the placement (these defaults).
+  virtual Tensor alloc_placed(DType type, ShapeRef ne, std::string name, const Placement& placement) {
+    (void)placement;
+    return alloc(type, ne, std::move(name));
+  }
+  virtual Tensor upload_placed(const Tensor& host, const Placement& placement) {
+    (void)placement;
+    return upload(host);
+  }
   // The values of a backend tensor as a host f32 tensor (for taps, logits, verification).
   virtual Tensor to_host_f32(const Tensor& t) = 0;
   // The values of a packed f32 backend tensor copied into `out` (out.size() == its elements),
@@ -153,6 +178,9 @@ public:
   virtual size_t prepare_matmul_weight(const Tensor& /*w*/) { return 0; }
   // Waits for queued work (no-op on CPU).
   virtual void synchronize() {}
+  // Makes the backend's device the calling thread's current one before it queues ops, for a
+  // caller that drives several devices from one thread (CUDA: cudaSetDevice; no-op on CPU).
+  virtual void make_current() {}
   // The device the backend computes on, for reports ("CPU", "NVIDIA H100 80GB HBM3").
   virtual std::string device_name() const { return "CPU"; }
   // Free memory of the device in bytes, for planning allocations before making them; nullopt

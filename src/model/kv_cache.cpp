@@ -17,8 +17,11 @@ KvCache::KvCache(Backend& backend, const ModelConfig& c, int64_t n_rows, DType t
   if (type != DType::F32 && type != DType::F16) fail("KV cache type must be f32 or f16, got {}", dtype_name(type));
   if (n_rows <= 0) fail("KV cache size must be positive, got {} positions", n_rows);
   for (int64_t il = 0; il < c.n_layer; ++il) {
-    k_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_rows}, fmt::format("cache_k.{}", il)));
-    v_.push_back(backend.alloc(type, {c.head_dim(), c.n_head_kv, n_rows}, fmt::format("cache_v.{}", il)));
+    const Placement by_heads{Placement::Kind::kv_heads};
+    k_.push_back(
+        backend.alloc_placed(type, {c.head_dim(), c.n_head_kv, n_rows}, fmt::format("cache_k.{}", il), by_heads));
+    v_.push_back(
+        backend.alloc_placed(type, {c.head_dim(), c.n_head_kv, n_rows}, fmt::format("cache_v.{}", il), by_heads));
   }
 }
 

@@ -7,9 +7,26 @@
 
 namespace strata {
 
+Placement weight_placement(std::string_view name, int64_t head_dim) {
+  using Kind = Placement::Kind;
+  if (name == "output.weight") return {Kind::vocab};
+  if (!name.starts_with("blk.")) return {};
+  const size_t dot = name.find('.', 4);  // after blk.N
+  if (dot == std::string_view::npos) return {};
+  const std::string_view role = name.substr(dot + 1);
+  for (std::string_view head_columns : {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_qkv.weight",
+                                        "attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
+    if (role == head_columns) return {Kind::columns, head_dim};
+  }
+  if (role == "attn_output.weight") return {Kind::rows, head_dim};
+  if (role == "ffn_gate.weight" || role == "ffn_up.weight") return {Kind::columns};
+  if (role == "ffn_down.weight") return {Kind::rows};
+  return {};
+}
+
 WeightLoader::WeightLoader(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, Backend& backend,
-                           const LoadProgress& progress)
-    : file_(file), keep_alive_(keep_alive), backend_(backend), progress_(progress) {
+                           const LoadProgress& progress, int64_t head_dim)
+    : file_(file), keep_alive_(keep_alive), backend_(backend), progress_(progress), head_dim_(head_dim) {
   for (const auto& t : file.tensors()) total_bytes_ += t.nbytes;
 }
 
@@ -31,13 +48,13 @@ Tensor WeightLoader::host(const std::string& name, std::vector<int64_t> ne, bool
 
 Tensor WeightLoader::matrix(const std::string& name, int64_t ne0, int64_t ne1) const {
   const Tensor h = host(name, {ne0, ne1});
-  Tensor t = upload(h);
+  Tensor t = upload(h, name);
   prepare_for_matmul(h, t);
   return t;
 }
 
 Tensor WeightLoader::table(const std::string& name, int64_t ne0, int64_t ne1) const {
-  return upload(host(name, {ne0, ne1}));
+  return upload(host(name, {ne0, ne1}), name);
 }
 
 void WeightLoader::prepare_for_matmul(const Tensor& host, const Tensor& uploaded) const {
@@ -52,7 +69,7 @@ Tensor WeightLoader::matrix_rows(const std::string& name, int64_t ne0, int64_t n
                                  int64_t count) const {
   Tensor part = host(name, {ne0, ne1}).slice(1, first, count);  // [ne0, count], contiguous rows
   part.set_name(fmt::format("{}[{}:{}]", name, first, first + count));
-  Tensor t = upload(part);
+  Tensor t = upload(part, name);
   prepare_for_matmul(part, t);
   return t;
 }
@@ -64,11 +81,11 @@ Tensor WeightLoader::vector(const std::string& name, int64_t n, bool required) c
     t = t.to_f32();
     t.set_name(name);
   }
-  return upload(t);
+  return upload(t, name);
 }
 
-Tensor WeightLoader::upload(const Tensor& host) const {
-  Tensor t = backend_.upload(host);
+Tensor WeightLoader::upload(const Tensor& host, std::string_view name) const {
+  Tensor t = backend_.upload_placed(host, weight_placement(name, head_dim_));
   done_bytes_ += host.n_bytes();
   if (progress_ && total_bytes_ > 0) progress_(double(done_bytes_) / double(total_bytes_));
   return t;
@@ -76,7 +93,7 @@ Tensor WeightLoader::upload(const Tensor& host) const {
 
 ModelWeights load_weights(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, ModelConfig& config,
                           Backend& backend, const LoadProgress& progress) {
-  const WeightLoader w(file, keep_alive, backend, progress);
+  const WeightLoader w(file, keep_alive, backend, progress, config.head_dim());
   ModelWeights m;
   m.token_embd = w.table("token_embd.weight", config.n_embd, config.n_vocab);
   m.output_norm = w.vector("output_norm.weight", config.n_embd);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/backend.h"
@@ -52,11 +53,19 @@ struct ModelWeights {
 // Progress of a load: the fraction of tensor bytes made available to the backend so far.
 using LoadProgress = std::function<void(double fraction)>;
 
-// Looks tensors up in one file, checks them and makes them available to the backend.
+// What weight `name` (a GGUF tensor name) is to a backend that splits tensors over devices
+// (Placement): Megatron's split of a block. q, k, v (and their biases, phi3's fused qkv) and
+// gate, up by output columns in whole heads of `head_dim` / columns; attn_output and ffn_down by
+// input rows, so that each part's product is a partial sum of the whole; output.weight by
+// vocabulary; everything else (norms, embeddings) whole on every device.
+Placement weight_placement(std::string_view name, int64_t head_dim);
+
+// Looks tensors up in one file, checks them and makes them available to the backend, each with
+// its weight_placement.
 class WeightLoader {
 public:
   WeightLoader(const gguf::File& file, const std::shared_ptr<const void>& keep_alive, Backend& backend,
-               const LoadProgress& progress);
+               const LoadProgress& progress, int64_t head_dim);
 
   // A host view of `name`, checked to have shape `ne` (an empty Tensor if optional and absent).
   Tensor host(const std::string& name, std::vector<int64_t> ne, bool required = true) const;
@@ -76,12 +85,13 @@ public:
   Tensor vector(const std::string& name, int64_t n, bool required = true) const;
 
 private:
-  Tensor upload(const Tensor& host) const;
+  Tensor upload(const Tensor& host, std::string_view name) const;
 
   const gguf::File& file_;
   const std::shared_ptr<const void>& keep_alive_;
   Backend& backend_;
   const LoadProgress& progress_;
+  int64_t head_dim_;
   uint64_t total_bytes_ = 0;
   mutable uint64_t done_bytes_ = 0;
   mutable PreparedWeights prepared_;

@@ -17,6 +17,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_ref/cpu_ref_backend.h"
+#include "backend/tensor_parallel/tensor_parallel_backend.h"
 #ifdef STRATA_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -33,6 +34,13 @@ inline const std::vector<BackendFactory>& backend_factories() {
         {"cpu_ref", [] { return std::make_unique<CpuRefBackend>(Accumulation::f32, 2); }},
         {"cpu_ref64", [] { return std::make_unique<CpuRefBackend>(Accumulation::f64, 2); }},
     };
+    // cpu_ref split over 2 in-process parts (the CPU simulation of tensor parallelism): what the
+    // suite uploads and allocates has no placement, so its ops run whole on each part; the split
+    // paths are tests/backend/tensor_parallel_test.cpp's and the forward pass's (weights and the
+    // KV cache placed by the model).
+    f.emplace_back("tp2/cpu_ref", [] {
+      return make_in_process_tensor_parallel(2, [] { return std::make_unique<CpuRefBackend>(Accumulation::f32, 1); });
+    });
     for (cpu::Isa isa : cpu::available_isas()) {
       f.emplace_back("cpu/" + std::string(cpu::isa_name(isa)), [isa] { return std::make_unique<CpuBackend>(2, isa); });
     }
