@@ -31,6 +31,7 @@ const Rule kRules[] = {
     {{"-r", "--reverse-prompt"}, true, Action::rewrite, "--stop", {"run"}},  // bench's -r is --reps
     {{"--log-disable"}, false, Action::rewrite, "-q"},
     {{"-np", "--n-parallel"}, true, Action::rewrite, "--parallel", {"serve"}},
+    {{"-tp"}, true, Action::rewrite, "--tensor-parallel"},
     {{"-no-cnv", "--no-conversation", "--no-display-prompt", "--no-warmup", "--jinja", "--color", "-co", "--simple-io",
       "--no-perf"},
      false,
@@ -59,7 +60,8 @@ const Rule kRules[] = {
     {{"-sm", "--split-mode", "-ts", "--tensor-split", "-mg", "--main-gpu"},
      true,
      Action::refuse,
-     "strata runs a model on one device: choose it with --backend cpu|cuda"},
+     "strata runs a model on one device (--backend cpu|cuda) or splits it by heads over several "
+     "(--tensor-parallel N)"},
     {{"-tb", "--threads-batch"}, true, Action::refuse, "-t sets the threads of prompt and generation alike"},
     {{"-ot", "--override-tensor"}, true, Action::refuse, "strata places every tensor on the --backend device"},
     {{"--mirostat", "--typical", "--dry-multiplier", "--xtc-probability", "--top-nsigma", "--samplers",

@@ -25,6 +25,10 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_flag("--cpu-f32-act", o.cpu_f32_act, "cpu backend: f32 activations in matmul instead of 8-bit ones");
   cmd->add_flag("--cpu-q8-act", o.cpu_q8_act,
                 "cpu backend: one 8-bit term per activation in matmul instead of two (faster, less exact)");
+  cmd->add_option("--tensor-parallel", o.tensor_parallel,
+                  "split the model over N devices by heads and columns (-tp N): cuda: N GPUs; cpu, cpu_ref: N "
+                  "in-process parts (the CPU simulation)")
+      ->capture_default_str();
 }
 
 void add_dump_option(CLI::App* cmd, ModelOptions& o) {
@@ -106,7 +110,8 @@ std::vector<TokenId> encode_text(const ModelOptions& o, const Tokenizer& tokeniz
 
 LoadedModel load_model(const ModelOptions& o) {
   const std::string path = resolve_model_path(o.model);
-  auto backend = make_backend(o.backend, o.threads, CpuOptions{o.cpu_isa, o.cpu_f32_act, o.cpu_q8_act});
+  auto backend =
+      make_backend(o.backend, o.threads, CpuOptions{o.cpu_isa, o.cpu_f32_act, o.cpu_q8_act}, o.tensor_parallel);
   ProgressBar bar("loading", !o.quiet);
   auto model = Model::load(path, *backend, [&bar](double fraction) { bar.update(fraction); });
   bar.finish();
@@ -116,6 +121,7 @@ LoadedModel load_model(const ModelOptions& o) {
   const ModelConfig& c = m.model->config();
   log_info(o, fmt::format("model: {} ({}, {} layers, n_embd {}, {} heads / {} KV, vocab {}) on backend {}", path,
                           c.arch, c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.n_vocab, describe_backend(*m.backend)));
+  if (const std::string split = describe_split(*m.backend); !split.empty()) log_info(o, split);
   const PreparedWeights& prepared = m.model->weights().prepared;
   if (prepared.matrices > 0) {
     log_info(o, fmt::format("weights: {} matrices copied into the layout of the backend's matmul kernels, {:.1f} MiB "

@@ -25,6 +25,7 @@ struct ModelOptions {
   std::string cpu_isa;           // --cpu-isa; empty = the best path this CPU has
   bool cpu_f32_act = false;      // --cpu-f32-act
   bool cpu_q8_act = false;       // --cpu-q8-act
+  int tensor_parallel = 1;       // --tensor-parallel (-tp): parts the model is split over
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& options);

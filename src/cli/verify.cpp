@@ -33,10 +33,13 @@ void print_tokens(const VerifyResult& r) {
 }
 
 int run_verify(const VerifyArgs& args) {
-  if (args.model.backend == args.reference) fail("--backend and --reference are both '{}'", args.reference);
+  if (args.model.backend == args.reference && args.model.tensor_parallel == 1) {
+    fail("--backend and --reference are both '{}'", args.reference);
+  }
   LoadedModel test = load_model(args.model);
   ModelOptions ref_options = args.model;
   ref_options.backend = args.reference;
+  ref_options.tensor_parallel = 1;
   ref_options.quiet = true;
   LoadedModel ref = load_model(ref_options);
   const std::vector<TokenId> prompt = encode_text(args.model, test.tokenizer, args.prompt, true, true, "the prompt");

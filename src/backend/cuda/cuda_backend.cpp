@@ -105,6 +105,25 @@ bool cuda_device_available() {
   return cuda::probe_kernel_image() == cudaSuccess;
 }
 
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+CudaQueue cuda_queue_of(Backend& backend) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (cuda == nullptr) fail("backend '{}' is not a CUDA backend", backend.name());
+  return {cuda->device(), cuda->stream()};
+}
+
+void CudaBackend::make_current() {
+  STRATA_CUDA_CHECK(cudaSetDevice(device_));
+}
+
 CudaOptions CudaOptions::from_environment() {
   CudaOptions o;
   auto read = [](const char* name, std::initializer_list<std::string_view> allowed) -> std::string_view {

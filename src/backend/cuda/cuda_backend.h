@@ -31,4 +31,15 @@ std::unique_ptr<Backend> make_cuda_backend(int device = 0, const CudaOptions& op
 // Whether a CUDA GPU is present and usable by this build (no error when not).
 bool cuda_device_available();
 
+// The number of CUDA GPUs present (0 when none or the driver fails; no error).
+int cuda_device_count();
+
+// The GPU and the stream (a cudaStream_t) that a backend made by make_cuda_backend queues its
+// ops on, for collectives over several of them (NCCL); fails for another backend.
+struct CudaQueue {
+  int device = 0;
+  void* stream = nullptr;
+};
+CudaQueue cuda_queue_of(Backend& backend);
+
 }  // namespace strata

@@ -68,6 +68,9 @@ public:
 
   std::string_view name() const override { return "cuda"; }
   std::string device_name() const override { return device_name_; }
+  void make_current() override;
+  int device() const { return device_; }
+  cudaStream_t stream() const { return stream_; }
   std::optional<size_t> device_free_memory() const override;
 
   Tensor alloc(DType type, ShapeRef ne, std::string name) override;
