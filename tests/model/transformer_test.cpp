@@ -111,6 +111,17 @@ INSTANTIATE_TEST_SUITE_P(AllBackends, TransformerOnBackend,
 // differs in its last f32 bits rounds to the other neighbour in the f16 cache.
 class TransformerSplit : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
 
+// cpu_ref counting the fused matmuls it is given.
+class CountingCpuRef : public CpuRefBackend {
+public:
+  CountingCpuRef() : CpuRefBackend(Accumulation::f32, 1) {}
+  void matmul_fused(const FusedMatmul& op) override {
+    ++fused;
+    CpuRefBackend::matmul_fused(op);
+  }
+  int fused = 0;
+};
+
 TEST_P(TransformerSplit, EqualsOneDevice) {
   const auto& [arch, k] = GetParam();
   TinyShape shape = tiny_shape(arch);
@@ -149,6 +160,21 @@ TEST_P(TransformerSplit, EqualsOneDevice) {
   const Passes tapped = run_model(*split_model, *split, false, true);
   const Passes untapped = run_model(*split_model, *split, false, false);
   EXPECT_EQ(untapped.logits, tapped.logits);
+
+  // Every fused matmul of a pass runs fused on each part: per layer q/k/v, attention with its
+  // projection, gate/up, down (qk_norm: q/k/v's rope and store are plain ops after it); the
+  // output matrix.
+  std::vector<CountingCpuRef*> parts;
+  auto counted = make_in_process_tensor_parallel(k, [&] {
+    auto p = std::make_unique<CountingCpuRef>();
+    parts.push_back(p.get());
+    return p;
+  });
+  const std::unique_ptr<Model> counted_model = Model::load(path, *counted);
+  const int32_t token = 3;
+  KvCache cache(*counted, counted_model->config(), 16, DType::F16);
+  Transformer(counted_model->config(), counted_model->weights(), *counted, false).forward({&token, 1}, 0, cache, false);
+  for (const CountingCpuRef* p : parts) EXPECT_EQ(p->fused, 4 * shape.n_layer + 1) << arch << " k " << k;
   std::remove(path.c_str());
 }
 

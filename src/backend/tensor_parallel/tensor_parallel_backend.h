@@ -68,6 +68,11 @@ public:
   void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                  int64_t window, Tensor& out) override;
+  // On each part as its own fused op where the jobs' weights are all whole (everything whole),
+  // all split by columns (x whole, outputs in parts: q/k/v with their stores, gate/up with the
+  // gated pair), or one split by rows (x in parts, or the attention prologue on the parts' heads;
+  // the products all-reduced, then the residual added); otherwise as the plain ops.
+  void matmul_fused(const FusedMatmul& op) override;
 
   struct Held;  // what a tensor of this backend is on the parts (tensor_parallel_backend.cpp)
 
@@ -90,6 +95,8 @@ private:
   // onto the parts (with dim 0 whole where `rows_whole`); else whole.
   Mode elementwise_mode(std::initializer_list<Operand*> inputs, std::initializer_list<Operand*> outputs,
                         bool rows_whole) const;
+  enum class FusedSplit { whole, columns, rows };
+  bool fused_on_parts(const FusedMatmul& op, FusedSplit split);
   Tensor& scratch(int r, int64_t n_elements);
   template <typename F>
   void each_part(F&& f);
