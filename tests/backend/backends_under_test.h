@@ -21,6 +21,9 @@
 #ifdef STRATA_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
+#ifdef STRATA_HAVE_NCCL
+#include "backend/tensor_parallel/nccl/nccl_communicator.h"
+#endif
 
 namespace strata::test {
 
@@ -47,6 +50,16 @@ inline const std::vector<BackendFactory>& backend_factories() {
 #ifdef STRATA_HAVE_CUDA
     f.emplace_back(
         "cuda", []() -> std::unique_ptr<Backend> { return cuda_device_available() ? make_cuda_backend() : nullptr; });
+#endif
+#ifdef STRATA_HAVE_NCCL
+    // GPUs 0 and 1 over NCCL, where a machine has two.
+    f.emplace_back("tp2/cuda", []() -> std::unique_ptr<Backend> {
+      if (!cuda_device_available() || cuda_device_count() < 2) return nullptr;
+      std::vector<std::unique_ptr<Backend>> parts;
+      for (int device : {0, 1}) parts.push_back(make_cuda_backend(device));
+      auto comm = make_nccl_communicator(parts);
+      return std::make_unique<TensorParallelBackend>(std::move(parts), std::move(comm));
+    });
 #endif
     return f;
   }();

@@ -1,7 +1,7 @@
 """End-to-end tests of --tensor-parallel N (-tp N) with the CPU simulation: a TinyLlama-shaped
 synthetic model (n_embd 2048, 32 heads, 4 KV heads, n_ff 5632; 2 layers and a vocabulary of
-512 to keep it fast) split over 2 and 4 in-process cpu_ref parts passes `strata verify` against
-one cpu_ref with 0 failed tensors; the load log names the parts and the bytes of weights each
+512 to keep it fast) split over 2 and 4 in-process cpu_ref parts (and 2 of the fast cpu backend)
+passes `strata verify` against one cpu_ref with 0 failed tensors; the load log names the parts and the bytes of weights each
 holds; `run -tp 2` gives the unsplit model's greedy tokens; and the refusals are one error line
 naming the sizes: parts that do not divide the heads, more parts than KV heads,
 --tensor-parallel 0, and (in a build with CUDA but without enough GPUs) too few GPUs."""
@@ -35,13 +35,16 @@ class TensorParallel(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def verify(self, parts):
-        proc = run_strata("verify", "-m", self.model, "--backend", "cpu_ref", "--tensor-parallel", parts,
+    def verify(self, parts, backend="cpu_ref"):
+        proc = run_strata("verify", "-m", self.model, "--backend", backend, "--tensor-parallel", parts,
                           "--reference", "cpu_ref", "-p", PROMPT, "--tokens", "2", "-t", "1")
         self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr)
         self.assertRegex(proc.stdout, r"\n\d+ tensors compared, 0 failed\n")
-        self.assertIn(f"on backend {parts} x cpu_ref (tensor parallel, in-process)", proc.stderr)
+        self.assertRegex(proc.stderr, rf"on backend {parts} x {backend}\b.* \(tensor parallel, in-process\)")
         return proc
+
+    def test_verify_parts_of_the_fast_cpu_backend(self):
+        self.verify(2, backend="cpu")
 
     def test_verify_split_over_2_and_4_parts(self):
         for parts in (2, 4):
