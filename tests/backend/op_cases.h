@@ -24,8 +24,9 @@ inline std::vector<OpCase> all_op_cases() {
   cases.push_back(matmul_case(DType::F32, 4096, 5, 2, seed += 100));  // a long f32 dot product
   cases.push_back(matmul_case(DType::Q4_K, 2048, 3, 1, seed += 100));
   cases.push_back(matmul_case(DType::Q8_0, 96, 11, 17, seed += 100));  // a prompt-sized batch
-  for (DType type : {DType::Q4_0, DType::Q8_0}) {  // more than one group of 16 rows, decode and prompts
-    for (int64_t m : {1, 2, 9, 17}) cases.push_back(matmul_case(type, 160, 37, m, seed += 100, true));
+  for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {  // more than one group of 16 rows, decode and prompts
+    const int64_t k = type == DType::Q4_K ? 512 : 160;
+    for (int64_t m : {1, 2, 9, 17}) cases.push_back(matmul_case(type, k, 37, m, seed += 100, true));
   }
   cases.push_back(matmul_case(DType::F16, 37, 3, 9, seed += 100));
 

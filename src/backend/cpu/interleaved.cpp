@@ -7,6 +7,7 @@
 
 #include "backend/cpu/interleaved_isa.h"
 #include "core/error.h"
+#include "core/k_scales.h"
 #include "core/quant_blocks.h"
 
 namespace strata::cpu {
@@ -53,6 +54,33 @@ InterleavedKernels with_interleave(const InterleavedKernels* tiles, decltype(Int
   return k;
 }
 
+// Q4_K: d, dmin, the 8 scales, the 8 mins (in pairs of sub-blocks: row r's two side by side),
+// then the levels; a row's qs hold element
+// 64q + 32h + l in nibble h of qs[32q + l] (quant_blocks.h).
+void interleave_q4_k(int64_t k, const void* w, size_t w_stride, int nr, uint8_t* out) {
+  constexpr size_t kBlockBytes = 2 * kScaleBytes + 2 * 8 * kInterleaveRows + 32 * 64;
+  constexpr size_t kScales = 2 * kScaleBytes, kMins = kScales + 8 * kInterleaveRows, kLevels = kMins + 8 * kInterleaveRows;
+  for (int r = 0; r < nr; ++r) {
+    const BlockQ4_K* row = row_blocks<BlockQ4_K>(w, w_stride, r);
+    for (int64_t b = 0; b < k / QK_K; ++b) {
+      const BlockQ4_K& blk = row[b];
+      uint8_t* block = out + size_t(b) * kBlockBytes;
+      std::memcpy(block + size_t(r) * sizeof(uint16_t), &blk.d, sizeof(uint16_t));
+      std::memcpy(block + kScaleBytes + size_t(r) * sizeof(uint16_t), &blk.dmin, sizeof(uint16_t));
+      for (int j = 0; j < 8; ++j) {
+        int scale = 0, min = 0;
+        scale_min_6bit(blk.scales, j, scale, min);
+        block[kScales + size_t(j) * kInterleaveRows + size_t(r)] = uint8_t(scale);
+        block[kMins + size_t(j / 2) * 2 * kInterleaveRows + size_t(r) * 2 + size_t(j % 2)] = uint8_t(min);
+      }
+      const auto level = [&](int e) { return (blk.qs[32 * (e / 64) + e % 32] >> (4 * (e / 32 % 2))) & 15; };
+      for (int e = 0; e < 128; ++e) {
+        block[kLevels + size_t(e / 4) * 64 + size_t(r) * 4 + size_t(e % 4)] = uint8_t(level(e) | level(128 + e) << 4);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void act_block_sums(const void* x, int64_t k, int32_t* sums) {
@@ -74,6 +102,10 @@ const InterleavedKernels* interleaved_kernels(DType type, Isa isa) {
     case DType::Q8_0: {
       static const InterleavedKernels q8_0 = with_interleave(interleaved_tiles_avx512_vnni(type), interleave_q8_0);
       return &q8_0;
+    }
+    case DType::Q4_K: {
+      static const InterleavedKernels q4_k = with_interleave(interleaved_tiles_avx512_vnni(type), interleave_q4_k);
+      return &q4_k;
     }
     default:
       return nullptr;

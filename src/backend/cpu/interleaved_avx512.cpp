@@ -120,7 +120,7 @@ void to_packed(int64_t k, const uint8_t* w, RowPackedBlock* out) {
 }
 
 template <typename L>
-constexpr InterleavedKernels kKernels{L::kBlockBytes, nullptr, kMaxCols, tile<L>, to_packed<L>};
+constexpr InterleavedKernels kKernels{32, L::kBlockBytes, nullptr, kMaxCols, tile<L>, to_packed<L>, 0, nullptr};
 
 }  // namespace
 
@@ -131,7 +131,7 @@ const InterleavedKernels* interleaved_tiles_avx512_vnni(DType type) {
     case DType::Q8_0:
       return &kKernels<Q8_0Layout>;
     default:
-      return nullptr;
+      return interleaved_k_quant_tiles_avx512_vnni(type);
   }
 }
 

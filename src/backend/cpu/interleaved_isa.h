@@ -1,5 +1,5 @@
 // The ISA paths of the interleaved kernels (interleaved.h): each returns the tile and to_packed
-// kernels of Q4_0 or Q8_0 on its path (interleave left unset: the portable code makes the
+// kernels of Q4_0, Q8_0 or Q4_K on its path (interleave left unset: the portable code makes the
 // layout), nullptr for any other type. Defined in the files compiled with the path's flags;
 // called only where the CPU has the path.
 #pragma once
@@ -9,5 +9,7 @@
 namespace strata::cpu {
 
 const InterleavedKernels* interleaved_tiles_avx512_vnni(DType type);
+// The same for Q4_K (k_quant_kernels_avx512.cpp, beside the K-quants' other tiles).
+const InterleavedKernels* interleaved_k_quant_tiles_avx512_vnni(DType type);
 
 }  // namespace strata::cpu

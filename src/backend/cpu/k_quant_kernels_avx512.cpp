@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cpu/interleaved_isa.h"
 #include "backend/cpu/k_quant_kernels_simd.h"
 
 // GCC 12's AVX-512 intrinsics start their "undefined" pass-through operands from themselves
@@ -466,23 +467,17 @@ inline void wide_columns(const WideBlock& wb, const BlockQ8_K* const* cols, __m5
   }
 }
 
-template <class T>
-void wide_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, float* out,
+// The 16 rows' dots with nc columns (nc <= kWideCols), super-block after super-block, each
+// WideBlock made by block_of(ib, block); out[c * out_stride + r] for r < nr.
+template <class T, class BlockOf>
+void wide_dots(int64_t k, const BlockOf& block_of, int nr, const void* x, size_t x_stride, int nc, float* out,
                size_t out_stride) {
-  const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(x);
-  if (nc < kWideMinCols) {
-    for (int r = 0; r < nr; r += kRows) {
-      dot_tile<T, true>(k, wb + size_t(r) * w_stride, w_stride, nr - r < kRows ? nr - r : kRows, x, x_stride, nc,
-                        out + r, out_stride);
-    }
-    return;
-  }
   WideBlock block;
   __m512 acc[kWideCols];
   for (int c = 0; c < nc; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t ib = 0, nb = k / QK_K; ib < nb; ++ib) {
-    wide_repack<T>(wb, w_stride, nr, ib, block);
+    block_of(ib, block);
     const BlockQ8_K* cols[kWideCols];
     for (int c = 0; c < nc; ++c) cols[c] = reinterpret_cast<const BlockQ8_K*>(xb + size_t(c) * x_stride) + ib;
     int c = 0;
@@ -508,6 +503,144 @@ void wide_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x,
   }
 }
 
+template <class T>
+void wide_tile(int64_t k, const void* w, size_t w_stride, int nr, const void* x, size_t x_stride, int nc, float* out,
+               size_t out_stride) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  if (nc < kWideMinCols) {
+    for (int r = 0; r < nr; r += kRows) {
+      dot_tile<T, true>(k, wb + size_t(r) * w_stride, w_stride, nr - r < kRows ? nr - r : kRows, x, x_stride, nc,
+                        out + r, out_stride);
+    }
+    return;
+  }
+  const auto block_of = [&](int64_t ib, WideBlock& block) { wide_repack<T>(wb, w_stride, nr, ib, block); };
+  wide_dots<T>(k, block_of, nr, x, x_stride, nc, out, out_stride);
+}
+
+// ---- Interleaved Q4_K (interleaved.h): the 16 rows of a group stored in lanes -------------
+// A super-block of a group: d[16], dmin[16] (f16), scale[8][16], min[8][16] (bytes), then 32
+// vectors whose low nibbles are the levels of group j (elements 4j..4j+3) and high nibbles
+// those of group 32 + j. The integers and float steps are wide_columns' (and so the small
+// tiles'), read from this layout.
+struct Q4KGroup {
+  static constexpr size_t kDmin = 32, kScales = 64, kMins = kScales + 128, kLevels = kMins + 128;
+  static constexpr size_t kBytes = kLevels + 32 * 64;
+};
+
+inline __m512i lane_bytes(const uint8_t* p) {  // 16 bytes, one per lane, as int32
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+inline __m512i lane_min_pairs(const uint8_t* p) {  // 16 pairs of bytes, one pair per lane, as int16
+  return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+inline __m512 lane_halves(const uint8_t* p) {  // 16 f16, one per lane
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+template <int NC>
+void q4_k_group_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride, float* out, size_t out_stride) {
+  const BlockQ8_K* cols[NC];
+  __m512 acc[NC];
+  for (int c = 0; c < NC; ++c) {
+    cols[c] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(x) + size_t(c) * x_stride);
+    acc[c] = _mm512_setzero_ps();
+  }
+  const __m512i low4 = _mm512_set1_epi8(15);
+  for (int64_t ib = 0; ib < k / QK_K; ++ib) {
+    const uint8_t* p = w + size_t(ib) * Q4KGroup::kBytes;
+    __m512i isum[NC], msum[NC];
+    for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm512_setzero_si512();
+    for (int s = 0; s < 4; ++s) {  // sub-blocks s (low nibbles) and s + 4 (high nibbles)
+      __m512i run_low[NC], run_high[NC];
+      for (int c = 0; c < NC; ++c) run_low[c] = run_high[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; ++t) {
+        const int g = 8 * s + t;
+        const __m512i v = _mm512_loadu_si512(p + Q4KGroup::kLevels + 64 * size_t(g));
+        const __m512i low = _mm512_and_si512(v, low4), high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        for (int c = 0; c < NC; ++c) {
+          run_low[c] = _mm512_dpbusd_epi32(run_low[c], low, broadcast4(cols[c][ib].qs + 4 * g));
+          run_high[c] = _mm512_dpbusd_epi32(run_high[c], high, broadcast4(cols[c][ib].qs + 128 + 4 * g));
+        }
+      }
+      const __m512i scale_low = lane_bytes(p + Q4KGroup::kScales + 16 * size_t(s));
+      const __m512i scale_high = lane_bytes(p + Q4KGroup::kScales + 16 * size_t(s + 4));
+      for (int c = 0; c < NC; ++c) {
+        isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(run_low[c], scale_low));
+        isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(run_high[c], scale_high));
+      }
+    }
+    for (int q = 0; q < 4; ++q) {  // sub-blocks 2q and 2q + 1: int16 pairs (min, activation sum)
+      const __m512i mins = lane_min_pairs(p + Q4KGroup::kMins + 32 * size_t(q));
+      for (int c = 0; c < NC; ++c) {
+        const int16_t* bs = cols[c][ib].bsums + 4 * q;
+        const auto xs = [&](int i) { return uint32_t(uint16_t(int16_t(bs[2 * i] + bs[2 * i + 1]))); };
+        msum[c] = _mm512_dpwssd_epi32(msum[c], mins, _mm512_set1_epi32(int32_t(xs(0) | xs(1) << 16)));
+      }
+    }
+    const __m512 d = lane_halves(p), dm = lane_halves(p + Q4KGroup::kDmin);
+    for (int c = 0; c < NC; ++c) {
+      const __m512 dx = _mm512_set1_ps(cols[c][ib].d);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(d, dx), acc[c]);
+      acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[c]), _mm512_mul_ps(dm, dx), acc[c]);
+    }
+  }
+  for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + size_t(c) * out_stride, acc[c]);
+}
+
+constexpr int kInterleavedCols = 4;
+
+void q4_k_interleaved_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride, const int32_t*, size_t, int nc,
+                           float* out, size_t out_stride) {
+  switch (nc) {
+    case 1:
+      return q4_k_group_tile<1>(k, w, x, x_stride, out, out_stride);
+    case 2:
+      return q4_k_group_tile<2>(k, w, x, x_stride, out, out_stride);
+    case 3:
+      return q4_k_group_tile<3>(k, w, x, x_stride, out, out_stride);
+    default:
+      return q4_k_group_tile<4>(k, w, x, x_stride, out, out_stride);
+  }
+}
+
+// The WideBlock of super-block ib of a group: levels unpacked, each scale for both of its
+// runs of 16, each min as the int16 pair of its two bsums.
+void q4_k_group_wide(const uint8_t* w, int64_t ib, WideBlock& out) {
+  const uint8_t* p = w + size_t(ib) * Q4KGroup::kBytes;
+  const __m512i low4 = _mm512_set1_epi8(15);
+  for (int g = 0; g < 32; ++g) {
+    const __m512i v = _mm512_loadu_si512(p + Q4KGroup::kLevels + 64 * size_t(g));
+    _mm512_store_si512(out.q[g], _mm512_and_si512(v, low4));
+    _mm512_store_si512(out.q[32 + g], _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+  }
+  for (int j = 0; j < 8; ++j) {
+    const __m512i scale = lane_bytes(p + Q4KGroup::kScales + 16 * size_t(j));
+    _mm512_store_si512(out.scale[2 * j], scale);
+    _mm512_store_si512(out.scale[2 * j + 1], scale);
+  }
+  for (int q = 0; q < 4; ++q) {  // min pair (m[2q], m[2q+1]) -> offsets (m, m) of each
+    const __m512i pairs = lane_min_pairs(p + Q4KGroup::kMins + 32 * size_t(q));
+    const __m512i even = _mm512_and_si512(pairs, _mm512_set1_epi32(0xffff)), odd = _mm512_srli_epi32(pairs, 16);
+    _mm512_store_si512(out.offset[2 * q], _mm512_or_si512(even, _mm512_slli_epi32(even, 16)));
+    _mm512_store_si512(out.offset[2 * q + 1], _mm512_or_si512(odd, _mm512_slli_epi32(odd, 16)));
+  }
+  _mm512_store_ps(out.d, lane_halves(p));
+  _mm512_store_ps(out.dm, lane_halves(p + Q4KGroup::kDmin));
+}
+
+void q4_k_interleaved_prompt(int64_t k, const uint8_t* w, const void* x, size_t x_stride, int nc, float* out,
+                             size_t out_stride) {
+  const auto block_of = [&](int64_t ib, WideBlock& block) { q4_k_group_wide(w, ib, block); };
+  wide_dots<Q4K>(k, block_of, kWideRows, x, x_stride, nc, out, out_stride);
+}
+
+constexpr InterleavedKernels kQ4KInterleaved{QK_K, Q4KGroup::kBytes, nullptr, kInterleavedCols, q4_k_interleaved_tile,
+                                             nullptr, kWideCols, q4_k_interleaved_prompt};
+
 }  // namespace
 
 #define STRATA_K_QUANT_TILES(name, T)                                                                                \
@@ -525,5 +658,9 @@ STRATA_K_QUANT_TILES(q3_k, Q3K)
 STRATA_K_QUANT_TILES(q4_k, Q4K)
 STRATA_K_QUANT_TILES(q5_k, Q5K)
 STRATA_K_QUANT_TILES(q6_k, Q6K)
+
+const InterleavedKernels* interleaved_k_quant_tiles_avx512_vnni(DType type) {
+  return type == DType::Q4_K ? &kQ4KInterleaved : nullptr;
+}
 
 }  // namespace strata::cpu

@@ -69,11 +69,13 @@ Plan plan_for(DType type, int64_t m, const MatmulConfig& config) {
 }
 
 // The plan of one product: its type's, reading the interleaved copy where there is one and
-// the plan's kernels are those it serves (8-bit activations; packed ones for prompts).
+// the plan's kernels are those it serves (8-bit activations; for prompts, packed ones or the
+// copy's own prompt tiles).
 Plan plan_for(const MatmulProduct& p, int64_t m, const MatmulConfig& config) {
   Plan plan = plan_for(p.w->dtype(), m, config);
-  if (p.interleaved != nullptr && plan.dequantize == nullptr && plan.kernels->act == ActFormat::q8_32 &&
-      (m < kPackMinColumns || plan.packed != nullptr)) {
+  const InterleavedKernels* ik = p.interleaved != nullptr ? p.interleaved->kernels : nullptr;
+  if (ik != nullptr && plan.dequantize == nullptr && plan.kernels->act != ActFormat::f32 &&
+      (m < kPackMinColumns || plan.packed != nullptr || ik->prompt_tile != nullptr)) {
     plan.interleaved = p.interleaved;
   }
   return plan;
@@ -237,23 +239,32 @@ struct SumColumns {
 };
 
 // The interleaved path of run_tiles: rows [r0, r1) (r0 a multiple of 16) group by group,
-// each group by every column of [c0, c1).
+// each group by every column of [c0, c1): by the copy's prompt tiles where it has them and
+// the task has prompt columns, else by its decode tiles.
 void run_interleaved(const InterleavedWeight& iw, int64_t k, const Columns& act, const SumColumns& sums, int terms,
                      const std::vector<float*>& out_cols, const TaskRange& t) {
   if (t.r0 % kInterleaveRows != 0) fail("cpu matmul: a task of interleaved weights starts at row {}", t.r0);
   const InterleavedKernels& kern = *iw.kernels;
-  const int per_call = std::max(1, kern.max_cols / terms);
+  const bool prompt = kern.prompt_tile != nullptr && t.c1 - t.c0 >= kPackMinColumns;
+  const int max_cols = prompt ? kern.prompt_max_cols : kern.max_cols;
+  const int per_call = std::max(1, max_cols / terms);
   constexpr auto stride = size_t(kInterleaveRows);
-  std::vector<float> tile(stride * size_t(std::max(kern.max_cols, per_call * terms)));  // [16] per act column
+  std::vector<float> tile(stride * size_t(std::max(max_cols, per_call * terms)));  // [16] per act column
   for (int64_t r = t.r0; r < t.r1; r += kInterleaveRows) {
     const int nr = int(std::min<int64_t>(kInterleaveRows, t.r1 - r));
     const uint8_t* group = iw.group(r / kInterleaveRows);
     for (int64_t c = t.c0; c < t.c1; c += per_call) {
       const int nc = int(std::min<int64_t>(per_call, t.c1 - c)), n_act = nc * terms;
-      for (int v = 0; v < n_act; v += kern.max_cols) {
+      for (int v = 0; v < n_act; v += max_cols) {
         const int64_t col = c * terms + v;
-        kern.tile(k, group, act.base + size_t(col) * act.stride, act.stride, sums.base + size_t(col) * sums.stride,
-                  sums.stride, std::min(kern.max_cols, n_act - v), tile.data() + size_t(v) * stride, stride);
+        const int n = std::min(max_cols, n_act - v);
+        float* out = tile.data() + size_t(v) * stride;
+        if (prompt) {
+          kern.prompt_tile(k, group, act.base + size_t(col) * act.stride, act.stride, n, out, stride);
+        } else {
+          const int32_t* col_sums = sums.base != nullptr ? sums.base + size_t(col) * sums.stride : nullptr;
+          kern.tile(k, group, act.base + size_t(col) * act.stride, act.stride, col_sums, sums.stride, n, out, stride);
+        }
       }
       for (int j = 0; j < nc; ++j) {
         combine_terms(tile.data() + size_t(j * terms) * stride, stride, terms, nr, out_cols[size_t(c + j)] + r);
@@ -392,7 +403,7 @@ void matmul_groups(std::span<const MatmulGroup> groups, const Tensor& x, const M
       const Plan plan = plan_for(p, m, config);
       const int terms = config.two_term && plan.dequantize == nullptr && plan.kernels->act != ActFormat::f32 ? 2 : 1;
       const Columns cols = activations(plan, terms);
-      const bool sums = plan.interleaved != nullptr && plan.packed == nullptr;
+      const bool sums = plan.interleaved != nullptr && plan.packed == nullptr && plan.kernels->act == ActFormat::q8_32;
       prepared[g].push_back(
           {p.w, plan, cols, sums ? block_sums(cols, terms) : SumColumns{}, terms, cpu_ref::mutable_f32_rows(*p.out)});
       packed = packed || plan.packed != nullptr;
