@@ -24,10 +24,6 @@ inline std::vector<OpCase> all_op_cases() {
   cases.push_back(matmul_case(DType::F32, 4096, 5, 2, seed += 100));  // a long f32 dot product
   cases.push_back(matmul_case(DType::Q4_K, 2048, 3, 1, seed += 100));
   cases.push_back(matmul_case(DType::Q8_0, 96, 11, 17, seed += 100));  // a prompt-sized batch
-  for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {  // more than one group of 16 rows, decode and prompts
-    const int64_t k = type == DType::Q4_K ? 512 : 160;
-    for (int64_t m : {1, 2, 9, 17}) cases.push_back(matmul_case(type, k, 37, m, seed += 100, true));
-  }
   cases.push_back(matmul_case(DType::F16, 37, 3, 9, seed += 100));
 
   for (auto [n, rows] : {std::pair{1, 1}, {7, 3}, {576, 5}}) cases.push_back(rms_norm_case(n, rows, 1e-5f, ++seed));
@@ -72,6 +68,14 @@ inline std::vector<OpCase> all_op_cases() {
       cases.push_back(paged_store_kv_case(s, ++seed));
       cases.push_back(paged_attention_case(s, ++seed));
     }
+  }
+  // Weights prepared for matmuls (the cpu backend's interleaved Q4_0, Q8_0, Q4_K and Q6_K),
+  // several groups of 16 rows, decode and prompts. Last, with their own seeds: a case added
+  // earlier in the table would move the seeds of the cases after it.
+  uint32_t prepared_seed = 90000;
+  for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const int64_t k = type_traits(type).block_size == 256 ? 512 : 160;
+    for (int64_t m : {1, 2, 9, 17}) cases.push_back(matmul_case(type, k, 37, m, prepared_seed += 100, true));
   }
   return cases;
 }

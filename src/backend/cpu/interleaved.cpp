@@ -81,6 +81,40 @@ void interleave_q4_k(int64_t k, const void* w, size_t w_stride, int nr, uint8_t*
   }
 }
 
+// Q6_K: d, the 16 scales (in pairs of runs: row r's two side by side), then the low 4 bits of
+// the levels as Q4_K's nibbles and their top 2 bits four to a byte: vector t's byte i of row r
+// holds those of elements 4t+i, 64+4t+i, 128+4t+i and 192+4t+i at bits 0, 2, 4 and 6.
+void interleave_q6_k(int64_t k, const void* w, size_t w_stride, int nr, uint8_t* out) {
+  constexpr size_t kScales = kScaleBytes, kLow = kScales + 16 * kInterleaveRows, kHigh = kLow + 32 * 64;
+  constexpr size_t kBlockBytes = kHigh + 16 * 64;
+  for (int r = 0; r < nr; ++r) {
+    const BlockQ6_K* row = row_blocks<BlockQ6_K>(w, w_stride, r);
+    for (int64_t b = 0; b < k / QK_K; ++b) {
+      const BlockQ6_K& blk = row[b];
+      uint8_t* block = out + size_t(b) * kBlockBytes;
+      std::memcpy(block + size_t(r) * sizeof(uint16_t), &blk.d, sizeof(uint16_t));
+      for (int j = 0; j < 16; ++j) {
+        block[kScales + size_t(j / 2) * 2 * kInterleaveRows + size_t(r) * 2 + size_t(j % 2)] = uint8_t(blk.scales[j]);
+      }
+      // Element 128n + 32q + l: low bits in nibble q/2 of ql[64n + 32(q%2) + l], top bits at 2q of qh[32n + l].
+      const auto level = [&](int e) {
+        const int n = e / 128, q = e % 128 / 32, l = e % 32;
+        const int low = (blk.ql[64 * n + 32 * (q % 2) + l] >> (4 * (q / 2))) & 15;
+        return low | ((blk.qh[32 * n + l] >> (2 * q)) & 3) << 4;
+      };
+      for (int e = 0; e < 128; ++e) {
+        block[kLow + size_t(e / 4) * 64 + size_t(r) * 4 + size_t(e % 4)] =
+            uint8_t((level(e) & 15) | (level(128 + e) & 15) << 4);
+      }
+      for (int e = 0; e < 64; ++e) {
+        uint8_t top = 0;
+        for (int i = 0; i < 4; ++i) top = uint8_t(top | (level(64 * i + e) >> 4) << (2 * i));
+        block[kHigh + size_t(e / 4) * 64 + size_t(r) * 4 + size_t(e % 4)] = top;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void act_block_sums(const void* x, int64_t k, int32_t* sums) {
@@ -106,6 +140,10 @@ const InterleavedKernels* interleaved_kernels(DType type, Isa isa) {
     case DType::Q4_K: {
       static const InterleavedKernels q4_k = with_interleave(interleaved_tiles_avx512_vnni(type), interleave_q4_k);
       return &q4_k;
+    }
+    case DType::Q6_K: {
+      static const InterleavedKernels q6_k = with_interleave(interleaved_tiles_avx512_vnni(type), interleave_q6_k);
+      return &q6_k;
     }
     default:
       return nullptr;

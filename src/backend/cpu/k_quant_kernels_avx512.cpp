@@ -638,6 +638,122 @@ void q4_k_interleaved_prompt(int64_t k, const uint8_t* w, const void* x, size_t 
   wide_dots<Q4K>(k, block_of, kWideRows, x, x_stride, nc, out, out_stride);
 }
 
+// ---- Interleaved Q6_K: d[16] (f16), scale pairs [8][16][2] (int8), 32 vectors of the levels'
+// low 4 bits (as Q4_K's nibbles), 16 vectors of their top 2 bits: byte i of row r in vector t
+// holds those of elements 4t+i, 64+4t+i, 128+4t+i and 192+4t+i at bits 0, 2, 4 and 6.
+struct Q6KGroup {
+  static constexpr size_t kScales = 32, kLow = kScales + 256, kHigh = kLow + 32 * 64;
+  static constexpr size_t kBytes = kHigh + 16 * 64;
+};
+
+// The levels of groups t, 16 + t, 32 + t and 48 + t (elements 4g..4g+3 of the 16 rows).
+inline void q6_k_levels(const uint8_t* p, int t, __m512i u[4]) {
+  const __m512i low4 = _mm512_set1_epi8(15), top2 = _mm512_set1_epi8(0x30);
+  const __m512i a = _mm512_loadu_si512(p + Q6KGroup::kLow + 64 * size_t(t));
+  const __m512i b = _mm512_loadu_si512(p + Q6KGroup::kLow + 64 * size_t(16 + t));
+  const __m512i h = _mm512_loadu_si512(p + Q6KGroup::kHigh + 64 * size_t(t));
+  // (x & 15) | (y & 0x30): ternary logic A & C | B with B's other bits cleared first.
+  const auto join = [&](__m512i x, __m512i y) {
+    return _mm512_ternarylogic_epi32(x, _mm512_and_si512(y, top2), low4, 0xec);
+  };
+  u[0] = join(a, _mm512_slli_epi16(h, 4));
+  u[1] = join(b, _mm512_slli_epi16(h, 2));
+  u[2] = join(_mm512_srli_epi16(a, 4), h);
+  u[3] = join(_mm512_srli_epi16(b, 4), _mm512_srli_epi16(h, 2));
+}
+
+// Scale pair p as int16 pairs per lane (scales of runs 2p and 2p + 1 of each row).
+inline __m512i q6_k_scale_pairs(const uint8_t* p, int pair) {
+  return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + Q6KGroup::kScales + 32 * pair)));
+}
+
+template <int NC>
+void q6_k_group_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride, float* out, size_t out_stride) {
+  const BlockQ8_K* cols[NC];
+  __m512 acc[NC];
+  for (int c = 0; c < NC; ++c) {
+    cols[c] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(x) + size_t(c) * x_stride);
+    acc[c] = _mm512_setzero_ps();
+  }
+  for (int64_t ib = 0; ib < k / QK_K; ++ib) {
+    const uint8_t* p = w + size_t(ib) * Q6KGroup::kBytes;
+    __m512i isum[NC], msum[NC];
+    for (int c = 0; c < NC; ++c) isum[c] = msum[c] = _mm512_setzero_si512();
+    for (int T = 0; T < 4; ++T) {  // runs 4q + T of 16 elements: groups 16q + 4T .. 16q + 4T + 3
+      __m512i run[NC][4];
+      for (int c = 0; c < NC; ++c) run[c][0] = run[c][1] = run[c][2] = run[c][3] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int t = 4 * T; t < 4 * T + 4; ++t) {
+        __m512i u[4];
+        q6_k_levels(p, t, u);
+        for (int c = 0; c < NC; ++c) {
+          for (int q = 0; q < 4; ++q) {
+            run[c][q] = _mm512_dpbusd_epi32(run[c][q], u[q], broadcast4(cols[c][ib].qs + 4 * (16 * q + t)));
+          }
+        }
+      }
+      for (int q = 0; q < 4; ++q) {  // run j = 4q + T: scale pair j / 2, member j % 2
+        const int j = 4 * q + T;
+        const __m512i pairs = q6_k_scale_pairs(p, j / 2);
+        const __m512i scale = j % 2 == 0 ? _mm512_srai_epi32(_mm512_slli_epi32(pairs, 16), 16) : _mm512_srai_epi32(pairs, 16);
+        for (int c = 0; c < NC; ++c) isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(run[c][q], scale));
+      }
+    }
+    for (int pair = 0; pair < 8; ++pair) {  // levels are stored + 32: offsets 32 * scale
+      const __m512i offsets = _mm512_slli_epi16(q6_k_scale_pairs(p, pair), 5);
+      for (int c = 0; c < NC; ++c) msum[c] = _mm512_dpwssd_epi32(msum[c], offsets, broadcast4(cols[c][ib].bsums + 2 * pair));
+    }
+    const __m512 d = lane_halves(p);
+    for (int c = 0; c < NC; ++c) {
+      const __m512 ddx = _mm512_mul_ps(d, _mm512_set1_ps(cols[c][ib].d));
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), ddx, acc[c]);
+      acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[c]), ddx, acc[c]);
+    }
+  }
+  for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + size_t(c) * out_stride, acc[c]);
+}
+
+void q6_k_interleaved_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride, const int32_t*, size_t, int nc,
+                           float* out, size_t out_stride) {
+  switch (nc) {
+    case 1:
+      return q6_k_group_tile<1>(k, w, x, x_stride, out, out_stride);
+    case 2:
+      return q6_k_group_tile<2>(k, w, x, x_stride, out, out_stride);
+    case 3:
+      return q6_k_group_tile<3>(k, w, x, x_stride, out, out_stride);
+    default:
+      return q6_k_group_tile<4>(k, w, x, x_stride, out, out_stride);
+  }
+}
+
+void q6_k_group_wide(const uint8_t* w, int64_t ib, WideBlock& out) {
+  const uint8_t* p = w + size_t(ib) * Q6KGroup::kBytes;
+  for (int t = 0; t < 16; ++t) {
+    __m512i u[4];
+    q6_k_levels(p, t, u);
+    for (int q = 0; q < 4; ++q) _mm512_store_si512(out.q[16 * q + t], u[q]);
+  }
+  for (int pair = 0; pair < 8; ++pair) {
+    const __m512i pairs = q6_k_scale_pairs(p, pair);
+    _mm512_store_si512(out.scale[2 * pair], _mm512_srai_epi32(_mm512_slli_epi32(pairs, 16), 16));
+    _mm512_store_si512(out.scale[2 * pair + 1], _mm512_srai_epi32(pairs, 16));
+    _mm512_store_si512(out.offset[pair], _mm512_slli_epi16(pairs, 5));
+  }
+  const __m512 d = lane_halves(p);
+  _mm512_store_ps(out.d, d);
+  _mm512_store_ps(out.dm, d);
+}
+
+void q6_k_interleaved_prompt(int64_t k, const uint8_t* w, const void* x, size_t x_stride, int nc, float* out,
+                             size_t out_stride) {
+  const auto block_of = [&](int64_t ib, WideBlock& block) { q6_k_group_wide(w, ib, block); };
+  wide_dots<Q6K>(k, block_of, kWideRows, x, x_stride, nc, out, out_stride);
+}
+
+constexpr InterleavedKernels kQ6KInterleaved{QK_K, Q6KGroup::kBytes, nullptr, kInterleavedCols, q6_k_interleaved_tile,
+                                             nullptr, kWideCols, q6_k_interleaved_prompt};
+
 constexpr InterleavedKernels kQ4KInterleaved{QK_K, Q4KGroup::kBytes, nullptr, kInterleavedCols, q4_k_interleaved_tile,
                                              nullptr, kWideCols, q4_k_interleaved_prompt};
 
@@ -660,7 +776,14 @@ STRATA_K_QUANT_TILES(q5_k, Q5K)
 STRATA_K_QUANT_TILES(q6_k, Q6K)
 
 const InterleavedKernels* interleaved_k_quant_tiles_avx512_vnni(DType type) {
-  return type == DType::Q4_K ? &kQ4KInterleaved : nullptr;
+  switch (type) {
+    case DType::Q4_K:
+      return &kQ4KInterleaved;
+    case DType::Q6_K:
+      return &kQ6KInterleaved;
+    default:
+      return nullptr;
+  }
 }
 
 }  // namespace strata::cpu
