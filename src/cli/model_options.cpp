@@ -124,9 +124,10 @@ LoadedModel load_model(const ModelOptions& o) {
   if (const std::string split = describe_split(*m.backend); !split.empty()) log_info(o, split);
   const PreparedWeights& prepared = m.model->weights().prepared;
   if (prepared.matrices > 0) {
-    log_info(o, fmt::format("weights: {} matrices copied into the layout of the backend's matmul kernels, {:.1f} MiB "
+    log_info(o, fmt::format("weights: {} {} copied into the layout of the backend's matmul kernels, {:.1f} MiB "
                             "(their pages of the file released)",
-                            prepared.matrices, double(prepared.bytes) / (1 << 20)));
+                            prepared.matrices, prepared.matrices == 1 ? "matrix" : "matrices",
+                            double(prepared.bytes) / (1 << 20)));
   }
   return m;
 }
