@@ -22,7 +22,14 @@ std::string version_text() {
 #else
   constexpr const char* backends = "cpu, cpu_ref, cpu_ref64 (built without CUDA)";
 #endif
-  return std::string("strata ") + STRATA_VERSION + " (backends: " + backends + ")";
+#if defined(STRATA_HAVE_NCCL)
+  constexpr const char* split = "; --tensor-parallel over GPUs (NCCL) or in-process";
+#elif defined(STRATA_HAVE_CUDA)
+  constexpr const char* split = "; --tensor-parallel in-process only (built without NCCL)";
+#else
+  constexpr const char* split = "; --tensor-parallel in-process";
+#endif
+  return std::string("strata ") + STRATA_VERSION + " (backends: " + backends + split + ")";
 }
 
 }  // namespace strata::cli
