@@ -92,9 +92,13 @@ class CpuBackendRun(unittest.TestCase):
 
 
 class InterleavedWeights(unittest.TestCase):
-    """Q4_0, Q8_0, Q4_K and Q6_K matrices are copied into the interleaved layout on the avx512-vnni path
-    (src/backend/cpu/interleaved.h): the load log counts them and their memory; the other
-    paths, the f32-activation mode and cpu_ref make no copy."""
+    """Matrices are copied into the interleaved layout (src/backend/cpu/interleaved.h) where the
+    path has kernels for it: Q4_0, Q8_0, Q4_K and Q6_K on avx512-vnni, Q4_0 on avx2 and
+    avx512; the load log counts them and their memory. The portable path, the f32-activation
+    mode and cpu_ref make no copy."""
+
+    COPIED = r"weights: (\d+) matri(?:x|ces) copied into the layout of the backend's matmul kernels, " \
+             r"([0-9.]+) MiB \(their pages of the file released\)"
 
     @classmethod
     def setUpClass(cls):
@@ -115,23 +119,33 @@ class InterleavedWeights(unittest.TestCase):
     def run_model(self, dtype, *args):
         return run_strata("run", "-m", self.models[dtype], "-p", "hello", "-n", 4, "--temp", 0, *args, check=True)
 
-    def test_the_avx512_vnni_path_interleaves_and_logs_it(self):
+    def test_the_avx512_vnni_path_copies_every_q8_0_and_q4_0_matrix(self):
         if "avx512-vnni" not in self.paths:
             self.skipTest("this CPU has no avx512-vnni path")
         for dtype in ("q4_0", "q8_0"):
             with self.subTest(dtype=dtype):
                 proc = self.run_model(dtype, "--backend", "cpu", "--cpu-isa", "avx512-vnni")
-                match = re.search(r"weights: (\d+) matri(?:x|ces) copied into the layout of the backend's matmul kernels, "
-                                  r"([0-9.]+) MiB \(their pages of the file released\)", proc.stderr)
+                match = re.search(self.COPIED, proc.stderr)
                 self.assertIsNotNone(match, proc.stderr)
                 layers = int(re.search(r"(\d+) layers", proc.stderr).group(1))
                 self.assertEqual(int(match.group(1)), 7 * layers + 1, proc.stderr)  # q k v o gate up down, output
                 self.assertGreater(float(match.group(2)), 0)
                 self.assertIn("generation: 4 tokens", proc.stderr)
 
+    def test_avx2_and_avx512_copy_q4_0_only(self):
+        for path in [p for p in self.paths if p in ("avx2", "avx512")]:
+            with self.subTest(path=path):
+                proc = self.run_model("q4_0", "--backend", "cpu", "--cpu-isa", path)
+                match = re.search(self.COPIED, proc.stderr)
+                self.assertIsNotNone(match, proc.stderr)
+                layers = int(re.search(r"(\d+) layers", proc.stderr).group(1))
+                self.assertGreaterEqual(int(match.group(1)), 7 * layers, proc.stderr)
+                proc = self.run_model("q8_0", "--backend", "cpu", "--cpu-isa", path)
+                self.assertNotIn("copied into the layout", proc.stderr)
+
     def test_no_copy_elsewhere(self):
-        for args in [("--backend", "cpu_ref"), ("--backend", "cpu", "--cpu-f32-act")] + [
-                ("--backend", "cpu", "--cpu-isa", p) for p in self.paths if p != "avx512-vnni"]:
+        for args in [("--backend", "cpu_ref"), ("--backend", "cpu", "--cpu-f32-act"),
+                     ("--backend", "cpu", "--cpu-isa", "portable")]:
             with self.subTest(args=args):
                 proc = self.run_model("q4_0", *args)
                 self.assertNotIn("copied into the layout", proc.stderr)

@@ -127,7 +127,12 @@ void act_block_sums(const void* x, int64_t k, int32_t* sums) {
 }
 
 const InterleavedKernels* interleaved_kernels(DType type, Isa isa) {
-  if (isa != Isa::avx512_vnni) return nullptr;  // the tiles run on this path only
+  if (isa == Isa::avx2 || isa == Isa::avx512) {  // no VNNI: Q4_0 only
+    if (type != DType::Q4_0) return nullptr;
+    static const InterleavedKernels q4_0 = with_interleave(interleaved_tiles_avx2(type), interleave_q4_0);
+    return &q4_0;
+  }
+  if (isa != Isa::avx512_vnni) return nullptr;  // the portable path reads the rows as they are
   switch (type) {
     case DType::Q4_0: {
       static const InterleavedKernels q4_0 = with_interleave(interleaved_tiles_avx512_vnni(type), interleave_q4_0);

@@ -9,6 +9,8 @@
 namespace strata::cpu {
 
 const InterleavedKernels* interleaved_tiles_avx512_vnni(DType type);
+// Q4_0 only on AVX2 (and the avx512 level, which has no VNNI).
+const InterleavedKernels* interleaved_tiles_avx2(DType type);
 // The same for Q4_K (k_quant_kernels_avx512.cpp, beside the K-quants' other tiles).
 const InterleavedKernels* interleaved_k_quant_tiles_avx512_vnni(DType type);
 
