@@ -11,7 +11,8 @@
 // --huge puts the read buffer and the weights in transparent huge pages (madvise): without
 // it they sit in 4 KB pages, as weights mmapped from a file do.
 //
-//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--two-term] [--interleaved] [--hot] [--huge] [TYPE]...
+//   cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--two-term] [--interleaved]
+//                    [--hot] [--huge] [TYPE]...
 #include <fmt/format.h>
 #include <sys/mman.h>
 
@@ -161,9 +162,9 @@ int main(int argc, char** argv) {
     } else if (const auto t = strata::dtype_from_name(a)) {
       types.push_back(*t);
     } else {
-      fmt::print(
-          stderr,
-          "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--two-term] [--interleaved] [--hot] [--huge] [TYPE]...\n");
+      fmt::print(stderr,
+                 "usage: cpu_matmul_bench [-t THREADS] [-i ISA] [-r RUNS] [-m COLUMNS] [--f32] [--two-term] "
+                 "[--interleaved] [--hot] [--huge] [TYPE]...\n");
       return 2;
     }
   }

@@ -29,7 +29,8 @@ void interleave_q4_0(int64_t k, const void* w, size_t w_stride, int nr, uint8_t*
     for (int64_t b = 0; b < k / 32; ++b) {
       uint8_t* block = out + size_t(b) * kBlockBytes;
       std::memcpy(block + size_t(r) * sizeof(uint16_t), &row[b].d, sizeof(uint16_t));
-      for (int j = 0; j < 4; ++j) std::memcpy(block + kScaleBytes + size_t(j) * 64 + size_t(r) * 4, row[b].qs + 4 * j, 4);
+      for (int j = 0; j < 4; ++j)
+        std::memcpy(block + kScaleBytes + size_t(j) * 64 + size_t(r) * 4, row[b].qs + 4 * j, 4);
     }
   }
 }
@@ -59,7 +60,8 @@ InterleavedKernels with_interleave(const InterleavedKernels* tiles, decltype(Int
 // 64q + 32h + l in nibble h of qs[32q + l] (quant_blocks.h).
 void interleave_q4_k(int64_t k, const void* w, size_t w_stride, int nr, uint8_t* out) {
   constexpr size_t kBlockBytes = 2 * kScaleBytes + 2 * 8 * kInterleaveRows + 32 * 64;
-  constexpr size_t kScales = 2 * kScaleBytes, kMins = kScales + 8 * kInterleaveRows, kLevels = kMins + 8 * kInterleaveRows;
+  constexpr size_t kScales = 2 * kScaleBytes, kMins = kScales + 8 * kInterleaveRows,
+                   kLevels = kMins + 8 * kInterleaveRows;
   for (int r = 0; r < nr; ++r) {
     const BlockQ4_K* row = row_blocks<BlockQ4_K>(w, w_stride, r);
     for (int64_t b = 0; b < k / QK_K; ++b) {

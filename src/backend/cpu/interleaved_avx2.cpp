@@ -58,7 +58,8 @@ void tile_fixed(int64_t k, const uint8_t* w, const void* x, size_t x_stride, con
       for (int c = 0; c < NC; ++c) {
         const ActQ8_32& a = cols[c][b];
         __m256i pairs = _mm256_maddubs_epi16(u[0], broadcast_group(a.qs));
-        for (int g = 1; g < 8; ++g) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[g], broadcast_group(a.qs + 4 * g)));
+        for (int g = 1; g < 8; ++g)
+          pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(u[g], broadcast_group(a.qs + 4 * g)));
         const __m256i isum = _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_set1_epi32(-8 * sums[c][b]));
         acc[c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(a.d)), acc[c][h]);
       }

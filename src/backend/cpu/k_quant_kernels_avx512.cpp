@@ -593,20 +593,6 @@ void q4_k_group_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride
 
 constexpr int kInterleavedCols = 4;
 
-void q4_k_interleaved_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride, const int32_t*, size_t, int nc,
-                           float* out, size_t out_stride) {
-  switch (nc) {
-    case 1:
-      return q4_k_group_tile<1>(k, w, x, x_stride, out, out_stride);
-    case 2:
-      return q4_k_group_tile<2>(k, w, x, x_stride, out, out_stride);
-    case 3:
-      return q4_k_group_tile<3>(k, w, x, x_stride, out, out_stride);
-    default:
-      return q4_k_group_tile<4>(k, w, x, x_stride, out, out_stride);
-  }
-}
-
 // The WideBlock of super-block ib of a group: levels unpacked, each scale for both of its
 // runs of 16, each min as the int16 pair of its two bsums.
 void q4_k_group_wide(const uint8_t* w, int64_t ib, WideBlock& out) {
@@ -630,12 +616,6 @@ void q4_k_group_wide(const uint8_t* w, int64_t ib, WideBlock& out) {
   }
   _mm512_store_ps(out.d, lane_halves(p));
   _mm512_store_ps(out.dm, lane_halves(p + Q4KGroup::kDmin));
-}
-
-void q4_k_interleaved_prompt(int64_t k, const uint8_t* w, const void* x, size_t x_stride, int nc, float* out,
-                             size_t out_stride) {
-  const auto block_of = [&](int64_t ib, WideBlock& block) { q4_k_group_wide(w, ib, block); };
-  wide_dots<Q4K>(k, block_of, kWideRows, x, x_stride, nc, out, out_stride);
 }
 
 // ---- Interleaved Q6_K: d[16] (f16), scale pairs [8][16][2] (int8), 32 vectors of the levels'
@@ -695,13 +675,15 @@ void q6_k_group_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride
       for (int q = 0; q < 4; ++q) {  // run j = 4q + T: scale pair j / 2, member j % 2
         const int j = 4 * q + T;
         const __m512i pairs = q6_k_scale_pairs(p, j / 2);
-        const __m512i scale = j % 2 == 0 ? _mm512_srai_epi32(_mm512_slli_epi32(pairs, 16), 16) : _mm512_srai_epi32(pairs, 16);
+        const __m512i scale =
+            j % 2 == 0 ? _mm512_srai_epi32(_mm512_slli_epi32(pairs, 16), 16) : _mm512_srai_epi32(pairs, 16);
         for (int c = 0; c < NC; ++c) isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(run[c][q], scale));
       }
     }
     for (int pair = 0; pair < 8; ++pair) {  // levels are stored + 32: offsets 32 * scale
       const __m512i offsets = _mm512_slli_epi16(q6_k_scale_pairs(p, pair), 5);
-      for (int c = 0; c < NC; ++c) msum[c] = _mm512_dpwssd_epi32(msum[c], offsets, broadcast4(cols[c][ib].bsums + 2 * pair));
+      for (int c = 0; c < NC; ++c)
+        msum[c] = _mm512_dpwssd_epi32(msum[c], offsets, broadcast4(cols[c][ib].bsums + 2 * pair));
     }
     const __m512 d = lane_halves(p);
     for (int c = 0; c < NC; ++c) {
@@ -711,20 +693,6 @@ void q6_k_group_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride
     }
   }
   for (int c = 0; c < NC; ++c) _mm512_storeu_ps(out + size_t(c) * out_stride, acc[c]);
-}
-
-void q6_k_interleaved_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride, const int32_t*, size_t, int nc,
-                           float* out, size_t out_stride) {
-  switch (nc) {
-    case 1:
-      return q6_k_group_tile<1>(k, w, x, x_stride, out, out_stride);
-    case 2:
-      return q6_k_group_tile<2>(k, w, x, x_stride, out, out_stride);
-    case 3:
-      return q6_k_group_tile<3>(k, w, x, x_stride, out, out_stride);
-    default:
-      return q6_k_group_tile<4>(k, w, x, x_stride, out, out_stride);
-  }
 }
 
 void q6_k_group_wide(const uint8_t* w, int64_t ib, WideBlock& out) {
@@ -745,17 +713,56 @@ void q6_k_group_wide(const uint8_t* w, int64_t ib, WideBlock& out) {
   _mm512_store_ps(out.dm, d);
 }
 
-void q6_k_interleaved_prompt(int64_t k, const uint8_t* w, const void* x, size_t x_stride, int nc, float* out,
-                             size_t out_stride) {
-  const auto block_of = [&](int64_t ib, WideBlock& block) { q6_k_group_wide(w, ib, block); };
-  wide_dots<Q6K>(k, block_of, kWideRows, x, x_stride, nc, out, out_stride);
+// A group layout's entries of the kernel table: its tiles by column count, its prompts
+// through WideBlocks and wide_columns of the type's policy.
+template <class T, int NC>
+struct GroupTile;
+template <int NC>
+struct GroupTile<Q4K, NC> {
+  static constexpr auto fn = q4_k_group_tile<NC>;
+};
+template <int NC>
+struct GroupTile<Q6K, NC> {
+  static constexpr auto fn = q6_k_group_tile<NC>;
+};
+
+template <class T>
+void group_tile(int64_t k, const uint8_t* w, const void* x, size_t x_stride, const int32_t*, size_t, int nc, float* out,
+                size_t out_stride) {
+  switch (nc) {
+    case 1:
+      return GroupTile<T, 1>::fn(k, w, x, x_stride, out, out_stride);
+    case 2:
+      return GroupTile<T, 2>::fn(k, w, x, x_stride, out, out_stride);
+    case 3:
+      return GroupTile<T, 3>::fn(k, w, x, x_stride, out, out_stride);
+    default:
+      return GroupTile<T, 4>::fn(k, w, x, x_stride, out, out_stride);
+  }
 }
 
-constexpr InterleavedKernels kQ6KInterleaved{QK_K, Q6KGroup::kBytes, nullptr, kInterleavedCols, q6_k_interleaved_tile,
-                                             nullptr, kWideCols, q6_k_interleaved_prompt};
+template <class T, void (*Wide)(const uint8_t*, int64_t, WideBlock&)>
+void group_prompt(int64_t k, const uint8_t* w, const void* x, size_t x_stride, int nc, float* out, size_t out_stride) {
+  const auto block_of = [&](int64_t ib, WideBlock& block) { Wide(w, ib, block); };
+  wide_dots<T>(k, block_of, kWideRows, x, x_stride, nc, out, out_stride);
+}
 
-constexpr InterleavedKernels kQ4KInterleaved{QK_K, Q4KGroup::kBytes, nullptr, kInterleavedCols, q4_k_interleaved_tile,
-                                             nullptr, kWideCols, q4_k_interleaved_prompt};
+constexpr InterleavedKernels kQ4KInterleaved{QK_K,
+                                             Q4KGroup::kBytes,
+                                             nullptr,
+                                             kInterleavedCols,
+                                             group_tile<Q4K>,
+                                             nullptr,
+                                             kWideCols,
+                                             group_prompt<Q4K, q4_k_group_wide>};
+constexpr InterleavedKernels kQ6KInterleaved{QK_K,
+                                             Q6KGroup::kBytes,
+                                             nullptr,
+                                             kInterleavedCols,
+                                             group_tile<Q6K>,
+                                             nullptr,
+                                             kWideCols,
+                                             group_prompt<Q6K, q6_k_group_wide>};
 
 }  // namespace
 

@@ -388,7 +388,8 @@ void matmul_groups(std::span<const MatmulGroup> groups, const Tensor& x, const M
     const int64_t blocks = k / 32;
     if (!have_sums[terms - 1]) {
       sums.resize(size_t(blocks * m * terms));
-      for (int64_t c = 0; c < m * terms; ++c) act_block_sums(cols.base + size_t(c) * cols.stride, k, &sums[size_t(c * blocks)]);
+      for (int64_t c = 0; c < m * terms; ++c)
+        act_block_sums(cols.base + size_t(c) * cols.stride, k, &sums[size_t(c * blocks)]);
       have_sums[terms - 1] = true;
     }
     return SumColumns{sums.data(), size_t(blocks)};
