@@ -18,6 +18,30 @@ void Backend::read_f32(const Tensor& t, std::span<float> out) {
   std::memcpy(out.data(), host.data(), out.size_bytes());
 }
 
+void Backend::read_i32(const Tensor& t, std::span<int32_t> out) {
+  check_i32_ids("read_i32", "t", t);
+  if (size_t(t.n_elements()) != out.size()) {
+    fail("read_i32: {} has {} elements, the destination {}", t.describe(), t.n_elements(), out.size());
+  }
+  if (t.is_device()) fail("read_i32: the {} backend does not read device tensor {}", name(), t.describe());
+  std::memcpy(out.data(), t.data(), out.size_bytes());
+}
+
+void Backend::route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights) {
+  (void)logits, (void)ids, (void)weights;
+  fail("route_top_k: the {} backend has no mixture-of-experts ops", name());
+}
+
+void Backend::matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out) {
+  (void)w, (void)x, (void)ids, (void)out;
+  fail("matmul_experts: the {} backend has no mixture-of-experts ops", name());
+}
+
+void Backend::sum_experts(const Tensor& y, const Tensor& weights, Tensor& out) {
+  (void)y, (void)weights, (void)out;
+  fail("sum_experts: the {} backend has no mixture-of-experts ops", name());
+}
+
 namespace {
 
 // Types are the ops' to check (each backend's own TypeCheck): the fused op checks the rest.

@@ -219,6 +219,25 @@ public:
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                          int64_t window, Tensor& out) = 0;
 
+  // ---- mixture of experts ----------------------------------------------------------------
+  // Routing of m tokens to n_used of n_expert experts each, on the device:
+  //   ids[:, t]     = the n_used largest of logits[:, t], largest first (ties: lower index first)
+  //   weights[s, t] = exp(logits[ids[s, t], t]) / sum_r exp(logits[ids[r, t], t])
+  // (the softmax over all experts renormalised over the chosen ones).
+  // logits [n_expert, m] f32; ids [n_used, m] i32 packed; weights [n_used, m] f32; n_used <= n_expert
+  virtual void route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights);
+  // The expert-indexed matmul: slot s of token t multiplies by expert ids[s, t]:
+  //   out[:, s, t] = w[:, :, ids[s, t]] x[:, s', t]     s' = s where x has n_used slots, else 0
+  // w [k, n, n_expert] any type (one 3-D tensor); x [k, 1 or n_used, m] f32; ids [n_used, m] i32
+  // from route_top_k (ids out of 0..n_expert-1 are refused where the backend can read them, or
+  // give zero outputs); out [n, n_used, m] f32.
+  virtual void matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out);
+  // out[:, t] = sum_s weights[s, t] y[:, s, t], summed in slot order.
+  // y [n, n_used, m] f32; weights [n_used, m] f32; out [n, m] f32
+  virtual void sum_experts(const Tensor& y, const Tensor& weights, Tensor& out);
+  // The values of a packed i32 backend tensor (expert ids) copied into `out`.
+  virtual void read_i32(const Tensor& t, std::span<int32_t> out);
+
   // ---- the fused matmul ------------------------------------------------------------------
   // Several projections of one input with what comes right before and after them
   // (FusedMatmul). The default runs the plain ops it stands for, in the order its comment

@@ -362,4 +362,74 @@ void check_matmul_fused_args(const FusedMatmul& f, TypeCheck check_type, TypeChe
   }
 }
 
+// ---- mixture of experts ------------------------------------------------------------------
+
+void check_i32_ids(std::string_view op, std::string_view role, const Tensor& t) {
+  if (t.dtype() != DType::I32) fail("{}: {} {} must be i32", op, role, t.describe());
+  if (!t.is_contiguous()) fail("{}: {} {} must be packed", op, role, t.describe());
+}
+
+void check_route_top_k_args(const Tensor& logits, const Tensor& ids, const Tensor& weights) {
+  constexpr std::string_view op = "route_top_k";
+  check_f32(op, "logits", logits);
+  check_max_dims(op, "logits", logits, 2);
+  check_i32_ids(op, "ids", ids);
+  if (!ids.is_writable()) fail("{}: ids {} is read-only", op, ids.describe());
+  check_f32_output(op, "weights", weights);
+  const int64_t n_expert = logits.ne(0), n_used = ids.ne(0), m = logits.ne(1);
+  if (n_used < 1 || n_used > n_expert) {
+    fail("{}: ids {} chooses {} experts of the {} of logits {}", op, ids.describe(), n_used, n_expert,
+         logits.describe());
+  }
+  check_shape(op, "ids", ids, {n_used, m, 1, 1});
+  check_shape(op, "weights", weights, {n_used, m, 1, 1});
+  check_no_alias(op, "ids", ids, "logits", logits);
+  check_no_alias(op, "weights", weights, "logits", logits);
+  check_no_alias(op, "weights", weights, "ids", ids);
+}
+
+void check_matmul_experts_args(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out,
+                               TypeCheck check_type) {
+  constexpr std::string_view op = "matmul_experts";
+  check_type(op, "weight", w);
+  check_max_dims(op, "weight", w, 3);
+  check_f32(op, "x", x);
+  check_max_dims(op, "x", x, 3);
+  check_i32_ids(op, "ids", ids);
+  check_max_dims(op, "ids", ids, 2);
+  check_f32_output(op, "out", out);
+  const int64_t k = w.ne(0), n = w.ne(1), n_used = ids.ne(0), m = ids.ne(1);
+  if (x.ne(0) != k) {
+    fail("{}: weight {} has k = {} elements per row but x {} has {}", op, w.describe(), k, x.describe(), x.ne(0));
+  }
+  if ((x.ne(1) != 1 && x.ne(1) != n_used) || x.ne(2) != m) {
+    fail("{}: x {} should have shape [{}, 1 or {}, {}] for ids {}", op, x.describe(), k, n_used, m, ids.describe());
+  }
+  check_shape(op, "out", out, {n, n_used, m, 1});
+  check_no_alias(op, "out", out, "x", x);
+  check_no_alias(op, "out", out, "weight", w);
+  check_no_alias(op, "out", out, "ids", ids);
+}
+
+void check_expert_ids(std::span<const int32_t> ids, int64_t n_expert, const Tensor& w) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= n_expert) {
+      fail("matmul_experts: ids[{}] = {} is not an expert of weight {} (0..{})", i, ids[i], w.describe(), n_expert - 1);
+    }
+  }
+}
+
+void check_sum_experts_args(const Tensor& y, const Tensor& weights, const Tensor& out) {
+  constexpr std::string_view op = "sum_experts";
+  check_f32(op, "y", y);
+  check_max_dims(op, "y", y, 3);
+  check_f32(op, "weights", weights);
+  check_f32_output(op, "out", out);
+  const int64_t n = y.ne(0), n_used = y.ne(1), m = y.ne(2);
+  check_shape(op, "weights", weights, {n_used, m, 1, 1});
+  check_shape(op, "out", out, {n, m, 1, 1});
+  check_no_alias(op, "out", out, "y", y);
+  check_no_alias(op, "out", out, "weights", weights);
+}
+
 }  // namespace strata

@@ -89,4 +89,20 @@ void check_attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& 
 // n_past. nullopt otherwise.
 std::optional<int64_t> dense_kv_start(const KvLayout& kv);
 
+// ---- mixture of experts ------------------------------------------------------------------
+
+// An i32 tensor with packed rows (expert ids).
+void check_i32_ids(std::string_view op, std::string_view role, const Tensor& t);
+// logits [n_expert, m] f32; ids [n_used, m] i32 packed and weights [n_used, m] f32, writable
+// and separate; 1 <= n_used <= n_expert.
+void check_route_top_k_args(const Tensor& logits, const Tensor& ids, const Tensor& weights);
+// w [k, n, n_expert] (type: check_type); x [k, 1 or n_used, m] f32; ids [n_used, m] i32;
+// out [n, n_used, m] f32, separate from the rest.
+void check_matmul_experts_args(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out,
+                               TypeCheck check_type);
+// Host ids (read by the caller) all in 0..n_expert-1.
+void check_expert_ids(std::span<const int32_t> ids, int64_t n_expert, const Tensor& w);
+// y [n, n_used, m] f32; weights [n_used, m] f32; out [n, m] f32, separate from both.
+void check_sum_experts_args(const Tensor& y, const Tensor& weights, const Tensor& out);
+
 }  // namespace strata

@@ -206,6 +206,68 @@ TEST_P(BackendErrors, Attention) {
       {"attention", "out", "[8, 4, 3]"});
 }
 
+// The mixture-of-experts ops: shapes, the ids' type, the number of experts chosen, aliasing,
+// and (where the backend reads ids on the host) ids out of range.
+TEST_P(BackendErrors, Experts) {
+  STRATA_BACKEND_OR_SKIP(b, GetParam());
+  Tensor logits = f32({8, 3}, "logits"), weights = f32({2, 3}, "weights");
+  Tensor ids = b.alloc(DType::I32, {2, 3}, "ids");
+  expect_error(
+      [&] {
+        b.route_top_k(logits, ids, weights = f32({2, 2}, "weights"));
+      },
+      {"route_top_k", "weights", "[2, 2]", "should have shape [2, 3]"});
+  Tensor ids9 = b.alloc(DType::I32, {9, 3}, "ids9");
+  Tensor weights9 = f32({9, 3}, "weights9");
+  expect_error([&] { b.route_top_k(logits, ids9, weights9); }, {"route_top_k", "chooses 9 experts", "of the 8"});
+  Tensor ids_f32 = f32({2, 3}, "ids_f32");
+  expect_error(
+      [&] {
+        b.route_top_k(logits, ids_f32, weights = f32({2, 3}, "weights"));
+      },
+      {"route_top_k", "ids_f32", "must be i32"});
+
+  const auto values = random_values(64 * 4 * 8, 1);
+  const Tensor w = b.upload(Tensor::from_f32(values, {64, 4, 8}, DType::Q8_0, "blk.0.ffn_up_exps.weight"));
+  Tensor out = f32({4, 2, 3}, "out");
+  expect_error(
+      [&] {
+        b.matmul_experts(w, f32({32, 1, 3}, "x"), ids, out);
+      },
+      {"matmul_experts", "ffn_up_exps", "k = 64", "has 32"});
+  expect_error(
+      [&] {
+        b.matmul_experts(w, f32({64, 3, 3}, "x"), ids, out);
+      },
+      {"matmul_experts", "x", "[64, 3, 3]", "1 or 2"});
+  expect_error(
+      [&] {
+        b.matmul_experts(w, f32({64, 1, 3}, "x"), ids, out = f32({4, 3, 3}, "out"));
+      },
+      {"matmul_experts", "out", "[4, 3, 3]", "should have shape [4, 2, 3]"});
+  if (!b.alloc(DType::F32, {1}, "probe").is_device()) {
+    Tensor host_ids = Tensor::empty(DType::I32, {2, 3}, "ids");
+    reinterpret_cast<int32_t*>(host_ids.mutable_data())[4] = 8;
+    expect_error(
+        [&] {
+          b.matmul_experts(w, f32({64, 1, 3}, "x"), host_ids, out = f32({4, 2, 3}, "out"));
+        },
+        {"matmul_experts", "ids[4] = 8", "0..7"});
+  }
+
+  Tensor y = f32({4, 2, 3}, "y"), sum = f32({4, 3}, "sum");
+  expect_error(
+      [&] {
+        b.sum_experts(y, f32({3, 3}, "weights"), sum);
+      },
+      {"sum_experts", "weights", "[3, 3]", "should have shape [2, 3]"});
+  expect_error(
+      [&] {
+        b.sum_experts(y, weights = f32({2, 3}, "weights"), sum = f32({4, 2}, "sum"));
+      },
+      {"sum_experts", "sum", "[4, 2]", "should have shape [4, 3]"});
+}
+
 // The fused matmul refuses what its ops refuse, naming itself, and what makes no sense as a
 // whole (a gate without two jobs, rope without a config, outputs that overlap).
 TEST_P(BackendErrors, FusedMatmul) {

@@ -9,6 +9,7 @@
 
 #include "backend/op_cases_attention.h"
 #include "backend/op_cases_basic.h"
+#include "backend/op_cases_experts.h"
 #include "backend/op_cases_paged.h"
 
 namespace strata::test {
@@ -69,6 +70,7 @@ inline std::vector<OpCase> all_op_cases() {
       cases.push_back(paged_attention_case(s, ++seed));
     }
   }
+  add_expert_cases(cases, seed += 100);
   // Weights prepared for matmuls (the cpu backend's interleaved Q4_0, Q8_0, Q4_K and Q6_K),
   // several groups of 16 rows, decode and prompts. Last, with their own seeds: a case added
   // earlier in the table would move the seeds of the cases after it.

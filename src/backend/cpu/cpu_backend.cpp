@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "backend/cpu/experts.h"
 #include "backend/cpu/matmul.h"
 #include "core/error.h"
 
@@ -130,6 +131,18 @@ void CpuBackend::store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) 
 void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv,
                            float scale, int64_t window, Tensor& out) {
   cpu::attention(ctx_, q, k_cache, v_cache, kv, scale, window, out);
+}
+
+void CpuBackend::route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights) {
+  cpu::route_top_k(ctx_, logits, ids, weights);
+}
+
+void CpuBackend::matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out) {
+  cpu::matmul_experts(w, x, ids, out, matmul_config(), pool_);
+}
+
+void CpuBackend::sum_experts(const Tensor& y, const Tensor& weights, Tensor& out) {
+  cpu::sum_experts(ctx_, y, weights, out);
 }
 
 }  // namespace strata

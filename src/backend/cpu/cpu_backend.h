@@ -59,6 +59,9 @@ public:
   void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                  int64_t window, Tensor& out) override;
+  void route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights) override;
+  void matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out) override;
+  void sum_experts(const Tensor& y, const Tensor& weights, Tensor& out) override;
   // The jobs in one run of the pool after the prologue, x converted once per activation
   // form, each epilogue applied by the task that computed its rows (fused.cpp).
   void matmul_fused(const FusedMatmul& op) override;

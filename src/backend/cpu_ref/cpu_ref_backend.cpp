@@ -70,4 +70,16 @@ void CpuRefBackend::attention(const Tensor& q, const Tensor& k_cache, const Tens
   cpu_ref::attention(q, k_cache, v_cache, kv, scale, window, out, accumulation_);
 }
 
+void CpuRefBackend::route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights) {
+  cpu_ref::route_top_k(logits, ids, weights, accumulation_);
+}
+
+void CpuRefBackend::matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out) {
+  cpu_ref::matmul_experts(w, x, ids, out, accumulation_, n_threads_);
+}
+
+void CpuRefBackend::sum_experts(const Tensor& y, const Tensor& weights, Tensor& out) {
+  cpu_ref::sum_experts(y, weights, out, accumulation_);
+}
+
 }  // namespace strata

@@ -1,4 +1,4 @@
-// matmul: weights of any dequantizable type times f32 activations.
+// matmul and matmul_experts: weights of any dequantizable type times f32 activations.
 //
 //   out[i, j] = (((w[0,i] x[0,j] + w[1,i] x[1,j]) + w[2,i] x[2,j]) + ...)
 //
@@ -11,6 +11,7 @@
 //  - with several threads the weight rows are split into contiguous ranges, and every
 //    output element is computed by one thread in the same order: the result does not
 //    depend on the thread count.
+// matmul_experts computes each column as matmul computes it with the expert's matrix.
 #include <algorithm>
 #include <exception>
 #include <thread>
@@ -113,6 +114,36 @@ void matmul(const Tensor& w, const Tensor& x, Tensor& out, Accumulation acc, int
       matmul_rows<float>(w, x_cols, out_cols, first, last);
     }
   });
+}
+
+// w [k, n, n_expert] any type; x [k, 1 or n_used, m] f32; ids [n_used, m] i32; out [n, n_used, m] f32
+void matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out, Accumulation acc, int n_threads) {
+  check_matmul_experts_args(w, x, ids, out, check_dequantizable);
+  const int64_t n_expert = w.ne(2), n_used = ids.ne(0), m = ids.ne(1);
+  const std::span<const int32_t> id(reinterpret_cast<const int32_t*>(ids.data()), size_t(n_used * m));
+  check_expert_ids(id, n_expert, w);
+  for (int64_t e = 0; e < n_expert; ++e) {
+    std::vector<const float*> x_cols;  // the columns routed to expert e
+    std::vector<float*> out_cols;
+    for (int64_t t = 0; t < m; ++t) {
+      for (int64_t s = 0; s < n_used; ++s) {
+        if (id[size_t(t * n_used + s)] != e) continue;
+        x_cols.push_back(reinterpret_cast<const float*>(x.row(x.ne(1) == 1 ? 0 : s, t)));
+        out_cols.push_back(reinterpret_cast<float*>(out.mutable_row(s, t)));
+      }
+    }
+    if (x_cols.empty()) continue;
+    const Tensor we = w.slice(2, e, 1);  // [k, n] expert e
+    const double work = double(w.ne(0)) * double(w.ne(1)) * double(x_cols.size());
+    const int threads = int(std::clamp(work / kMinWorkPerThread, 1.0, double(std::max(n_threads, 1))));
+    parallel_ranges(w.ne(1), threads, [&](int64_t first, int64_t last) {
+      if (acc == Accumulation::f64) {
+        matmul_rows<double>(we, x_cols, out_cols, first, last);
+      } else {
+        matmul_rows<float>(we, x_cols, out_cols, first, last);
+      }
+    });
+  }
 }
 
 }  // namespace strata::cpu_ref

@@ -1,6 +1,6 @@
 // The kernels of the reference CPU backend, one function per op (declared here, defined
 // in the file of their family: rows.cpp, matmul.cpp, norm.cpp, elementwise.cpp, rope.cpp,
-// attention.cpp). Each checks its arguments (types, shapes, ranges) and throws
+// attention.cpp, experts.cpp). Each checks its arguments (types, shapes, ranges) and throws
 // strata::Error naming the op, the role of the argument and its shape; then it runs a
 // plain loop instantiated for Acc = float or double. The contracts are those of backend.h.
 #pragma once
@@ -24,5 +24,9 @@ void rope(Tensor& x, std::span<const int32_t> positions, const RopeConfig& confi
 void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv);
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                int64_t window, Tensor& out, Accumulation acc);
+// Mixture of experts (matmul_experts in matmul.cpp, the others in experts.cpp).
+void route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights, Accumulation acc);
+void matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out, Accumulation acc, int n_threads);
+void sum_experts(const Tensor& y, const Tensor& weights, Tensor& out, Accumulation acc);
 
 }  // namespace strata::cpu_ref
