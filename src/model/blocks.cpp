@@ -21,6 +21,16 @@ Activations::Activations(Backend& backend, const ModelConfig& c, int64_t n) : n_
   up = alloc(c.n_ff, n, "up");
   act = alloc(c.n_ff, n, "act");
   down = alloc(c.n_embd, n, "down");
+  if (c.n_expert > 0) {
+    const int64_t k = c.n_expert_used;
+    router = alloc(c.n_expert, n, "router");
+    expert_ids = backend.alloc(DType::I32, {k, n}, "expert_ids");
+    expert_weights = alloc(k, n, "expert_weights");
+    gate_exps = backend.alloc(DType::F32, {c.n_ff_exp, k, n}, "gate_exps");
+    up_exps = backend.alloc(DType::F32, {c.n_ff_exp, k, n}, "up_exps");
+    act_exps = backend.alloc(DType::F32, {c.n_ff_exp, k, n}, "act_exps");
+    down_exps = backend.alloc(DType::F32, {c.n_embd, k, n}, "down_exps");
+  }
   last = alloc(c.n_vocab, 1, "logits");
 }
 
@@ -31,6 +41,10 @@ Activations Activations::columns(int64_t n) const {
   for (Tensor* t :
        {&a.x, &a.cur, &a.q, &a.k, &a.v, &a.q_raw, &a.k_raw, &a.att, &a.proj, &a.gate, &a.up, &a.act, &a.down})
     if (t->n_elements() > 0) *t = t->slice(1, 0, n);
+  for (Tensor* t : {&a.router, &a.expert_ids, &a.expert_weights})  // [.., n]
+    if (t->n_elements() > 0) *t = t->slice(1, 0, n);
+  for (Tensor* t : {&a.gate_exps, &a.up_exps, &a.act_exps, &a.down_exps})  // [.., n_expert_used, n]
+    if (t->n_elements() > 0) *t = t->slice(2, 0, n);
   return a;
 }
 
@@ -169,6 +183,38 @@ void Blocks::feed_forward(int64_t il, const LayerWeights& w, FeedForwardActivati
   run({.x = &a.act, .jobs = down});
   emit(il, "ffn_out", a.down);
   if (post_norm) add_post_normed(il, a.down, w.ffn_post_norm, "ffn_post_norm");
+  emit(il, "out", a.x);
+}
+
+void Blocks::moe_feed_forward(int64_t il, const LayerWeights& w) {
+  const ModelConfig& c = config_;
+  Activations& a = act_;
+  // cur = norm(x); router = w_gate_inp cur
+  const MatmulJob route[] = {{.w = &w.ffn_gate_inp, .out = &a.router}};
+  run({.x = &a.cur,
+       .prologue = FusedMatmul::Prologue::rms_norm,
+       .norm_input = &a.x,
+       .norm_weight = &w.ffn_norm,
+       .norm_eps = c.rms_eps,
+       .jobs = route});
+  emit(il, "ffn_norm", a.cur);
+  emit(il, "ffn_moe_logits", a.router);
+  backend_.route_top_k(a.router, a.expert_ids, a.expert_weights);
+  emit(il, "ffn_moe_weights", a.expert_weights);
+  // each token's experts: act = silu(gate cur) * (up cur); down = w_down act
+  const Tensor cur = a.cur.reshape({c.n_embd, 1, a.n_tokens});  // [n_embd, 1, n]: one column for every slot
+  backend_.matmul_experts(w.ffn_gate_exps, cur, a.expert_ids, a.gate_exps);
+  backend_.matmul_experts(w.ffn_up_exps, cur, a.expert_ids, a.up_exps);
+  backend_.swiglu(a.gate_exps, a.up_exps, a.act_exps);
+  backend_.matmul_experts(w.ffn_down_exps, a.act_exps, a.expert_ids, a.down_exps);
+  emit(il, "ffn_moe_gate", a.gate_exps);
+  emit(il, "ffn_moe_up", a.up_exps);
+  emit(il, "ffn_moe_act", a.act_exps);
+  emit(il, "ffn_moe_down", a.down_exps);
+  // down = sum over the experts by weight; x += down
+  backend_.sum_experts(a.down_exps, a.expert_weights, a.down);
+  backend_.add(a.x, a.down, a.x);
+  emit(il, "ffn_out", a.down);
   emit(il, "out", a.x);
 }
 

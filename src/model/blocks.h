@@ -41,6 +41,15 @@ struct Activations {
   Tensor down;    // [n_embd, n]
   Tensor logits;  // [n_vocab, n]   (all tokens; allocated by the first pass that asks for them)
   Tensor last;    // [n_vocab, 1]   (last token only)
+
+  // mixture of experts (n_expert > 0 only)
+  Tensor router;          // [n_expert, n]           router logits
+  Tensor expert_ids;      // [n_expert_used, n] i32  the experts of each token
+  Tensor expert_weights;  // [n_expert_used, n]
+  Tensor gate_exps;       // [n_ff_exp, n_expert_used, n]
+  Tensor up_exps;         // [n_ff_exp, n_expert_used, n]
+  Tensor act_exps;        // [n_ff_exp, n_expert_used, n]
+  Tensor down_exps;       // [n_embd, n_expert_used, n]
 };
 
 // The activation of a gated feed-forward: act = f(gate) * up (silu: SwiGLU; gelu_tanh: GeGLU).
@@ -76,6 +85,14 @@ public:
   //   x += out, or x += rms_norm(out, w.ffn_post_norm) where that is present.
   // Taps blk.N.{ffn_norm,ffn_gate,ffn_up,ffn_act,ffn_out,[ffn_post_norm,]out}.
   void feed_forward(int64_t il, const LayerWeights& w, FeedForwardActivation f);
+  // Mixture of experts with pre-norm, added to the residual stream:
+  //   cur = rms_norm(x, w.ffn_norm); router = w.ffn_gate_inp cur;
+  //   ids, weights = route_top_k(router)  (n_expert_used experts per token, softmax over them);
+  //   for each chosen expert e: act_e = silu(w.ffn_gate_exps[e] cur) * (w.ffn_up_exps[e] cur),
+  //   down_e = w.ffn_down_exps[e] act_e;  x += sum_e weight_e down_e.
+  // Taps blk.N.{ffn_norm,ffn_moe_logits,ffn_moe_weights,ffn_moe_gate,ffn_moe_up,ffn_moe_act,
+  // ffn_moe_down,ffn_out,out}.
+  void moe_feed_forward(int64_t il, const LayerWeights& w);
 
   // The ops of one fused matmul (fused or, unfused, op by op).
   void run(const FusedMatmul& op);

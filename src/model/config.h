@@ -31,9 +31,12 @@ struct ModelConfig {
   bool qk_norm = false;        // rms_norm of each query and key head before rope (qwen3, gemma3)
   float embd_scale = 1.0f;     // the embeddings are multiplied by it (gemma3: sqrt(n_embd))
   int64_t sliding_window = 0;  // attention.sliding_window: keys seen by the windowed layers (0: none)
-  int64_t swa_pattern = 0;  // gemma3: layers il % swa_pattern < swa_pattern - 1 are windowed
+  int64_t swa_pattern = 0;     // gemma3: layers il % swa_pattern < swa_pattern - 1 are windowed
   RopeConfig rope_swa;         // rope of the sliding-window layers (gemma3: base 10000, no scaling)
   bool tied_output = false;    // no output.weight: token_embd doubles as the output matrix
+  int64_t n_expert = 0;        // expert_count: experts of each feed-forward (0: a dense model)
+  int64_t n_expert_used = 0;   // expert_used_count: experts each token is routed to
+  int64_t n_ff_exp = 0;        // rows of one expert's gate and up projections
   RopeConfig rope;
 
   int64_t head_dim() const { return n_embd_head > 0 ? n_embd_head : n_embd / n_head; }

@@ -74,6 +74,10 @@ Tensor WeightLoader::matrix_rows(const std::string& name, int64_t ne0, int64_t n
   return t;
 }
 
+Tensor WeightLoader::experts(const std::string& name, int64_t ne0, int64_t ne1, int64_t ne2) const {
+  return upload(host(name, {ne0, ne1, ne2}), name);
+}
+
 Tensor WeightLoader::vector(const std::string& name, int64_t n, bool required) const {
   Tensor t = host(name, {n}, required);
   if (t.n_elements() == 0) return t;

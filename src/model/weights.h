@@ -33,6 +33,10 @@ struct LayerWeights {
   Tensor ffn_up;          // [n_embd, n_ff]
   Tensor ffn_down;        // [n_ff, n_embd]
   Tensor ffn_post_norm;   // [n_embd] f32: norm of the feed-forward's output before the residual (gemma3)
+  Tensor ffn_gate_inp;    // [n_embd, n_expert]: the router (mixture of experts)
+  Tensor ffn_gate_exps;   // [n_embd, n_ff_exp, n_expert]
+  Tensor ffn_up_exps;     // [n_embd, n_ff_exp, n_expert]
+  Tensor ffn_down_exps;   // [n_ff_exp, n_embd, n_expert]
 };
 
 // What the backend's prepare_matmul_weight made of the matrices: how many it copied into
@@ -81,6 +85,8 @@ public:
   // made a copy, the file's pages of `host` are released.
   void prepare_for_matmul(const Tensor& host, const Tensor& uploaded) const;
   const PreparedWeights& prepared() const { return prepared_; }
+  // A 3-D tensor [ne0, ne1, ne2] (the experts' matrices), uploaded in its stored type.
+  Tensor experts(const std::string& name, int64_t ne0, int64_t ne1, int64_t ne2) const;
   // A vector [n] (norm weight or bias), converted to f32 on the host first.
   Tensor vector(const std::string& name, int64_t n, bool required = true) const;
 

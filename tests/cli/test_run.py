@@ -297,14 +297,18 @@ class ModelErrors(ModelDir):
         self.assertEqual(proc.returncode, 1)
         self.assertIn("gemma3.final_logit_softcapping is set: the final logit soft-cap is not supported", proc.stderr)
 
-    def test_mixtral_experts_refused(self):
+    def test_mixtral_expert_keys_checked(self):
         kv = {"llama.embedding_length": 8, "llama.block_count": 1, "llama.attention.head_count": 2,
-              "llama.feed_forward_length": 16, "llama.expert_count": 8, "llama.expert_used_count": 2}
+              "llama.feed_forward_length": 16, "llama.expert_count": 2, "llama.expert_used_count": 3}
         m = self.write("mixtral.gguf", "llama", [("token_embd.weight", np.zeros((4, 8), np.float32))], **kv)
         proc = run_strata("run", "-m", m, "-p", "x")
         self.assertEqual(proc.returncode, 1)
-        self.assertIn("llama.expert_count = 8: mixture-of-experts models (Mixtral) are not supported yet", proc.stderr)
-
+        self.assertIn("llama.expert_used_count = 3 is more than llama.expert_count = 2", proc.stderr)
+        del kv["llama.expert_used_count"]
+        m = self.write("mixtral-no-used.gguf", "llama", [("token_embd.weight", np.zeros((4, 8), np.float32))], **kv)
+        proc = run_strata("run", "-m", m, "-p", "x")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("missing metadata key 'llama.expert_used_count'", proc.stderr)
 
 if __name__ == "__main__":
     strata_test.main()

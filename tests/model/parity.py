@@ -55,6 +55,12 @@ TOL_LLAMA_F32 = 1e-3  # llama.cpp on an exactly dequantized f32 copy (f16 KV cac
 # A real model past TOL_LLAMA passes as "explained" within the issue's 1 % of llama.cpp when the
 # f32 copy is within TOL_LLAMA_F32 (Gemma 3 270M Q4_K_M: llama.cpp 0.55 % off, its f32 copy 6e-5).
 TOL_LLAMA_REAL_EXPLAINED = 1e-2
+# Mixture of experts: a token whose n_used-th and next router logits are nearer than a
+# perturbation goes to another expert, a jump in its output, so perplexity follows small
+# perturbations more: an f16 KV cache alone moves cpu_ref's by 0.28 % on small-mixtral-q8_0 over
+# 4 chunks, llama.cpp's f32 copy (f16 KV cache) is 0.13 % and 0.23 % off on small-mixtral and
+# small-qwen3moe there, its 8-bit activations 3.3 % and 1.8 %. The f32 copy's bound for them:
+TOL_LLAMA_F32_ROUTED = 5e-3
 N_PREDICT = 32  # greedy tokens in the committed data
 MARGIN_CHUNKS = 4  # chunks of the text over which llama.cpp's margin error is measured
 # What the tests run by default, per label: perplexity chunks (0 = the whole text) and greedy tokens.
@@ -101,6 +107,7 @@ class ModelSpec:
     fetch: str = "fetch-model"  # the script that puts a real model in the cache
     extra: list = field(default_factory=list)
     prompt_names: list = None  # a subset of the prompts (default: all)
+    routed: bool = False  # a mixture of experts (TOL_LLAMA_F32_ROUTED)
 
     def generator_args(self):
         args = ["--shape", self.shape, "--arch", self.arch, "--type", self.type, "--seed", str(self.seed),
@@ -125,6 +132,9 @@ MODELS = [ModelSpec(f"small-llama-{t}", t) for t in SMALL_TYPES] + [
     # Mistral 7B v0.1's kind of file; llama.cpp ignores the window of llama files: oracle only.
     ModelSpec("small-llama-window-q8_0", "q8_0", extra=["--sliding-window", "32"]),
     ModelSpec("small-phi3-q8_0", "q8_0", arch="phi3"),
+    # Mixture of experts: Mixtral (a llama file with 8 experts, 2 per token) and Qwen3-MoE.
+    ModelSpec("small-mixtral-q8_0", "q8_0", arch="mixtral", routed=True),
+    ModelSpec("small-qwen3moe-q8_0", "q8_0", arch="qwen3moe", routed=True),
 ] + [ModelSpec(f"tinyllama-{t}", t, shape="tinyllama", label="parity_slow",
                prompt_names=["story", "python", "japanese", "chat-llama2"])
      for t in ["q4_0", "q4_k_m", "q8_0", "f16"]] + [
@@ -354,16 +364,17 @@ class Checker:
             if lc and n <= len(lc["chunk_ppl"]):
                 r[tag] = lc["chunk_ppl"][n - 1]
                 r[tag + "_rel"] = rel_diff(r["strata"], r[tag])
-        if "llama_f32_rel" in r and r["llama_f32_rel"] > TOL_LLAMA_F32:
+        tol_f32 = TOL_LLAMA_F32_ROUTED if self.spec.routed else TOL_LLAMA_F32
+        if "llama_f32_rel" in r and r["llama_f32_rel"] > tol_f32:
             self.fail(f"perplexity {r['strata']:.6g} vs llama.cpp on the f32 copy {r['llama_f32']:.6g}: "
-                      f"rel. diff {r['llama_f32_rel']:.3g} > {TOL_LLAMA_F32}")
+                      f"rel. diff {r['llama_f32_rel']:.3g} > {tol_f32}")
         if "llama_rel" not in r:
             return
         tol = TOL_LLAMA if self.spec.real or n == len(figs["llama.cpp"]["chunk_ppl"]) else TOL_LLAMA_PARTIAL
         if r["llama_rel"] <= tol:
             return
         explainable = not self.spec.real or r["llama_rel"] <= TOL_LLAMA_REAL_EXPLAINED
-        if explainable and r.get("llama_f32_rel", 1.0) <= TOL_LLAMA_F32:
+        if explainable and r.get("llama_f32_rel", 1.0) <= tol_f32:
             r["llama_explained"] = True
             self.notes.append(f"perplexity vs llama.cpp: rel. diff {r['llama_rel']:.3g} > {tol}, but llama.cpp on "
                               f"the exact f32 copy is within {r['llama_f32_rel']:.3g}: its 8-bit activations")

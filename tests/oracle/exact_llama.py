@@ -17,6 +17,11 @@ post_ffw_norm) before the residual, GeGLU with the tanh GELU, final_logit_softca
 phi3: q, k, v rows of attn_qkv, gate then up rows of ffn_up, NEOX rope (no long-context factors).
 llama with attention.sliding_window (Mistral 7B v0.1): every layer attends within the window,
 with the model's rope (llama.cpp ignores the key for llama files).
+Mixture of experts (llama with expert_count: Mixtral; qwen3moe: qwen3's attention): the router
+ffn_gate_inp gives each token's logits over the experts; their softmax over all experts, the
+expert_used_count largest kept (equal logits: lower index first) and renormalised to sum 1,
+weight each chosen expert's SwiGLU (ffn_gate_exps, ffn_up_exps, ffn_down_exps [expert, ...],
+rows of expert_feed_forward_length, or feed_forward_length for llama); their sum is ffn_out.
 Tokens are given as ids; tokenization is not the oracle's job.
 
 Commands:
@@ -30,6 +35,8 @@ default, --dump-dtype f64 for the exact values): inp_embd, then per layer N
   blk.N.q_rope  blk.N.k_rope                           (after rope; heads flattened)
   blk.N.attn_out (attention output before attn_output)  blk.N.attn_proj  blk.N.ffn_inp
   blk.N.ffn_norm  blk.N.ffn_gate  blk.N.ffn_up  blk.N.ffn_act (silu(gate)*up)  blk.N.ffn_out
+  (experts: blk.N.ffn_moe_logits [n_tokens, n_expert] and blk.N.ffn_moe_weights [n_tokens,
+  n_expert_used] in place of ffn_gate, ffn_up, ffn_act)
   (gemma3: blk.N.attn_post_norm after attn_proj, blk.N.ffn_post_norm after ffn_out)
   blk.N.out (layer output)
 then result_norm and logits.
@@ -52,7 +59,8 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     sys.exit(f"exact_llama: {e}; run with the Python that scripts/setup-deps prints")
 
-ROPE_STYLE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "gemma3": "neox", "phi3": "neox"}
+ROPE_STYLE = {"llama": "norm", "qwen2": "neox", "qwen3": "neox", "gemma3": "neox", "phi3": "neox",
+              "qwen3moe": "neox"}
 GEMMA3_SWA_PATTERN = 6  # default: layers il % 6 < 5 attend within the sliding window
 GEMMA3_SWA_ROPE_BASE = 10000.0  # default rope base of those layers (rope.freq_base_swa)
 
@@ -159,6 +167,14 @@ class Config:
         self.swa_pattern = int(get(f"{a}.attention.sliding_window_pattern", GEMMA3_SWA_PATTERN))
         self.swa_rope_base = float(get(f"{a}.rope.freq_base_swa", GEMMA3_SWA_ROPE_BASE))
         self.embd_scale = math.sqrt(self.n_embd) if a == "gemma3" else 1.0
+        self.n_expert = int(get(f"{a}.expert_count", 0))
+        self.n_expert_used = int(get(f"{a}.expert_used_count", 0))
+        if a == "qwen3moe" and (self.n_expert == 0 or self.n_expert_used == 0):
+            raise OracleError(f"{path}: qwen3moe needs {a}.expert_count and {a}.expert_used_count")
+        if self.n_expert and not 1 <= self.n_expert_used <= self.n_expert:
+            raise OracleError(f"{path}: {a}.expert_used_count = {self.n_expert_used} of {self.n_expert} experts")
+        default_ff_exp = self.n_ff if a == "llama" else self.n_ff // max(self.n_expert_used, 1)
+        self.n_ff_exp = int(get(f"{a}.expert_feed_forward_length", default_ff_exp))
         tokens = fields.get("tokenizer.ggml.tokens")
         self.n_vocab_tokenizer = len(tokens.data) if tokens is not None else None
         self.bos_id = get("tokenizer.ggml.bos_token_id")
@@ -201,15 +217,21 @@ class ExactModel:
         for i in range(c.n_layer):
             p = f"blk.{i}."
             need.update({p + "attn_norm.weight": (c.n_embd,), p + "attn_output.weight": (c.n_embd, q_dim_v),
-                         p + "ffn_norm.weight": (c.n_embd,), p + "ffn_down.weight": (c.n_embd, c.n_ff)})
-            if c.arch == "phi3":
+                         p + "ffn_norm.weight": (c.n_embd,)})
+            if c.n_expert:
+                e, f = c.n_expert, c.n_ff_exp
+                need.update({p + "attn_q.weight": (q_dim, c.n_embd), p + "attn_k.weight": (kv_dim, c.n_embd),
+                             p + "attn_v.weight": (kv_dim_v, c.n_embd), p + "ffn_gate_inp.weight": (e, c.n_embd),
+                             p + "ffn_gate_exps.weight": (e, f, c.n_embd), p + "ffn_up_exps.weight": (e, f, c.n_embd),
+                             p + "ffn_down_exps.weight": (e, c.n_embd, f)})
+            elif c.arch == "phi3":
                 need.update({p + "attn_qkv.weight": (q_dim + kv_dim + kv_dim_v, c.n_embd),
-                             p + "ffn_up.weight": (2 * c.n_ff, c.n_embd)})
+                             p + "ffn_up.weight": (2 * c.n_ff, c.n_embd), p + "ffn_down.weight": (c.n_embd, c.n_ff)})
             else:
                 need.update({p + "attn_q.weight": (q_dim, c.n_embd), p + "attn_k.weight": (kv_dim, c.n_embd),
                              p + "attn_v.weight": (kv_dim_v, c.n_embd), p + "ffn_gate.weight": (c.n_ff, c.n_embd),
-                             p + "ffn_up.weight": (c.n_ff, c.n_embd)})
-            if c.arch in ("qwen3", "gemma3"):
+                             p + "ffn_up.weight": (c.n_ff, c.n_embd), p + "ffn_down.weight": (c.n_embd, c.n_ff)})
+            if c.arch in ("qwen3", "gemma3", "qwen3moe"):
                 need.update({p + "attn_q_norm.weight": (c.head_dim,), p + "attn_k_norm.weight": (c.head_dim,)})
             if c.arch == "gemma3":
                 need.update({p + "post_attention_norm.weight": (c.n_embd,), p + "post_ffw_norm.weight": (c.n_embd,)})
@@ -314,17 +336,20 @@ class ExactModel:
             tap(p + "ffn_inp", x)
             cur = rms_norm(x, self.weight(p + "ffn_norm.weight"), c.rms_eps)
             tap(p + "ffn_norm", cur)
-            if c.arch == "phi3":  # rows gate, up of one tensor
+            if c.n_expert:
+                ffn = self.experts(cur, p, tap)
+            elif c.arch == "phi3":  # rows gate, up of one tensor
                 gate_up = self.linear(cur, p + "ffn_up.weight")  # [n, 2 n_ff]
                 gate, up = gate_up[:, :c.n_ff], gate_up[:, c.n_ff:]
             else:
                 gate = self.linear(cur, p + "ffn_gate.weight")  # [n, n_ff]
                 up = self.linear(cur, p + "ffn_up.weight")  # [n, n_ff]
-            tap(p + "ffn_gate", gate)
-            tap(p + "ffn_up", up)
-            act = (gelu_tanh(gate) if c.arch == "gemma3" else silu(gate)) * up
-            tap(p + "ffn_act", act)
-            ffn = self.linear(act, p + "ffn_down.weight")  # [n, n_embd]
+            if not c.n_expert:
+                tap(p + "ffn_gate", gate)
+                tap(p + "ffn_up", up)
+                act = (gelu_tanh(gate) if c.arch == "gemma3" else silu(gate)) * up
+                tap(p + "ffn_act", act)
+                ffn = self.linear(act, p + "ffn_down.weight")  # [n, n_embd]
             tap(p + "ffn_out", ffn)
             if self.has(p + "post_ffw_norm.weight"):
                 ffn = rms_norm(ffn, self.weight(p + "post_ffw_norm.weight"), c.rms_eps)
@@ -341,6 +366,30 @@ class ExactModel:
             logits = c.logit_softcap * np.tanh(logits / c.logit_softcap)
         tap("logits", logits)
         return logits
+
+    def route(self, logits):
+        """logits [n, n_expert] -> the chosen experts [n, n_used] (largest first, equal logits
+        in index order) and their weights [n, n_used]: the softmax over all experts, renormalised
+        over the chosen ones."""
+        k = self.cfg.n_expert_used
+        chosen = np.argsort(-logits, axis=-1, kind="stable")[:, :k]
+        probs = np.take_along_axis(softmax(logits, axis=-1), chosen, axis=-1)
+        return chosen, probs / np.sum(probs, axis=-1, keepdims=True)
+
+    def experts(self, cur, p, tap):
+        """The mixture of experts of layer prefix p on cur [n, n_embd] -> [n, n_embd]."""
+        logits = self.linear(cur, p + "ffn_gate_inp.weight")  # [n, n_expert]
+        tap(p + "ffn_moe_logits", logits)
+        chosen, weights = self.route(logits)
+        tap(p + "ffn_moe_weights", weights)
+        gate, up, down = (self.weight(p + f"ffn_{w}_exps.weight") for w in ("gate", "up", "down"))
+        out = np.zeros_like(cur)
+        for e in np.unique(chosen):
+            rows, slots = np.nonzero(chosen == e)  # the tokens routed to e, and in which slot
+            x = cur[rows]
+            act = silu(x @ gate[e].T) * (x @ up[e].T)  # [r, n_ff_exp]
+            out[rows] += weights[rows, slots][:, None] * (act @ down[e].T)
+        return out
 
     def layer_is_swa(self, il):
         """Whether layer il attends within the sliding window (gemma3: 5 of every 6 layers; llama:

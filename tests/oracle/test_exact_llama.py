@@ -158,6 +158,59 @@ class OracleTest(unittest.TestCase):
         self.assertTrue(model.has("blk.0.attn_q.bias"))
         self.check_against_naive(self.qwen2)
 
+    def test_experts_match_naive(self):
+        """The mixture of experts of Mixtral and Qwen3-MoE files against a per-token loop:
+        softmax over all router logits, the top n_used, renormalised, each expert's SwiGLU."""
+        for arch, used, ff_exp in (("mixtral", 2, []), ("qwen3moe", 3, ["--n-ff-exp", "8"])):
+            path = generate(os.path.join(self._tmp.name, f"{arch}.gguf"), "--type", "f32", "--arch", arch,
+                            "--n-expert", "6", "--n-expert-used", str(used), "--head-dim", "4", *ff_exp, *TINY)
+            model = ex.ExactModel(path)
+            self.assertEqual((model.cfg.n_expert, model.cfg.n_expert_used), (6, used))
+            self.assertEqual(model.cfg.n_ff_exp, 24 if arch == "mixtral" else 8)
+            dump = {}
+            model.forward(self.tokens, dump=dump)
+            p = "blk.1."
+            cur = dump[p + "ffn_norm"]
+            w_inp, gate, up, down = (model.weight(p + n + ".weight")
+                                     for n in ("ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"))
+            want = np.zeros_like(cur)
+            for t in range(len(self.tokens)):
+                logits = [float(np.dot(w_inp[e], cur[t])) for e in range(6)]
+                probs = [math.exp(v - max(logits)) for v in logits]
+                probs = [q / sum(probs) for q in probs]
+                chosen = sorted(range(6), key=lambda e: -logits[e])[:used]
+                norm = sum(probs[e] for e in chosen)
+                for e in chosen:
+                    g, u = gate[e] @ cur[t], up[e] @ cur[t]
+                    want[t] += probs[e] / norm * (down[e] @ (g / (1 + np.exp(-g)) * u))
+            self.assert_close(dump[p + "ffn_out"], want)
+            self.assertEqual(dump[p + "ffn_moe_weights"].shape, (len(self.tokens), used))
+            # The KV cache path gives the same logits.
+            cache = model.new_cache()
+            self.assert_close(np.concatenate([model.forward([t], cache) for t in self.tokens]),
+                              model.forward(self.tokens))
+
+    def test_expert_files(self):
+        path = generate(os.path.join(self._tmp.name, "mx.gguf"), "--type", "q8_0", "--arch", "mixtral", "--n-embd",
+                        "64", "--n-layer", "1", "--n-head", "4", "--n-head-kv", "2", "--n-ff", "64", "--n-vocab",
+                        "300", "-q")
+        r = gguf.GGUFReader(path)
+        md = {k: f.contents() for k, f in r.fields.items()}
+        self.assertEqual(md["general.architecture"], "llama")  # Mixtral files are llama files with experts
+        self.assertEqual((md["llama.expert_count"], md["llama.expert_used_count"]), (8, 2))
+        types = {t.name: t.tensor_type for t in r.tensors}
+        shapes = {t.name: [int(d) for d in t.shape] for t in r.tensors}
+        self.assertEqual(shapes["blk.0.ffn_gate_exps.weight"], [64, 64, 8])  # GGUF order: [n_embd, n_ff, n_expert]
+        self.assertEqual(shapes["blk.0.ffn_down_exps.weight"], [64, 64, 8])
+        self.assertEqual(shapes["blk.0.ffn_gate_inp.weight"], [64, 8])
+        self.assertEqual(types["blk.0.ffn_gate_inp.weight"], gguf.GGMLQuantizationType.F32)
+        self.assertEqual(types["blk.0.ffn_up_exps.weight"], gguf.GGMLQuantizationType.Q8_0)
+        self.assertNotIn("blk.0.ffn_gate.weight", types)
+        q = generate(os.path.join(self._tmp.name, "q.gguf"), "--type", "f16", "--arch", "qwen3moe", *TINY)
+        md = {k: f.contents() for k, f in gguf.GGUFReader(q).fields.items()}
+        self.assertEqual((md["qwen3moe.expert_count"], md["qwen3moe.expert_used_count"]), (16, 4))
+        self.assertEqual(md["qwen3moe.expert_feed_forward_length"], 256)
+
     def test_rope_identities(self):
         rng = np.random.default_rng(0)
         x = rng.standard_normal((5, 3, 8))

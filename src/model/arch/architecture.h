@@ -26,6 +26,16 @@ struct Architecture {
 // which the Llama-family architectures extend with their own (biases, head norms, post norms).
 LayerWeights load_llama_layer(const WeightLoader& w, const ModelConfig& c, int64_t il);
 
+// Llama's attention tensors and ffn_norm of layer `il`: load_llama_layer without the dense
+// feed-forward (for the mixture-of-experts architectures).
+LayerWeights load_llama_attention(const WeightLoader& w, const ModelConfig& c, int64_t il);
+// The mixture-of-experts keys: expert_count, expert_used_count (1..expert_count), and
+// n_ff_exp, the rows of one expert's gate and up projections.
+void read_expert_config(const MetadataReader& r, ModelConfig& c, int64_t n_ff_exp);
+// The expert tensors of layer `il` into l: ffn_gate_inp [n_embd, n_expert], ffn_gate_exps and
+// ffn_up_exps [n_embd, n_ff_exp, n_expert], ffn_down_exps [n_ff_exp, n_embd, n_expert].
+void load_expert_layer(const WeightLoader& w, const ModelConfig& c, int64_t il, LayerWeights& l);
+
 // The architecture named `name`, or nullptr.
 const Architecture* find_architecture(std::string_view name);
 // Every supported name, sorted ("llama, qwen2, ...").
@@ -37,5 +47,6 @@ extern const Architecture kQwen2;
 extern const Architecture kQwen3;
 extern const Architecture kGemma3;
 extern const Architecture kPhi3;
+extern const Architecture kQwen3Moe;
 
 }  // namespace strata

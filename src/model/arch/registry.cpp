@@ -10,7 +10,7 @@
 namespace strata {
 namespace {
 
-const std::array<const Architecture*, 5> kAll = {&kLlama, &kQwen2, &kQwen3, &kGemma3, &kPhi3};
+const std::array<const Architecture*, 6> kAll = {&kLlama, &kQwen2, &kQwen3, &kGemma3, &kPhi3, &kQwen3Moe};
 
 }  // namespace
 
