@@ -73,6 +73,11 @@ public:
   // gated pair), or one split by rows (x in parts, or the attention prologue on the parts' heads;
   // the products all-reduced, then the residual added); otherwise as the plain ops.
   void matmul_fused(const FusedMatmul& op) override;
+  // The mixture-of-experts ops: whole on every part (tensor_parallel_experts.cpp).
+  void route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights) override;
+  void matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out) override;
+  void sum_experts(const Tensor& y, const Tensor& weights, Tensor& out) override;
+  void read_i32(const Tensor& t, std::span<int32_t> out) override;
 
   struct Held;  // what a tensor of this backend is on the parts (tensor_parallel_backend.cpp)
 
