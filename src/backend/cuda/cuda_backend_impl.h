@@ -93,6 +93,11 @@ public:
   void store_kv(const Tensor& src, Tensor& cache, const KvLayout& kv) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const KvLayout& kv, float scale,
                  int64_t window, Tensor& out) override;
+  // The mixture-of-experts ops (cuda_experts.cpp).
+  void route_top_k(const Tensor& logits, Tensor& ids, Tensor& weights) override;
+  void matmul_experts(const Tensor& w, const Tensor& x, const Tensor& ids, Tensor& out) override;
+  void sum_experts(const Tensor& y, const Tensor& weights, Tensor& out) override;
+  void read_i32(const Tensor& t, std::span<int32_t> out) override;
 
   // Decode (x of m <= kMaxVecColumns columns, 16-byte aligned, on the fast kernels' types): the
   // shapes below in one matrix-vector launch with the epilogue, the norm or the attention's q8

@@ -295,4 +295,22 @@ cudaError_t launch_matvec_k(WeightType type, const void* w, size_t row_bytes, in
 // cudaErrorInvalidDeviceFunction) when this build has no code for the device.
 cudaError_t probe_kernel_image();
 
+// ---- experts.cu: mixture of experts ------------------------------------------------------
+// Each token t of logits [n_expert, m] (column stride logits_stride floats): ids[t * n_used + s]
+// the n_used largest logits (ties: lower index first), weights (stride weights_stride) their
+// softmax, as Backend::route_top_k.
+cudaError_t launch_route_top_k(const float* logits, int64_t logits_stride, int64_t n_expert, int32_t* ids,
+                               float* weights, int64_t weights_stride, int64_t n_used, int64_t m, cudaStream_t stream);
+// Whether matmul_experts takes weights of `type` (plain, or a quantized type decode_quant has).
+bool experts_supported(WeightType type);
+// out [n, n_used, m] packed: column s + t * n_used = expert ids[s + t * n_used] of w (n_expert
+// matrices of n rows of row_bytes, one after the other) times x column t * x_slots + (s or 0)
+// (stride x_stride floats); ids out of range give zero columns.
+cudaError_t launch_matmul_experts(WeightType type, const void* w, size_t row_bytes, int64_t k, int64_t n,
+                                  int64_t n_expert, const float* x, int64_t x_stride, int64_t x_slots,
+                                  const int32_t* ids, int64_t n_used, int64_t m, float* out, cudaStream_t stream);
+// out [n, m] = sum over s of weights [n_used, m] times y [n, n_used, m] (all packed).
+cudaError_t launch_sum_experts(const float* y, const float* weights, float* out, int64_t n, int64_t n_used, int64_t m,
+                               cudaStream_t stream);
+
 }  // namespace strata::cuda
