@@ -35,6 +35,8 @@ std::string render_metrics(const EngineStats& e, const HttpStats& h) {
   metric(out, "requests_queued", "gauge", "Requests waiting for a free sequence.", e.queued);
   metric(out, "requests_running", "gauge", "Requests being evaluated.", e.running);
   metric(out, "kv_blocks_used", "gauge", "KV cache blocks in use.", e.kv_blocks_used);
+  metric(out, "kv_blocks_cached", "gauge", "KV cache blocks nobody uses, kept for prompts that start the same.",
+         e.kv_blocks_cached);
   metric(out, "kv_blocks_total", "gauge", "KV cache blocks in the budget.", e.kv_blocks_total);
   return out;
 }

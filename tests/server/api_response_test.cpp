@@ -200,6 +200,7 @@ TEST(Metrics, PrometheusText) {
   EngineStats e;
   e.queued = 3;
   e.kv_blocks_used = 17;
+  e.kv_blocks_cached = 5;
   e.generated_tokens = 1234;
   HttpCounters counters;
   counters.response(200);
@@ -208,7 +209,7 @@ TEST(Metrics, PrometheusText) {
   counters.response(99);  // not a status: ignored
   counters.disconnect();
   const std::string text = render_metrics(e, counters.snapshot());
-  for (const char* line : {"strata_requests_queued 3\n", "strata_kv_blocks_used 17\n",
+  for (const char* line : {"strata_requests_queued 3\n", "strata_kv_blocks_used 17\n", "strata_kv_blocks_cached 5\n",
                            "strata_generated_tokens_total 1234\n", "strata_http_responses_total{status=\"2xx\"} 2\n",
                            "strata_http_responses_total{status=\"4xx\"} 1\n", "strata_client_disconnects_total 1\n",
                            "# TYPE strata_kv_blocks_used gauge\n", "# TYPE strata_generated_tokens_total counter\n"}) {

@@ -139,6 +139,20 @@ class ApiTest(unittest.TestCase):
             t.join()
         self.assertEqual(together, alone)
 
+    def test_a_repeated_prompt_reuses_its_cached_blocks(self):
+        prompt = "Cached prefix test: " + " ".join(f"w{i}" for i in range(40))
+        n_prompt = len(self.tokenize(prompt))
+        body = {"model": "tiny.gguf", "prompt": prompt, "max_tokens": 6, "temperature": 0}
+        status, first = self.server.request("POST", "/v1/completions", body)
+        self.assertEqual(status, 200, first)
+        status, again = self.server.request("POST", "/v1/completions", body)
+        self.assertEqual(status, 200, again)
+        self.assertEqual(again["choices"][0]["text"], first["choices"][0]["text"])
+        self.assertEqual(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0)
+        # Whole blocks of 16 before the prompt's last token.
+        self.assertEqual(again["usage"]["prompt_tokens_details"]["cached_tokens"], (n_prompt - 1) // 16 * 16)
+        self.assertGreater(self.server.metrics()["strata_kv_blocks_cached"], 0)
+
 
 if __name__ == "__main__":
     serve_fixture.main()
