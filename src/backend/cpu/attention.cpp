@@ -47,9 +47,10 @@ void add_values(const HeadJob& j, const float* p, int64_t s0, int64_t n, float* 
 
 // Calls f(first_row, first_position, n) for the runs of consecutive cache rows that hold
 // positions p0..p0+n_pos-1 of sequence `seq`, in position order (one run where the blocks lie
-// in order, as in a dense cache).
+// in order; `dense`: the layout's rows are its positions, dense_kv_start).
 template <typename F>
-void for_each_run(const KvLayout& kv, int64_t seq, int64_t p0, int64_t n_pos, F&& f) {
+void for_each_run(const KvLayout& kv, bool dense, int64_t seq, int64_t p0, int64_t n_pos, F&& f) {
+  if (dense) return f(p0, p0, n_pos);
   int64_t start = 0, first = p0, n = 0;
   for (int64_t p = p0; p < p0 + n_pos;) {
     const int64_t row = kv.row(seq, p);
@@ -69,15 +70,15 @@ void for_each_run(const KvLayout& kv, int64_t seq, int64_t p0, int64_t n_pos, F&
 // `seq`, with o [head_dim] as scratch. Keys are taken in chunks of kKeyChunk positions from
 // position `first` wherever their rows lie, so the result does not depend on which blocks hold
 // them.
-void attend(const HeadJob& j, const float* q, const KvLayout& kv, int64_t seq, int64_t first, int64_t n_kv, float* o,
-            float* out) {
+void attend(const HeadJob& j, const float* q, const KvLayout& kv, bool dense, int64_t seq, int64_t first, int64_t n_kv,
+            float* o, float* out) {
   float scores[kKeyChunk];
   float max = -std::numeric_limits<float>::infinity();
   float sum = 0;  // sum of exp(score - max) over the keys so far
   std::fill(o, o + j.head_dim, 0.0f);
   for (int64_t s0 = first; s0 < n_kv; s0 += kKeyChunk) {
     const int64_t n = std::min(kKeyChunk, n_kv - s0);
-    for_each_run(kv, seq, s0, n, [&](int64_t row, int64_t pos, int64_t len) {
+    for_each_run(kv, dense, seq, s0, n, [&](int64_t row, int64_t pos, int64_t len) {
       for (int64_t c = 0; c < len; ++c) scores[pos - s0 + c] = score(j, q, row + c);
     });
     float chunk_max = -std::numeric_limits<float>::infinity();
@@ -90,7 +91,7 @@ void attend(const HeadJob& j, const float* q, const KvLayout& kv, int64_t seq, i
     }
     j.k->exp_shifted(scores, n, max);  // now the weights
     for (int64_t c = 0; c < n; ++c) sum += scores[c];
-    for_each_run(kv, seq, s0, n,
+    for_each_run(kv, dense, seq, s0, n,
                  [&](int64_t row, int64_t pos, int64_t len) { add_values(j, scores + (pos - s0), row, len, o); });
   }
   const float inv_sum = 1.0f / sum;
@@ -129,6 +130,7 @@ void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, con
   const int64_t group = n_heads / k_cache.ne(1);  // query heads per KV head
   const Rows q_rows(q), out_rows(out);            // row h + t * n_heads
   const int64_t n_jobs = n_heads * n_tokens;
+  const bool dense = dense_kv_start(kv).has_value();                     // rows are positions: no block lookups
   std::vector<float> scratch(size_t(ctx.pool->n_threads() * head_dim));  // [head_dim] per thread
   auto run_job = [&](int64_t r, int thread) {
     const int64_t h = r % n_heads, t = r / n_heads;
@@ -141,7 +143,7 @@ void attention(const OpContext& ctx, const Tensor& q, const Tensor& k_cache, con
                     k_cache.nb(2),
                     v_cache.nb(2)};
     const int64_t n_kv = kv.positions[size_t(t)] + 1;  // keys up to the query; from the window's first
-    attend(j, q_rows.f32(r), kv, kv.seq[size_t(t)], window > 0 ? std::max<int64_t>(0, n_kv - window) : 0, n_kv,
+    attend(j, q_rows.f32(r), kv, dense, kv.seq[size_t(t)], window > 0 ? std::max<int64_t>(0, n_kv - window) : 0, n_kv,
            scratch.data() + size_t(thread) * size_t(head_dim), out_rows.mutable_f32(r));
   };
   // Small jobs (a short cache) stay on the calling thread: a pool run costs microseconds.
