@@ -46,7 +46,8 @@ TEST(RouteTies, RoutingThatTheLogitsDoNotExplainFails) {
   // The same logits on both sides, but the test's outputs are another expert's: a routing bug.
   const Recording ref = moe_layer({2, 0, 0, 0, 1, 0}, {1, 2, 7, 8});
   const Recording test = moe_layer({2, 0, 0, 0, 1, 0}, {1, 2, 3, 4});
-  const TensorDiff& gate = named(diff_recordings(test, ref), "blk.0.ffn_moe_gate");
+  const std::vector<TensorDiff> diffs = diff_recordings(test, ref);  // named() returns a reference into it
+  const TensorDiff& gate = named(diffs, "blk.0.ffn_moe_gate");
   EXPECT_EQ(gate.route_ties, 0);
   EXPECT_FALSE(gate.pass);
   // Logits 0.3 apart at the boundary, 0.01 off: not a near-tie either.
