@@ -1,8 +1,9 @@
 // Matmul weights kept in the layout the decode kernels read fastest: a copy made once, at
-// load (Backend::prepare_matmul_weight), for the types and ISA paths that have kernels for it.
+// load (Backend::prepare_matmul_weight), for the types and ISA paths that have kernels for it
+// (avx512-vnni: Q4_0, Q8_0, Q4_K, Q6_K; avx2 and avx512: Q4_0).
 //
-// The rows are interleaved 16 at a time. A group of 16 rows is k / 32 blocks, one per 32
-// elements of k, each holding the 16 rows' block scales (f16, row order) and then their
+// The rows are interleaved 16 at a time. A group of 16 rows is one block per 32 elements of k
+// (256 for K-quants), each holding the 16 rows' block scales (f16, row order) and then their
 // levels as unsigned bytes u = q + offset in lanes: a 64-byte vector holds 4 consecutive
 // elements of each of the 16 rows (bytes 4r..4r+3 = row r). One vpdpbusd multiplies such a
 // vector by an activation's broadcast 4 bytes: 16 rows x 4 products. A decode step reads each
@@ -12,16 +13,19 @@
 //  - Q8_0 (544 bytes per block): 8 vectors, vector g elements 4g..4g+3 (offset 128).
 //  - Q4_K (2368 bytes per block of 256): d and dmin of the 16 rows (f16), their 8 scales (one
 //    byte each, sub-block by sub-block) and 8 mins (bytes, row r's mins of sub-blocks 2p and
-//    2p + 1 side by side), then 32 vectors of nibbles: the low ones
-//    of vector j are elements 4j..4j+3, the high ones elements 128+4j..128+4j+3. A K-quant
-//    block's integers and float steps are those of its other tiles (k_quant_kernels_avx512.cpp),
-//    so it gives their results bit for bit.
-// Per block: isum = sum_i u_i x_i - offset * sum_i x_i exactly in int32 (the second term from
-// the activations' block sums), then acc += float(isum) * (d_w * d_x) in the row's lane, block
-// after block: the same exact integer products as the tile kernels, summed in another order.
+//    2p + 1 side by side), then 32 vectors of nibbles: the low ones of vector j are elements
+//    4j..4j+3, the high ones elements 128+4j..128+4j+3.
+//  - Q6_K (3360 bytes per block of 256): d, the 16 scales in pairs (row r's two side by side),
+//    the levels' low 4 bits as Q4_K's nibbles, their top 2 bits four to a byte.
+// Legacy types, per block: isum = sum_i u_i x_i - offset * sum_i x_i exactly in int32 (the
+// second term from the activations' block sums), then acc += float(isum) * (d_w * d_x) in the
+// row's lane, block after block: the same exact integer products as the tile kernels, summed in
+// another order. A K-quant block's integers and float steps are those of its other tiles
+// (k_quant_kernels_avx512.cpp), so it gives their results bit for bit.
 //
-// Prompts (packed_gemm.h) repack from this layout (to_packed), so that once it is made the
-// original rows are not read again: their mmapped pages can be released.
+// Prompts repack from this layout (to_packed for the packed kernels of packed_gemm.h, or the
+// copy's own prompt tiles), so that once it is made the original rows are not read again by
+// matmuls: their mmapped pages can be released.
 #pragma once
 
 #include <cstddef>
